@@ -1,0 +1,171 @@
+//! The MV registry: normalized definitions, eligibility, statistics, and the index from base
+//! tables to MVs that keeps MVs which cannot apply out of the e-graph.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::logical_expr::{LogicalPlan, TableSource};
+
+use crate::error::{MvError, Result};
+use crate::report::Rejection;
+use crate::validate;
+
+/// A registered materialized view.
+pub struct MaterializedView {
+    pub name: String,
+    /// The SQL it was defined with, when it came from SQL.
+    pub sql: Option<String>,
+    /// The definition after DataFusion's optimizer (the same normalization queries get).
+    pub plan: LogicalPlan,
+    /// Base tables the definition reads.
+    pub base_tables: BTreeSet<String>,
+    /// `Err` when the definition can never answer a query; the reason is reported.
+    pub eligibility: std::result::Result<(), Rejection>,
+    /// Rows stored, when known (the session records it when it materializes the MV).
+    pub row_count: Option<u64>,
+    /// How a rewritten plan scans the MV.
+    pub source: Arc<dyn TableSource>,
+}
+
+impl MaterializedView {
+    /// Builds the registry entry for an already normalized definition, validating it.
+    pub fn new(
+        name: impl Into<String>,
+        sql: Option<String>,
+        plan: LogicalPlan,
+        source: Arc<dyn TableSource>,
+        row_count: Option<u64>,
+    ) -> Self {
+        let (plan, eligibility) = validate::prepare_definition(plan);
+        MaterializedView {
+            name: name.into(),
+            sql,
+            base_tables: validate::base_tables(&plan),
+            plan,
+            eligibility,
+            row_count,
+            source,
+        }
+    }
+}
+
+impl std::fmt::Debug for MaterializedView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaterializedView")
+            .field("name", &self.name)
+            .field("base_tables", &self.base_tables)
+            .field("eligibility", &self.eligibility)
+            .field("row_count", &self.row_count)
+            .finish_non_exhaustive()
+    }
+}
+
+/// All registered MVs plus the base-table statistics used for costing.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    mvs: BTreeMap<String, Arc<MaterializedView>>,
+    by_tables: HashMap<BTreeSet<String>, BTreeSet<String>>,
+    by_table: HashMap<String, BTreeSet<String>>,
+    table_rows: HashMap<String, u64>,
+}
+
+impl Catalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `mv`; with `replace`, an MV of the same name is replaced, otherwise it is an error.
+    pub fn register(&mut self, mv: MaterializedView, replace: bool) -> Result<()> {
+        if self.mvs.contains_key(&mv.name) {
+            if !replace {
+                return Err(MvError::DuplicateMv(mv.name));
+            }
+            self.drop_mv(&mv.name);
+        }
+        self.by_tables
+            .entry(mv.base_tables.clone())
+            .or_default()
+            .insert(mv.name.clone());
+        for t in &mv.base_tables {
+            self.by_table
+                .entry(t.clone())
+                .or_default()
+                .insert(mv.name.clone());
+        }
+        self.mvs.insert(mv.name.clone(), Arc::new(mv));
+        Ok(())
+    }
+
+    /// Removes an MV; returns whether it existed.
+    pub fn drop_mv(&mut self, name: &str) -> bool {
+        match self.mvs.remove(name) {
+            Some(mv) => {
+                if let Some(set) = self.by_tables.get_mut(&mv.base_tables) {
+                    set.remove(name);
+                }
+                for t in &mv.base_tables {
+                    if let Some(set) = self.by_table.get_mut(t) {
+                        set.remove(name);
+                    }
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<MaterializedView>> {
+        self.mvs.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.mvs.contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.mvs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mvs.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<MaterializedView>> {
+        self.mvs.values()
+    }
+
+    /// The MVs over exactly `tables`: the only ones that can answer a region reading them
+    /// (single-table regions; joins are a later issue). A hash lookup, so thousands of
+    /// unrelated MVs cost nothing.
+    pub fn candidates(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
+        self.by_tables
+            .get(tables)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| self.mvs.get(n).cloned())
+            .collect()
+    }
+
+    /// MVs that read some of `tables` but not exactly them (reported, never tried).
+    pub fn overlapping(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
+        let mut names = BTreeSet::new();
+        for t in tables {
+            names.extend(self.by_table.get(t).into_iter().flatten());
+        }
+        names
+            .into_iter()
+            .filter_map(|n| self.mvs.get(n))
+            .filter(|mv| mv.base_tables != *tables)
+            .cloned()
+            .collect()
+    }
+
+    /// Records a base table's row count for costing.
+    pub fn set_table_rows(&mut self, table: impl Into<String>, rows: u64) {
+        self.table_rows.insert(table.into(), rows);
+    }
+
+    pub fn table_rows(&self, table: &str) -> Option<u64> {
+        self.table_rows.get(table).copied()
+    }
+}

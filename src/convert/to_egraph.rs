@@ -1,0 +1,234 @@
+//! Adding a region (query or MV definition) to the e-graph, normalizing as it goes: aliases
+//! dropped, columns resolved to the base-table column they read, conjuncts and GROUP BY keys as
+//! sorted sets, commutative operands ordered, intermediate projections folded into the
+//! expressions that use them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::common::{Column, DFSchema, TableReference};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, TableSource,
+};
+use egg::{Id, Symbol};
+
+use crate::lang::{Node, PlanGraph, decompose};
+
+/// Where the region landed: its root class (always a `proj`) and its output expressions.
+#[derive(Clone, Debug)]
+pub struct RegionInEGraph {
+    pub root: Id,
+    pub outputs: Vec<Id>,
+    /// The filtered scan under any aggregate: what the region reads rows from.
+    pub base: Id,
+    /// Whether the region aggregates.
+    pub aggregated: bool,
+}
+
+/// Adds regions to an e-graph, remembering the base tables' sources for converting back.
+pub struct ToEGraph<'a> {
+    pub egraph: &'a mut PlanGraph,
+    pub tables: &'a mut HashMap<Symbol, Arc<dyn TableSource>>,
+}
+
+type Out<T> = Result<T, String>;
+
+impl ToEGraph<'_> {
+    /// Adds `plan` (which must be a region) as `(proj outputs ...)`.
+    pub fn add_region(&mut self, plan: &LogicalPlan) -> Out<RegionInEGraph> {
+        let (rel, outputs) = self.rel(plan)?;
+        let list = self.egraph.add(Node::List(outputs.clone().into()));
+        let root = self.egraph.add(Node::Proj([list, rel]));
+        let (mut base, mut aggregated) = (rel, false);
+        loop {
+            let is_agg = |id: Id| {
+                self.egraph[id]
+                    .nodes
+                    .iter()
+                    .any(|n| matches!(n, Node::Agg(_)))
+            };
+            let below = self.egraph[base].nodes.iter().find_map(|n| match n {
+                Node::Agg([_, _, input]) => Some(*input),
+                Node::Filter([_, input]) if is_agg(*input) => Some(*input),
+                _ => None,
+            });
+            match below {
+                Some(input) => {
+                    aggregated |= is_agg(base);
+                    base = input;
+                }
+                None => break,
+            }
+        }
+        Ok(RegionInEGraph {
+            root,
+            outputs,
+            base,
+            aggregated,
+        })
+    }
+
+    /// Converts a relational node: its class and the expression classes of its output columns.
+    fn rel(&mut self, plan: &LogicalPlan) -> Out<(Id, Vec<Id>)> {
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                let table = scan.table_name.table().to_string();
+                let schema = scan.source.schema();
+                let base = TableReference::bare(table.as_str());
+                let mut cols = Vec::with_capacity(schema.fields().len());
+                for field in schema.fields() {
+                    let column = Expr::Column(Column::new(Some(base.clone()), field.name()));
+                    let h = self.egraph.analysis.intern(column);
+                    let id = self.egraph.add(Node::Expr(h, vec![]));
+                    self.egraph[id].data.data_type = Some(field.data_type().clone());
+                    cols.push(id);
+                }
+                self.tables
+                    .insert(Symbol::from(&table), Arc::clone(&scan.source));
+                let name = self.egraph.add(Node::Name(Symbol::from(&table)));
+                let list = self.egraph.add(Node::List(cols.clone().into()));
+                let mut rel = self.egraph.add(Node::Scan([name, list]));
+                if !scan.filters.is_empty() {
+                    let full =
+                        DFSchema::try_from_qualified_schema(scan.table_name.clone(), &schema)
+                            .map_err(|e| e.to_string())?;
+                    let conjuncts = scan
+                        .filters
+                        .iter()
+                        .flat_map(split_conjunction)
+                        .map(|e| self.expr(e, &full, &cols))
+                        .collect::<Out<Vec<_>>>()?;
+                    rel = self.filter(conjuncts, rel);
+                }
+                let outputs = match &scan.projection {
+                    Some(p) => p.iter().map(|i| cols[*i]).collect(),
+                    None => cols,
+                };
+                Ok((rel, outputs))
+            }
+            LogicalPlan::Filter(filter) => {
+                let (input, outs) = self.rel(&filter.input)?;
+                let conjuncts = split_conjunction(&filter.predicate)
+                    .into_iter()
+                    .map(|e| self.expr(e, filter.input.schema(), &outs))
+                    .collect::<Out<Vec<_>>>()?;
+                Ok((self.filter(conjuncts, input), outs))
+            }
+            LogicalPlan::Projection(p) => {
+                let (input, outs) = self.rel(&p.input)?;
+                let exprs = p
+                    .expr
+                    .iter()
+                    .map(|e| self.expr(e, p.input.schema(), &outs))
+                    .collect::<Out<Vec<_>>>()?;
+                Ok((input, exprs))
+            }
+            LogicalPlan::Aggregate(agg) => {
+                let (input, outs) = self.rel(&agg.input)?;
+                let schema = agg.input.schema();
+                let keys = agg
+                    .group_expr
+                    .iter()
+                    .map(|e| self.expr(e, schema, &outs))
+                    .collect::<Out<Vec<_>>>()?;
+                let aggs = agg
+                    .aggr_expr
+                    .iter()
+                    .map(|e| self.expr(e, schema, &outs))
+                    .collect::<Out<Vec<_>>>()?;
+                let key_list = self.set(&keys);
+                let agg_list = self.set(&aggs);
+                let rel = self.egraph.add(Node::Agg([key_list, agg_list, input]));
+                Ok((rel, keys.into_iter().chain(aggs).collect()))
+            }
+            LogicalPlan::SubqueryAlias(alias) => self.rel(&alias.input),
+            other => Err(format!("unsupported plan node {}", other.display())),
+        }
+    }
+
+    /// `(filter conjuncts input)`, merging with a filter directly below.
+    fn filter(&mut self, mut conjuncts: Vec<Id>, input: Id) -> Id {
+        let below = self.egraph[input].nodes.iter().find_map(|n| match n {
+            Node::Filter([list, inner]) => Some((*list, *inner)),
+            _ => None,
+        });
+        let input = match below {
+            Some((list, inner)) => {
+                conjuncts.extend(crate::lang::list_items(self.egraph, list));
+                inner
+            }
+            None => input,
+        };
+        let list = self.set(&conjuncts);
+        self.egraph.add(Node::Filter([list, input]))
+    }
+
+    /// A `list` of the distinct classes in `ids`, in a canonical order.
+    fn set(&mut self, ids: &[Id]) -> Id {
+        let mut items: Vec<Id> = ids.iter().map(|i| self.egraph.find(*i)).collect();
+        items.sort();
+        items.dedup();
+        self.egraph.add(Node::List(items.into()))
+    }
+
+    /// Adds an expression evaluated over a relation whose columns are `outs` (with `schema`).
+    fn expr(&mut self, expr: &Expr, schema: &DFSchema, outs: &[Id]) -> Out<Id> {
+        match expr {
+            Expr::Alias(a) => self.expr(&a.expr, schema, outs),
+            Expr::Column(c) => {
+                let i = schema.index_of_column(c).map_err(|e| e.to_string())?;
+                outs.get(i)
+                    .copied()
+                    .ok_or_else(|| format!("column {c} out of range"))
+            }
+            _ => {
+                let data_type = expr.get_type(schema).ok();
+                let (head, children) = decompose(expr.clone()).map_err(|e| e.to_string())?;
+                let mut ids = children
+                    .iter()
+                    .map(|c| self.expr(c, schema, outs))
+                    .collect::<Out<Vec<_>>>()?;
+                let head = canonical_operands(head, &mut ids, self.egraph);
+                let h = self.egraph.analysis.intern(head);
+                let id = self.egraph.add(Node::Expr(h, ids));
+                if self.egraph[id].data.data_type.is_none() {
+                    self.egraph[id].data.data_type = data_type;
+                }
+                Ok(id)
+            }
+        }
+    }
+}
+
+/// Orders the operands of commutative operators (and flips comparisons) so that `a + b` and
+/// `b + a`, `x > 5` and `5 < x` are one e-node: canonicalization instead of commutativity
+/// rules, which would blow the e-graph up.
+fn canonical_operands(head: Expr, ids: &mut [Id], egraph: &PlanGraph) -> Expr {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &head else {
+        return head;
+    };
+    if ids.len() != 2 || egraph.find(ids[0]) <= egraph.find(ids[1]) {
+        return head;
+    }
+    let flipped = match op {
+        Operator::Plus
+        | Operator::Multiply
+        | Operator::Eq
+        | Operator::NotEq
+        | Operator::And
+        | Operator::Or
+        | Operator::IsDistinctFrom
+        | Operator::IsNotDistinctFrom
+        | Operator::BitwiseAnd
+        | Operator::BitwiseOr
+        | Operator::BitwiseXor => *op,
+        Operator::Lt => Operator::Gt,
+        Operator::Gt => Operator::Lt,
+        Operator::LtEq => Operator::GtEq,
+        Operator::GtEq => Operator::LtEq,
+        _ => return head,
+    };
+    ids.swap(0, 1);
+    Expr::BinaryExpr(BinaryExpr::new(left.clone(), flipped, right.clone()))
+}

@@ -1,0 +1,189 @@
+//! Turning the extracted e-graph term back into a DataFusion `LogicalPlan`.
+//!
+//! Expressions are resolved by identity: an expression e-class that the input relation outputs
+//! becomes a column reference, anything else is rebuilt from its head. The root projection
+//! takes the original query's qualified names and types, so DataFusion's schema check passes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::common::{Column, DFSchema, TableReference};
+use datafusion::logical_expr::{
+    Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, TableSource, cast,
+};
+use egg::{Extractor, Id, Symbol};
+
+use crate::cost::RowsRead;
+use crate::lang::{HeadKind, Node, PlanGraph, expr_node, list_items, name_of, recompose};
+
+type Out<T> = Result<T, String>;
+
+/// Builds plans from the cheapest node of each class.
+pub struct ToPlan<'a> {
+    pub egraph: &'a PlanGraph,
+    pub best: &'a Extractor<'a, RowsRead<'a>, Node, crate::lang::PlanAnalysis>,
+    pub tables: &'a HashMap<Symbol, Arc<dyn TableSource>>,
+    pub mvs: &'a HashMap<Symbol, Arc<dyn TableSource>>,
+}
+
+impl ToPlan<'_> {
+    /// The plan for the region rooted at `root`, with `target`'s names and types.
+    pub fn root(&self, root: Id, target: &DFSchema) -> Out<LogicalPlan> {
+        let Node::Proj([items, input]) = self.best.find_best_node(root) else {
+            return Err("region root is not a projection".into());
+        };
+        let (input, ids) = self.rel(*input)?;
+        let items = list_items(self.egraph, *items);
+        if items.len() != target.fields().len() {
+            return Err("root projection changed width".into());
+        }
+        let exprs = items
+            .iter()
+            .zip(target.iter())
+            .map(|(item, (qualifier, field))| {
+                let (_, value) = self.as_parts(*item);
+                let e = self.expr(value, &input, &ids)?;
+                let e = if e.get_type(input.schema()).map_err(|e| e.to_string())?
+                    != *field.data_type()
+                {
+                    cast(e, field.data_type().clone())
+                } else {
+                    e
+                };
+                Ok(e.alias_qualified(qualifier.cloned(), field.name()))
+            })
+            .collect::<Out<Vec<_>>>()?;
+        LogicalPlanBuilder::from(input)
+            .project(exprs)
+            .and_then(|b| b.build())
+            .map_err(|e| e.to_string())
+    }
+
+    /// A relation and the expression classes of its output columns, positionally.
+    fn rel(&self, class: Id) -> Out<(LogicalPlan, Vec<Id>)> {
+        let node = self.best.find_best_node(class);
+        let build = |b: datafusion::common::Result<LogicalPlanBuilder>| {
+            b.and_then(|b| b.build()).map_err(|e| e.to_string())
+        };
+        match node {
+            Node::Scan([name, cols]) | Node::Mv([name, cols]) => {
+                let name = name_of(self.egraph, *name).ok_or("scan without a name")?;
+                let sources = if matches!(node, Node::Scan(_)) {
+                    self.tables
+                } else {
+                    self.mvs
+                };
+                let source = sources
+                    .get(&name)
+                    .ok_or_else(|| format!("no source for {name}"))?;
+                let cols = list_items(self.egraph, *cols);
+                if source.schema().fields().len() != cols.len() {
+                    return Err(format!(
+                        "{name} does not have the columns it was defined with"
+                    ));
+                }
+                let plan = build(LogicalPlanBuilder::scan(
+                    TableReference::bare(name.as_str()),
+                    Arc::clone(source),
+                    None,
+                ))?;
+                Ok((plan, cols))
+            }
+            Node::Filter([conjuncts, input]) => {
+                let (input, ids) = self.rel(*input)?;
+                let predicate = list_items(self.egraph, *conjuncts)
+                    .into_iter()
+                    .map(|c| self.expr(c, &input, &ids))
+                    .collect::<Out<Vec<_>>>()?
+                    .into_iter()
+                    .reduce(Expr::and)
+                    .ok_or("empty filter")?;
+                Ok((
+                    build(LogicalPlanBuilder::from(input).filter(predicate))?,
+                    ids,
+                ))
+            }
+            Node::Agg([keys, aggs, input]) => {
+                let (input, ids) = self.rel(*input)?;
+                let keys = list_items(self.egraph, *keys);
+                let aggs = list_items(self.egraph, *aggs);
+                let key_exprs = keys
+                    .iter()
+                    .map(|k| self.expr(*k, &input, &ids))
+                    .collect::<Out<Vec<_>>>()?;
+                let agg_exprs = aggs
+                    .iter()
+                    .map(|a| self.rebuild(*a, &input, &ids))
+                    .collect::<Out<Vec<_>>>()?;
+                let plan = build(LogicalPlanBuilder::from(input).aggregate(key_exprs, agg_exprs))?;
+                Ok((plan, keys.into_iter().chain(aggs).collect()))
+            }
+            Node::Proj([items, input]) => {
+                let (input, ids) = self.rel(*input)?;
+                let mut names = HashSet::new();
+                let mut out_ids = Vec::new();
+                let mut exprs = Vec::new();
+                for (i, item) in list_items(self.egraph, *items).into_iter().enumerate() {
+                    let (target, value) = self.as_parts(item);
+                    let e = self.expr(value, &input, &ids)?;
+                    let name = e.schema_name().to_string();
+                    let e = if target != value || !names.insert(name) {
+                        e.alias(format!("__mvr_{i}"))
+                    } else {
+                        e
+                    };
+                    exprs.push(e);
+                    out_ids.push(target);
+                }
+                Ok((
+                    build(LogicalPlanBuilder::from(input).project(exprs))?,
+                    out_ids,
+                ))
+            }
+            other => Err(format!("not a relation: {other}")),
+        }
+    }
+
+    /// `(target, value)` of a projection item; a plain item is its own target.
+    fn as_parts(&self, item: Id) -> (Id, Id) {
+        match self.egraph[item].nodes.iter().find_map(|n| match n {
+            Node::As([t, v]) => Some((*t, *v)),
+            _ => None,
+        }) {
+            Some((t, v)) => (self.egraph.find(t), self.egraph.find(v)),
+            None => (item, item),
+        }
+    }
+
+    /// An expression over `input`: a column reference when `input` outputs the class.
+    fn expr(&self, class: Id, input: &LogicalPlan, ids: &[Id]) -> Out<Expr> {
+        let class = self.egraph.find(class);
+        if let Some(pos) = ids.iter().position(|i| self.egraph.find(*i) == class) {
+            let (qualifier, field) = input.schema().qualified_field(pos);
+            return Ok(Expr::Column(Column::new(qualifier.cloned(), field.name())));
+        }
+        self.rebuild(class, input, ids)
+    }
+
+    /// Rebuilds `class` from its head, resolving its children over `input`.
+    fn rebuild(&self, class: Id, input: &LogicalPlan, ids: &[Id]) -> Out<Expr> {
+        let (head, children) =
+            expr_node(self.egraph, class).ok_or("expected an expression class")?;
+        let analysis = &self.egraph.analysis;
+        if *analysis.kind(head) == HeadKind::Column {
+            return Err(format!("{} is not available here", analysis.head(head)));
+        }
+        let children = children
+            .iter()
+            .map(|c| self.expr(*c, input, ids))
+            .collect::<Out<Vec<_>>>()?;
+        let e = recompose(analysis.head(head), children).map_err(|e| e.to_string())?;
+        // A cast the rollup added only for types that change on re-aggregation.
+        if let Expr::Cast(c) = &e
+            && c.expr.get_type(input.schema()).ok().as_ref() == Some(c.field.data_type())
+        {
+            return Ok(*c.expr.clone());
+        }
+        Ok(e)
+    }
+}

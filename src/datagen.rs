@@ -1,0 +1,256 @@
+//! Deterministic data generators: the ClickHouse/Moose-style `events` table, the CarbonData
+//! `sales` table, and random rows for any schema (the conformance corpus). Seeded, so a
+//! failing comparison can be reproduced.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int8Array, Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray, new_null_array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+
+/// SplitMix64: tiny, fast, and good enough for test data.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    /// Skewed pick in `0..n`: low indexes are much more frequent.
+    pub fn skewed(&mut self, n: u64) -> u64 {
+        let a = self.below(n);
+        let b = self.below(n);
+        a.min(b)
+    }
+}
+
+pub const EVENT_TYPES: [&str; 6] = ["view", "click", "scroll", "purchase", "signup", "logout"];
+/// 2024-01-01T00:00:00Z in nanoseconds.
+const EVENTS_START_NS: i64 = 1_704_067_200_000_000_000;
+const EVENTS_SPAN_S: u64 = 90 * 24 * 3600;
+
+/// The `events` table: `event_id BIGINT, ts TIMESTAMP, user_id BIGINT, event_type VARCHAR,
+/// value DOUBLE` (value NULL in ~2% of rows), like the Moose example's.
+pub fn events_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Int64, false),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+        Field::new("user_id", DataType::Int64, false),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, true),
+    ]))
+}
+
+/// `rows` events in batches of `batch_size`, spread over 90 days, skewed towards few users and
+/// event types. `progress` is called with the rows generated so far after each batch.
+pub fn events(
+    rows: usize,
+    batch_size: usize,
+    seed: u64,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<RecordBatch>, ArrowError> {
+    let mut rng = Rng::new(seed);
+    let mut batches = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let n = batch_size.min(rows - start);
+        let ids = Int64Array::from_iter_values((start..start + n).map(|i| i as i64));
+        let ts = TimestampNanosecondArray::from_iter_values(
+            (0..n).map(|_| EVENTS_START_NS + (rng.below(EVENTS_SPAN_S) as i64) * 1_000_000_000),
+        );
+        let users = Int64Array::from_iter_values((0..n).map(|_| rng.skewed(10_000) as i64));
+        let types = StringArray::from_iter_values(
+            (0..n).map(|_| EVENT_TYPES[rng.skewed(EVENT_TYPES.len() as u64) as usize]),
+        );
+        let values = Float64Array::from_iter(
+            (0..n).map(|_| (!rng.chance(0.02)).then(|| (rng.below(100_000) as f64) / 100.0)),
+        );
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(ids),
+            Arc::new(ts),
+            Arc::new(users),
+            Arc::new(types),
+            Arc::new(values),
+        ];
+        batches.push(RecordBatch::try_new(events_schema(), columns)?);
+        start += n;
+        progress(start);
+    }
+    Ok(batches)
+}
+
+/// The CarbonData documentation's `sales` table: `user_id BIGINT, country VARCHAR, sex
+/// VARCHAR, quantity INT, price DOUBLE`, with NULLs in country, quantity and price.
+pub fn sales(rows: usize, seed: u64) -> Result<RecordBatch, ArrowError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int64, false),
+        Field::new("country", DataType::Utf8, true),
+        Field::new("sex", DataType::Utf8, false),
+        Field::new("quantity", DataType::Int32, true),
+        Field::new("price", DataType::Float64, true),
+    ]));
+    let countries = ["china", "usa", "france", "india", "brazil"];
+    let mut rng = Rng::new(seed);
+    let users = Int64Array::from_iter_values((0..rows).map(|_| rng.below(50) as i64));
+    let country = StringArray::from_iter(
+        (0..rows).map(|_| (!rng.chance(0.05)).then(|| countries[rng.skewed(5) as usize])),
+    );
+    let sex =
+        StringArray::from_iter_values((0..rows).map(|_| if rng.chance(0.5) { "m" } else { "f" }));
+    let quantity =
+        Int32Array::from_iter((0..rows).map(|_| (!rng.chance(0.05)).then(|| rng.below(20) as i32)));
+    let price = Float64Array::from_iter(
+        (0..rows).map(|_| (!rng.chance(0.05)).then(|| rng.below(10_000) as f64 / 100.0)),
+    );
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(users),
+            Arc::new(country),
+            Arc::new(sex),
+            Arc::new(quantity),
+            Arc::new(price),
+        ],
+    )
+}
+
+/// Words used for string columns: common values in the corpus' tests, so filters hit.
+const WORDS: [&str; 12] = [
+    "Bill",
+    "Eric",
+    "Sebastian",
+    "Theodore",
+    "Marketing",
+    "Sales",
+    "HR",
+    "a",
+    "b",
+    "c",
+    "x",
+    "y",
+];
+
+/// `rows` random rows for any schema of the types SQL tables commonly use: small domains (so
+/// groups have several rows and equality filters hit) and NULLs in nullable columns.
+pub fn random_batch(schema: SchemaRef, rows: usize, seed: u64) -> Result<RecordBatch, ArrowError> {
+    let mut rng = Rng::new(seed);
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| random_column(f, rows, &mut rng))
+        .collect();
+    RecordBatch::try_new(schema, columns)
+}
+
+fn random_column(field: &Field, rows: usize, rng: &mut Rng) -> ArrayRef {
+    let nullable = field.is_nullable();
+    let valid = |rng: &mut Rng| !(nullable && rng.chance(0.1));
+    macro_rules! column_of {
+        ($array:ty, $value:expr) => {{
+            let values: Vec<_> = (0..rows)
+                .map(|_| {
+                    if valid(rng) {
+                        Some($value(&mut *rng))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            Arc::new(<$array>::from(values)) as ArrayRef
+        }};
+    }
+    // Integers cluster around the values tests filter on (10, 20, 100, 150, ...).
+    let int = |rng: &mut Rng| -> i64 {
+        match rng.below(4) {
+            0 => rng.below(25) as i64,
+            1 => 10 * rng.below(25) as i64,
+            2 => 100 + 10 * rng.below(20) as i64,
+            _ => rng.below(3000) as i64,
+        }
+    };
+    let tz = |unit: &TimeUnit, tz: &Option<Arc<str>>| DataType::Timestamp(*unit, tz.clone());
+    match field.data_type() {
+        DataType::Int8 => column_of!(Int8Array, |r: &mut Rng| r.below(100) as i8),
+        DataType::Int16 => column_of!(Int16Array, |r: &mut Rng| int(r) as i16),
+        DataType::Int32 => column_of!(Int32Array, |r: &mut Rng| int(r) as i32),
+        DataType::Int64 => column_of!(Int64Array, |r: &mut Rng| int(r)),
+        DataType::Float32 => column_of!(Float32Array, |r: &mut Rng| int(r) as f32 / 4.0),
+        DataType::Float64 => column_of!(Float64Array, |r: &mut Rng| int(r) as f64 / 4.0),
+        DataType::Boolean => column_of!(BooleanArray, |r: &mut Rng| r.chance(0.5)),
+        DataType::Utf8 => column_of!(StringArray, |r: &mut Rng| WORDS
+            [r.below(WORDS.len() as u64) as usize]),
+        DataType::Binary => column_of!(BinaryArray, |r: &mut Rng| WORDS[r.below(4) as usize]
+            .as_bytes()),
+        // 2015-01-01 plus up to ~6 years.
+        DataType::Date32 => column_of!(Date32Array, |r: &mut Rng| 16436 + r.below(2200) as i32),
+        DataType::Decimal128(p, s) => {
+            let (p, s) = (*p, *s);
+            let max = 10i128.pow(u32::from(p.min(18))) / 10;
+            let values: Vec<_> = (0..rows)
+                .map(|_| {
+                    valid(rng)
+                        .then(|| (int(rng) as i128 * 10i128.pow(s.max(0) as u32) / 4) % max.max(1))
+                })
+                .collect();
+            match Decimal128Array::from(values).with_precision_and_scale(p, s) {
+                Ok(a) => Arc::new(a),
+                Err(_) => new_null_array(field.data_type(), rows),
+            }
+        }
+        DataType::Timestamp(unit, zone) => {
+            // 2015-01-01 plus up to ~6 years, on whole minutes half of the time.
+            let seconds = |r: &mut Rng| {
+                let s = 1_420_070_400 + r.below(190_000_000) as i64;
+                if r.chance(0.5) { s - s % 60 } else { s }
+            };
+            let scale = match unit {
+                TimeUnit::Second => 1,
+                TimeUnit::Millisecond => 1_000,
+                TimeUnit::Microsecond => 1_000_000,
+                TimeUnit::Nanosecond => 1_000_000_000,
+            };
+            let values: Vec<Option<i64>> = (0..rows)
+                .map(|_| valid(rng).then(|| seconds(rng) * scale))
+                .collect();
+            let array: ArrayRef = match unit {
+                TimeUnit::Second => Arc::new(TimestampSecondArray::from(values)),
+                TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(values)),
+                TimeUnit::Microsecond => Arc::new(TimestampMicrosecondArray::from(values)),
+                TimeUnit::Nanosecond => Arc::new(TimestampNanosecondArray::from(values)),
+            };
+            datafusion::arrow::compute::cast(&array, &tz(unit, zone))
+                .unwrap_or_else(|_| new_null_array(field.data_type(), rows))
+        }
+        other => datafusion::arrow::compute::cast(
+            &(Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|_| WORDS[rng.below(WORDS.len() as u64) as usize]),
+            )) as ArrayRef),
+            other,
+        )
+        .unwrap_or_else(|_| new_null_array(other, rows)),
+    }
+}

@@ -1,0 +1,407 @@
+//! The rewrite pipeline for one plan: find regions, pick candidate MVs, build and saturate an
+//! e-graph per region, extract the cheapest plan, convert it back, and report.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{LogicalPlan, TableSource};
+use egg::{EGraph, Extractor, Id, Language, Runner, SimpleScheduler, Symbol};
+
+use crate::catalog::{Catalog, MaterializedView};
+use crate::convert::{RegionInEGraph, ToEGraph, ToPlan};
+use crate::cost::{RowsRead, UNKNOWN_ROWS};
+use crate::lang::{Node, PlanAnalysis, PlanGraph, display, list_items};
+use crate::region::{self, Determinism};
+use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
+use crate::rules::RuleSet;
+
+/// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
+/// limit is a safety net. When a limit stops saturation, extraction still returns a correct
+/// plan (possibly the original), and the report names the limit.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub iterations: usize,
+    pub nodes: usize,
+    pub time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            iterations: 10,
+            nodes: 10_000,
+            time: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The result of rewriting a plan.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The rewritten plan, or the original when nothing was rewritten.
+    pub plan: LogicalPlan,
+    pub rewritten: bool,
+    pub report: Report,
+}
+
+/// Rule packs plus limits: everything needed to rewrite plans against a catalog.
+pub struct Engine {
+    rules: RuleSet,
+    limits: Limits,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(RuleSet::builtin(), Limits::default())
+    }
+}
+
+impl Engine {
+    pub fn new(rules: RuleSet, limits: Limits) -> Self {
+        Engine { rules, limits }
+    }
+
+    /// Rewrites every maximal region of `plan` that a cheaper MV can answer. Never fails: what
+    /// cannot be rewritten is kept as it is, with the reason in the report.
+    pub fn rewrite(&self, plan: &LogicalPlan, catalog: &Catalog) -> Outcome {
+        let mut statuses = BTreeMap::new();
+        let mut report = Report::default();
+        if catalog.is_empty() {
+            return Outcome {
+                plan: plan.clone(),
+                rewritten: false,
+                report,
+            };
+        }
+        let result = plan.clone().transform_down(|node| {
+            if region::not_a_region(&node, Determinism::AllowStable).is_some() {
+                return Ok(Transformed::no(node));
+            }
+            let rewritten = self.rewrite_region(&node, catalog, &mut statuses, &mut report);
+            Ok(match rewritten {
+                Some(new) => Transformed::new(new, true, TreeNodeRecursion::Jump),
+                None => Transformed::new(node, false, TreeNodeRecursion::Jump),
+            })
+        });
+        report.candidates = statuses
+            .into_iter()
+            .map(|(mv, status)| Candidate { mv, status })
+            .collect();
+        match result {
+            Ok(t) => Outcome {
+                rewritten: t.transformed,
+                plan: t.data,
+                report,
+            },
+            Err(e) => {
+                report.unsupported = Some(e.to_string());
+                Outcome {
+                    plan: plan.clone(),
+                    rewritten: false,
+                    report,
+                }
+            }
+        }
+    }
+
+    fn rewrite_region(
+        &self,
+        region: &LogicalPlan,
+        catalog: &Catalog,
+        statuses: &mut BTreeMap<String, CandidateStatus>,
+        report: &mut Report,
+    ) -> Option<LogicalPlan> {
+        let tables = region::base_tables(region);
+        for mv in catalog.overlapping(&tables) {
+            let reads: Vec<_> = mv.base_tables.iter().cloned().collect();
+            let query: Vec<_> = tables.iter().cloned().collect();
+            note(
+                statuses,
+                &mv.name,
+                CandidateStatus::Rejected(Rejection::new(
+                    ReasonCode::DifferentTables,
+                    format!(
+                        "{} reads {}, the query reads {}",
+                        mv.name,
+                        reads.join(", "),
+                        query.join(", ")
+                    ),
+                )),
+            );
+        }
+        let mut eligible = Vec::new();
+        for mv in catalog.candidates(&tables) {
+            match &mv.eligibility {
+                Ok(()) => eligible.push(mv),
+                Err(r) => note(statuses, &mv.name, CandidateStatus::Ineligible(r.clone())),
+            }
+        }
+        if eligible.is_empty() {
+            return None;
+        }
+
+        let mut egraph: PlanGraph = EGraph::new(PlanAnalysis::default());
+        let mut table_sources = HashMap::new();
+        let mut convert = ToEGraph {
+            egraph: &mut egraph,
+            tables: &mut table_sources,
+        };
+        let query = match convert.add_region(region) {
+            Ok(q) => q,
+            Err(why) => {
+                report.unsupported = Some(why.clone());
+                for mv in &eligible {
+                    let r = Rejection::new(ReasonCode::UnsupportedQuery, why.clone());
+                    note(statuses, &mv.name, CandidateStatus::Rejected(r));
+                }
+                return None;
+            }
+        };
+        let mut mv_roots = Vec::new();
+        let mut mv_sources: HashMap<Symbol, Arc<dyn TableSource>> = HashMap::new();
+        for mv in &eligible {
+            match convert.add_region(&mv.plan) {
+                Ok(def) => {
+                    let name = Symbol::from(&mv.name);
+                    let name_id = convert.egraph.add(Node::Name(name));
+                    let cols = convert.egraph.add(Node::List(def.outputs.clone().into()));
+                    let scan = convert.egraph.add(Node::Mv([name_id, cols]));
+                    convert.egraph.union(def.root, scan);
+                    mv_sources.insert(name, Arc::clone(&mv.source));
+                    mv_roots.push((Arc::clone(mv), def));
+                }
+                Err(why) => {
+                    let r = Rejection::new(ReasonCode::Ineligible, why);
+                    note(statuses, &mv.name, CandidateStatus::Ineligible(r));
+                }
+            }
+        }
+        let base_rows = tables
+            .iter()
+            .map(|t| catalog.table_rows(t).map_or(UNKNOWN_ROWS, |r| r as f64))
+            .fold(1.0, f64::max);
+        for t in &tables {
+            let rows = catalog.table_rows(t).map_or(UNKNOWN_ROWS, |r| r as f64);
+            egraph.analysis.rows.insert(Symbol::from(t), rows);
+        }
+        for (mv, def) in &mv_roots {
+            let rows = estimated_rows(mv, def, &egraph, base_rows);
+            egraph.analysis.rows.insert(Symbol::from(&mv.name), rows);
+        }
+        egraph.rebuild();
+
+        let runner = Runner::default()
+            .with_egraph(egraph)
+            .with_iter_limit(self.limits.iterations)
+            .with_node_limit(self.limits.nodes)
+            .with_time_limit(self.limits.time)
+            .with_scheduler(SimpleScheduler)
+            .run(&self.rules.rewrites);
+        let egraph = &runner.egraph;
+        report.saturation.push(SaturationStats {
+            iterations: runner.iterations.len(),
+            nodes: egraph.total_number_of_nodes(),
+            classes: egraph.number_of_classes(),
+            stop_reason: runner
+                .stop_reason
+                .as_ref()
+                .map_or("unknown".into(), |r| format!("{r:?}")),
+        });
+
+        let extractor = Extractor::new(egraph, RowsRead { egraph });
+        let root = egraph.find(query.root);
+        let used = used_mvs(egraph, &extractor, root);
+        let reachable = reachable_mvs(egraph, root);
+        let mut plan = None;
+        if !used.is_empty() {
+            let to_plan = ToPlan {
+                egraph,
+                best: &extractor,
+                tables: &table_sources,
+                mvs: &mv_sources,
+            };
+            match to_plan.root(root, region.schema()) {
+                Ok(p) => plan = Some(p),
+                Err(why) => report.unsupported = Some(format!("could not build the plan: {why}")),
+            }
+        }
+        for (mv, def) in &mv_roots {
+            let name = Symbol::from(&mv.name);
+            let status = if plan.is_some() && used.contains(&name) {
+                CandidateStatus::Used
+            } else if reachable.contains(&name) {
+                CandidateStatus::MoreExpensive
+            } else {
+                let recorded = egraph
+                    .analysis
+                    .rejections
+                    .iter()
+                    .find(|(m, _)| *m == name)
+                    .map(|(_, r)| r.clone());
+                CandidateStatus::Rejected(
+                    recorded.unwrap_or_else(|| diagnose(egraph, &query, def, &mv.name)),
+                )
+            };
+            note(statuses, &mv.name, status);
+        }
+        plan
+    }
+}
+
+/// Keeps the most useful status when an MV is considered in several regions.
+fn note(statuses: &mut BTreeMap<String, CandidateStatus>, mv: &str, status: CandidateStatus) {
+    let rank = |s: &CandidateStatus| match s {
+        CandidateStatus::Used => 0,
+        CandidateStatus::MoreExpensive => 1,
+        CandidateStatus::Rejected(r) if r.code != ReasonCode::DifferentTables => 2,
+        CandidateStatus::Ineligible(_) => 3,
+        CandidateStatus::Rejected(_) => 4,
+    };
+    match statuses.get(mv) {
+        Some(old) if rank(old) <= rank(&status) => {}
+        _ => {
+            statuses.insert(mv.to_string(), status);
+        }
+    }
+}
+
+/// Rows an MV holds: recorded when materialized, otherwise guessed from its shape (an
+/// aggregate with `k` keys over `n` rows: `n^(k/(k+1))`, so coarser MVs look smaller).
+fn estimated_rows(
+    mv: &MaterializedView,
+    def: &RegionInEGraph,
+    egraph: &PlanGraph,
+    base_rows: f64,
+) -> f64 {
+    if let Some(rows) = mv.row_count {
+        return rows as f64;
+    }
+    if !def.aggregated {
+        return base_rows;
+    }
+    let keys = egraph[def.root]
+        .nodes
+        .iter()
+        .find_map(|n| match n {
+            Node::Proj([_, input]) => egraph[*input].nodes.iter().find_map(|n| match n {
+                Node::Agg([keys, _, _]) => Some(list_items(egraph, *keys).len()),
+                _ => None,
+            }),
+            _ => None,
+        })
+        .unwrap_or(1) as f64;
+    base_rows.powf(keys / (keys + 1.0))
+}
+
+/// MVs read by the extracted plan.
+fn used_mvs(
+    egraph: &PlanGraph,
+    best: &Extractor<RowsRead, Node, PlanAnalysis>,
+    root: Id,
+) -> HashSet<Symbol> {
+    let mut used = HashSet::new();
+    let mut todo = vec![root];
+    let mut seen = HashSet::new();
+    while let Some(class) = todo.pop() {
+        if !seen.insert(egraph.find(class)) {
+            continue;
+        }
+        let node = best.find_best_node(class);
+        if let Node::Mv([name, _]) = node {
+            used.extend(crate::lang::name_of(egraph, *name));
+        } else {
+            todo.extend(node.children().iter().copied());
+        }
+    }
+    used
+}
+
+/// MVs some plan in the root class reads: those that matched, whether chosen or not.
+fn reachable_mvs(egraph: &PlanGraph, root: Id) -> HashSet<Symbol> {
+    let mut reach: HashMap<Id, BTreeSet<Symbol>> = HashMap::new();
+    loop {
+        let mut changed = false;
+        for class in egraph.classes() {
+            let mut set = reach.get(&class.id).cloned().unwrap_or_default();
+            let before = set.len();
+            for node in &class.nodes {
+                match node {
+                    Node::Mv([name, _]) => set.extend(crate::lang::name_of(egraph, *name)),
+                    Node::Scan(_) | Node::Expr(..) | Node::Name(_) => {}
+                    _ => {
+                        for c in node.children() {
+                            if let Some(s) = reach.get(&egraph.find(*c)) {
+                                set.extend(s.iter().copied());
+                            }
+                        }
+                    }
+                }
+            }
+            if set.len() != before {
+                changed = true;
+                reach.insert(class.id, set);
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    reach
+        .remove(&root)
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// Why no rule related the MV to the query, when no rule said so itself.
+fn diagnose(
+    egraph: &PlanGraph,
+    query: &RegionInEGraph,
+    mv: &RegionInEGraph,
+    name: &str,
+) -> Rejection {
+    let conjuncts = |base: Id| -> Vec<String> {
+        egraph[base]
+            .nodes
+            .iter()
+            .find_map(|n| match n {
+                Node::Filter([list, _]) => Some(
+                    list_items(egraph, *list)
+                        .into_iter()
+                        .map(|c| display(egraph, c))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    let describe = |c: Vec<String>| {
+        if c.is_empty() {
+            "no filter".to_string()
+        } else {
+            c.join(" AND ")
+        }
+    };
+    if egraph.find(query.base) != egraph.find(mv.base) {
+        return Rejection::new(
+            ReasonCode::FilterMismatch,
+            format!(
+                "the query reads rows where {}, {name} keeps rows where {}",
+                describe(conjuncts(query.base)),
+                describe(conjuncts(mv.base))
+            ),
+        );
+    }
+    if mv.aggregated && !query.aggregated {
+        return Rejection::new(
+            ReasonCode::MvAggregatesQueryDoesNot,
+            format!("{name} holds groups, but the query reads individual rows"),
+        );
+    }
+    Rejection::new(
+        ReasonCode::UnsupportedQuery,
+        format!("no rule relates the query to {name}"),
+    )
+}

@@ -1,0 +1,321 @@
+//! The e-graph language: logical plans whose columns are identified by the expression they hold.
+//!
+//! Relational nodes (`scan`, `mv`, `filter`, `agg`, `proj`) output a list of *expression
+//! e-classes* (their schema, see [`ClassData::schema`]). A `proj` over an MV reads an MV column
+//! simply by naming the e-class of the expression the MV stores, so projection containment and
+//! reuse of stored UDF columns come from hash-consing rather than from rules.
+//!
+//! Scalar and aggregate expressions are not spelled out node by node: each one is a DataFusion
+//! [`Expr`] *head* (the expression with its children replaced by placeholders) plus child
+//! e-classes. That keeps every DataFusion expression form representable without a second
+//! expression language, and makes converting back exact.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, Result as DfResult};
+use datafusion::logical_expr::Expr;
+use egg::{Analysis, DidMerge, EGraph, Id, Symbol, define_language};
+
+use crate::report::Rejection;
+
+define_language! {
+    /// A node of the plan e-graph (see the module docs and ARCHITECTURE.md for each form).
+    pub enum Node {
+        "scan" = Scan([Id; 2]),
+        "mv" = Mv([Id; 2]),
+        "filter" = Filter([Id; 2]),
+        "agg" = Agg([Id; 3]),
+        "proj" = Proj([Id; 2]),
+        "as" = As([Id; 2]),
+        "list" = List(Box<[Id]>),
+        Expr(Head, Vec<Id>),
+        Name(Symbol),
+    }
+}
+
+// Node forms:
+// - `(scan table (list columns...))`: every column of a base table.
+// - `(mv name (list outputs...))`: a materialized view; its outputs are the e-classes of the
+//   expressions it stores, positionally.
+// - `(filter (list conjuncts...) input)`: conjuncts are a sorted, deduplicated set.
+// - `(agg (list keys...) (list aggregates...) input)`: both lists are sorted sets.
+// - `(proj (list items...) input)`: positional outputs.
+// - `(as target value)`, only inside a `proj` list: compute `value` and let it stand for the
+//   expression `target` above (so a re-aggregated `sum(count)` answers `count(*)`).
+// - `Expr(head, children)`: a scalar or aggregate expression, an interned [`Head`].
+// - `Name(symbol)`: a table or MV name.
+
+/// The plan e-graph.
+pub type PlanGraph = EGraph<Node, PlanAnalysis>;
+
+/// Index of an interned expression head in [`PlanAnalysis::heads`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Head(pub u32);
+
+impl fmt::Display for Head {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+impl FromStr for Head {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        s.strip_prefix('#')
+            .and_then(|n| n.parse().ok())
+            .map(Head)
+            .ok_or(())
+    }
+}
+
+const PLACEHOLDER: &str = "__mvr_child_";
+
+/// What an expression head is, as far as the rules care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadKind {
+    /// A base-table column (a leaf).
+    Column,
+    /// A literal (a leaf).
+    Literal,
+    /// An aggregate function call: its name and whether it is DISTINCT. Aggregates with a
+    /// FILTER or ORDER BY clause are `Opaque`: they only match themselves.
+    Aggregate { name: String, distinct: bool },
+    /// An aggregate that no rule may take apart (FILTER/ORDER BY clause).
+    OpaqueAggregate,
+    /// Any other scalar expression.
+    Scalar,
+}
+
+/// Per-e-graph data: the head interner, statistics for costing and the reasons rules gave for
+/// not firing (read by the report).
+#[derive(Default)]
+pub struct PlanAnalysis {
+    heads: Vec<(Expr, HeadKind)>,
+    head_ids: HashMap<Expr, Head>,
+    /// Estimated rows of each base table and MV, by name.
+    pub rows: HashMap<Symbol, f64>,
+    /// Why a rule did not fire for an MV (first reason per MV and rule).
+    pub rejections: Vec<(Symbol, Rejection)>,
+}
+
+impl PlanAnalysis {
+    /// Interns `head` (an expression whose children are placeholders).
+    pub fn intern(&mut self, head: Expr) -> Head {
+        if let Some(h) = self.head_ids.get(&head) {
+            return *h;
+        }
+        let kind = classify(&head);
+        let h = Head(self.heads.len() as u32);
+        self.head_ids.insert(head.clone(), h);
+        self.heads.push((head, kind));
+        h
+    }
+
+    pub fn head(&self, h: Head) -> &Expr {
+        &self.heads[h.0 as usize].0
+    }
+
+    pub fn kind(&self, h: Head) -> &HeadKind {
+        &self.heads[h.0 as usize].1
+    }
+
+    /// Records why `mv` could not be used, once per distinct reason.
+    pub fn reject(&mut self, mv: Symbol, rejection: Rejection) {
+        if !self
+            .rejections
+            .iter()
+            .any(|(m, r)| *m == mv && *r == rejection)
+        {
+            self.rejections.push((mv, rejection));
+        }
+    }
+}
+
+fn classify(head: &Expr) -> HeadKind {
+    match head {
+        Expr::Column(_) => HeadKind::Column,
+        Expr::Literal(..) => HeadKind::Literal,
+        Expr::AggregateFunction(f) => {
+            if f.params.filter.is_some() || !f.params.order_by.is_empty() {
+                HeadKind::OpaqueAggregate
+            } else {
+                HeadKind::Aggregate {
+                    name: f.func.name().to_string(),
+                    distinct: f.params.distinct,
+                }
+            }
+        }
+        _ => HeadKind::Scalar,
+    }
+}
+
+/// Splits `expr` into its head (children replaced by numbered placeholders) and its children.
+pub fn decompose(expr: Expr) -> DfResult<(Expr, Vec<Expr>)> {
+    let mut children = Vec::new();
+    let head = expr
+        .map_children(|child| {
+            let placeholder = Expr::Column(Column::from_name(format!(
+                "{PLACEHOLDER}{}",
+                children.len()
+            )));
+            children.push(child);
+            Ok(Transformed::yes(placeholder))
+        })?
+        .data;
+    Ok((head, children))
+}
+
+/// Puts `children` back into the placeholders of `head`.
+pub fn recompose(head: &Expr, children: Vec<Expr>) -> DfResult<Expr> {
+    if children.is_empty() {
+        return Ok(head.clone());
+    }
+    let mut children: Vec<Option<Expr>> = children.into_iter().map(Some).collect();
+    head.clone()
+        .map_children(|placeholder| {
+            let index = match &placeholder {
+                Expr::Column(c) => c
+                    .name
+                    .strip_prefix(PLACEHOLDER)
+                    .and_then(|n| n.parse().ok()),
+                _ => None,
+            };
+            match index.and_then(|i: usize| children.get_mut(i).and_then(Option::take)) {
+                Some(child) => Ok(Transformed::yes(child)),
+                None => Ok(Transformed::no(placeholder)),
+            }
+        })
+        .map(|t| t.data)
+}
+
+/// E-class data.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClassData {
+    /// For relational classes: the expression e-classes it outputs (a `proj`'s `as` items
+    /// count as their target). All nodes of a class output the same set of expressions.
+    pub schema: Option<Vec<Id>>,
+    /// For expression classes: the output type, when the converter knew it.
+    pub data_type: Option<DataType>,
+}
+
+impl Analysis<Node> for PlanAnalysis {
+    type Data = ClassData;
+
+    fn make(egraph: &mut PlanGraph, enode: &Node, _id: Id) -> ClassData {
+        let list = |egraph: &PlanGraph, id: Id| -> Vec<Id> {
+            egraph[id]
+                .nodes
+                .iter()
+                .find_map(|n| match n {
+                    Node::List(items) => Some(items.to_vec()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        let schema = match enode {
+            Node::Scan([_, cols]) | Node::Mv([_, cols]) => Some(list(egraph, *cols)),
+            Node::Filter([_, input]) => egraph[*input].data.schema.clone(),
+            Node::Agg([keys, aggs, _]) => {
+                let mut s = list(egraph, *keys);
+                s.extend(list(egraph, *aggs));
+                Some(s)
+            }
+            Node::Proj([items, _]) => Some(
+                list(egraph, *items)
+                    .into_iter()
+                    .map(|item| {
+                        egraph[item]
+                            .nodes
+                            .iter()
+                            .find_map(|n| match n {
+                                Node::As([target, _]) => Some(*target),
+                                _ => None,
+                            })
+                            .unwrap_or(item)
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
+        ClassData {
+            schema,
+            data_type: None,
+        }
+    }
+
+    fn merge(&mut self, a: &mut ClassData, b: ClassData) -> DidMerge {
+        let mut changed = false;
+        if a.schema.is_none() && b.schema.is_some() {
+            a.schema = b.schema;
+            changed = true;
+        }
+        if a.data_type.is_none() && b.data_type.is_some() {
+            a.data_type = b.data_type;
+            changed = true;
+        }
+        DidMerge(changed, true)
+    }
+}
+
+/// The expression node of an expression class, if it is one.
+pub fn expr_node(egraph: &PlanGraph, id: Id) -> Option<(Head, &[Id])> {
+    egraph[id].nodes.iter().find_map(|n| match n {
+        Node::Expr(h, children) => Some((*h, children.as_slice())),
+        _ => None,
+    })
+}
+
+/// The items of a `list` class.
+pub fn list_items(egraph: &PlanGraph, id: Id) -> Vec<Id> {
+    egraph[id]
+        .nodes
+        .iter()
+        .find_map(|n| match n {
+            Node::List(items) => Some(items.iter().map(|i| egraph.find(*i)).collect()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The name held by a `Name` class.
+pub fn name_of(egraph: &PlanGraph, id: Id) -> Option<Symbol> {
+    egraph[id].nodes.iter().find_map(|n| match n {
+        Node::Name(s) => Some(*s),
+        _ => None,
+    })
+}
+
+/// The MV name if `id` is a materialized view's class.
+pub fn mv_of(egraph: &PlanGraph, id: Id) -> Option<Symbol> {
+    egraph[id].nodes.iter().find_map(|n| match n {
+        Node::Mv([name, _]) => name_of(egraph, *name),
+        _ => None,
+    })
+}
+
+/// A class written as SQL-ish text, for reports.
+pub fn display(egraph: &PlanGraph, class: Id) -> String {
+    fn build(egraph: &PlanGraph, class: Id, depth: usize) -> Option<Expr> {
+        let (head, children) = expr_node(egraph, class)?;
+        if depth > 64 {
+            return None;
+        }
+        let kids = children
+            .iter()
+            .map(|c| build(egraph, *c, depth + 1))
+            .collect::<Option<Vec<_>>>()?;
+        recompose(egraph.analysis.head(head), kids).ok()
+    }
+    build(egraph, class, 0)
+        .map(|e| e.human_display().to_string())
+        .unwrap_or_else(|| format!("expression {class}"))
+}
+
+/// A numbered placeholder, for building heads by hand.
+pub fn placeholder(i: usize) -> Expr {
+    Expr::Column(Column::from_name(format!("{PLACEHOLDER}{i}")))
+}

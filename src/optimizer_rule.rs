@@ -1,0 +1,81 @@
+//! The DataFusion `OptimizerRule`: add it to any `SessionState` and queries are answered from
+//! the MVs in its catalog.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use datafusion::common::Result;
+use datafusion::common::tree_node::Transformed;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+use crate::catalog::Catalog;
+use crate::engine::Engine;
+use crate::report::Report;
+
+/// Rewrites plans to read materialized views. Append it after DataFusion's own rules
+/// (`SessionStateBuilder::with_optimizer_rule`): it expects simplified, pushed-down plans, and
+/// DataFusion's later passes then push filters and projections into the MV scan.
+pub struct MvRewriteRule {
+    catalog: Arc<RwLock<Catalog>>,
+    engine: Arc<Engine>,
+    last_report: Mutex<Option<Report>>,
+}
+
+impl std::fmt::Debug for MvRewriteRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MvRewriteRule").finish_non_exhaustive()
+    }
+}
+
+impl MvRewriteRule {
+    pub fn new(catalog: Arc<RwLock<Catalog>>, engine: Arc<Engine>) -> Self {
+        MvRewriteRule {
+            catalog,
+            engine,
+            last_report: Mutex::new(None),
+        }
+    }
+
+    /// Forgets the last report (so the next one belongs to the next query).
+    pub fn clear_report(&self) {
+        if let Ok(mut last) = self.last_report.lock() {
+            *last = None;
+        }
+    }
+
+    /// The report of the last plan in which some MV was considered.
+    pub fn last_report(&self) -> Option<Report> {
+        self.last_report.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+impl OptimizerRule for MvRewriteRule {
+    fn name(&self) -> &str {
+        "mvrewrite"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        None
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        let Ok(catalog) = self.catalog.read() else {
+            return Ok(Transformed::no(plan));
+        };
+        let outcome = self.engine.rewrite(&plan, &catalog);
+        if !outcome.report.candidates.is_empty()
+            && let Ok(mut last) = self.last_report.lock()
+        {
+            *last = Some(outcome.report);
+        }
+        Ok(if outcome.rewritten {
+            Transformed::yes(outcome.plan)
+        } else {
+            Transformed::no(plan)
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! Rewritable regions: maximal select-project-aggregate subtrees over a single base table.
+//! Everything outside a region stays as DataFusion planned it.
+
+use std::collections::BTreeSet;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+
+/// How strict the determinism check is: MVs must be immutable (`now()` changes between refresh
+/// and query); queries may use stable functions, which are evaluated at query time either way.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Determinism {
+    Immutable,
+    AllowStable,
+}
+
+/// Why `plan` is not a region, or `None` when it is one.
+pub fn not_a_region(plan: &LogicalPlan, determinism: Determinism) -> Option<String> {
+    let mut scans = 0;
+    let mut why = None;
+    let _ = plan.apply(|node| {
+        let problem = match node {
+            LogicalPlan::TableScan(scan) => {
+                scans += 1;
+                if scan.fetch.is_some() {
+                    Some("it has a LIMIT".to_string())
+                } else {
+                    scan.filters
+                        .iter()
+                        .find_map(|e| expr_problem(e, determinism))
+                }
+            }
+            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
+                None
+            }
+            LogicalPlan::Aggregate(agg) => agg
+                .group_expr
+                .iter()
+                .any(|e| matches!(e, Expr::GroupingSet(_)))
+                .then(|| "it uses GROUPING SETS, CUBE or ROLLUP".to_string()),
+            LogicalPlan::Limit(_) => Some("it has a LIMIT".to_string()),
+            LogicalPlan::Window(_) => Some("it uses a window function".to_string()),
+            LogicalPlan::Join(_) => Some("it joins tables (join MVs are not supported yet)".into()),
+            LogicalPlan::Union(_) => Some("it has a UNION".to_string()),
+            LogicalPlan::Sort(_) => Some("it has an ORDER BY below its top".to_string()),
+            other => Some(format!("it contains a {} node", other.display())),
+        };
+        let problem = problem.or_else(|| {
+            node.expressions()
+                .iter()
+                .find_map(|e| expr_problem(e, determinism))
+        });
+        if problem.is_some() {
+            why = problem;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    match (why, scans) {
+        (Some(w), _) => Some(w),
+        (None, 1) => None,
+        (None, 0) => Some("it reads no table".to_string()),
+        (None, _) => Some("it reads more than one table".to_string()),
+    }
+}
+
+fn expr_problem(expr: &Expr, determinism: Determinism) -> Option<String> {
+    let mut why = None;
+    let _ = expr.apply(|e| {
+        why = match e {
+            Expr::ScalarFunction(f) => {
+                let volatility = f.func.signature().volatility;
+                let bad = match determinism {
+                    Determinism::Immutable => volatility != Volatility::Immutable,
+                    Determinism::AllowStable => volatility == Volatility::Volatile,
+                };
+                bad.then(|| format!("{}() is not deterministic", f.func.name()))
+            }
+            Expr::WindowFunction(_) => Some("it uses a window function".to_string()),
+            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => {
+                Some("it has a subquery".to_string())
+            }
+            Expr::OuterReferenceColumn(..) => Some("it is a correlated subquery".to_string()),
+            Expr::Placeholder(_) => Some("it has a parameter placeholder".to_string()),
+            Expr::GroupingSet(_) => Some("it uses GROUPING SETS, CUBE or ROLLUP".to_string()),
+            Expr::AggregateFunction(f) if f.func.signature().volatility == Volatility::Volatile => {
+                Some(format!("{}() is not deterministic", f.func.name()))
+            }
+            _ => None,
+        };
+        Ok(if why.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    why
+}
+
+/// Base tables read by `plan`, by table name.
+pub fn base_tables(plan: &LogicalPlan) -> BTreeSet<String> {
+    let mut tables = BTreeSet::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            tables.insert(scan.table_name.table().to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    tables
+}

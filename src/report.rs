@@ -1,0 +1,172 @@
+//! What happened to each candidate MV, in words a user can act on.
+
+use std::fmt;
+
+/// Why an MV did not answer a query. A closed set: every code has a test that triggers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReasonCode {
+    /// The MV's definition can never answer a query (non-deterministic, LIMIT, window, ...).
+    Ineligible,
+    /// The MV reads different base tables than the query.
+    DifferentTables,
+    /// The query needs a column or expression the MV does not keep.
+    ColumnMissing,
+    /// The query groups by an expression the MV does not keep as a group key.
+    GroupByNotKept,
+    /// The query uses an aggregate the MV does not keep (or cannot be rolled up from it).
+    AggregateMissing,
+    /// `avg` needs the MV to keep both `sum(x)` and `count(x)`.
+    AvgNeedsSumAndCount,
+    /// A DISTINCT aggregate whose argument is not a group key of the MV.
+    DistinctNotOnKey,
+    /// The MV aggregates but the query reads rows.
+    MvAggregatesQueryDoesNot,
+    /// The query's filter differs from the MV's (filter subsumption is not implemented yet).
+    FilterMismatch,
+    /// The query has a shape the rewriter does not handle (joins, unions, subqueries, ...).
+    UnsupportedQuery,
+    /// The MV could answer but another plan reads fewer rows.
+    MoreExpensive,
+}
+
+impl ReasonCode {
+    /// The stable snake_case name used in reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::Ineligible => "ineligible",
+            ReasonCode::DifferentTables => "different_tables",
+            ReasonCode::ColumnMissing => "column_missing",
+            ReasonCode::GroupByNotKept => "group_by_not_kept",
+            ReasonCode::AggregateMissing => "aggregate_missing",
+            ReasonCode::AvgNeedsSumAndCount => "avg_needs_sum_and_count",
+            ReasonCode::DistinctNotOnKey => "distinct_not_on_key",
+            ReasonCode::MvAggregatesQueryDoesNot => "mv_aggregates_query_does_not",
+            ReasonCode::FilterMismatch => "filter_mismatch",
+            ReasonCode::UnsupportedQuery => "unsupported_query",
+            ReasonCode::MoreExpensive => "more_expensive",
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reason code with its sentence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: ReasonCode,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(code: ReasonCode, reason: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The outcome for one registered MV.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CandidateStatus {
+    /// The rewritten plan reads it.
+    Used,
+    /// It can answer, but the chosen plan is cheaper.
+    MoreExpensive,
+    /// It cannot answer this query.
+    Rejected(Rejection),
+    /// It was registered as not usable for rewriting.
+    Ineligible(Rejection),
+}
+
+impl CandidateStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CandidateStatus::Used => "used",
+            CandidateStatus::MoreExpensive => "more_expensive",
+            CandidateStatus::Rejected(_) => "rejected",
+            CandidateStatus::Ineligible(_) => "ineligible",
+        }
+    }
+}
+
+/// One MV's line in the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub mv: String,
+    pub status: CandidateStatus,
+}
+
+/// How saturation went for one rewritable region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaturationStats {
+    pub iterations: usize,
+    pub nodes: usize,
+    pub classes: usize,
+    pub stop_reason: String,
+}
+
+/// Everything the rewriter decided about one query.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub candidates: Vec<Candidate>,
+    /// One entry per region that entered an e-graph.
+    pub saturation: Vec<SaturationStats>,
+    /// Set when the query (or a part of it) could not be considered at all.
+    pub unsupported: Option<String>,
+}
+
+impl Report {
+    /// MVs read by the rewritten plan.
+    pub fn used_mvs(&self) -> Vec<String> {
+        self.candidates
+            .iter()
+            .filter(|c| c.status == CandidateStatus::Used)
+            .map(|c| c.mv.clone())
+            .collect()
+    }
+
+    /// The status of one MV, if it was considered.
+    pub fn status_of(&self, mv: &str) -> Option<&CandidateStatus> {
+        self.candidates
+            .iter()
+            .find(|c| c.mv == mv)
+            .map(|c| &c.status)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(u) = &self.unsupported {
+            writeln!(f, "not rewritten: {u}")?;
+        }
+        for c in &self.candidates {
+            match &c.status {
+                CandidateStatus::Used => writeln!(f, "{}: used", c.mv)?,
+                CandidateStatus::MoreExpensive => {
+                    writeln!(f, "{}: matched, but another plan reads fewer rows", c.mv)?
+                }
+                CandidateStatus::Rejected(r) | CandidateStatus::Ineligible(r) => writeln!(
+                    f,
+                    "{}: {} [{}] {}",
+                    c.mv,
+                    c.status.as_str(),
+                    r.code,
+                    r.reason
+                )?,
+            }
+        }
+        for s in &self.saturation {
+            writeln!(
+                f,
+                "e-graph: {} nodes, {} classes, {} iterations, stopped: {}",
+                s.nodes, s.classes, s.iterations, s.stop_reason
+            )?;
+        }
+        Ok(())
+    }
+}

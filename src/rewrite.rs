@@ -1,0 +1,183 @@
+//! The standalone `rewrite` call: base-table schemas and MV definitions in, rewritten plan, SQL
+//! and report out. Nothing is executed; MVs are known by their definitions only.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::MemTable;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{LogicalPlan, logical_plan::builder::LogicalTableSource};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::unparser::plan_to_sql;
+use futures::executor::block_on;
+
+use crate::catalog::{Catalog, MaterializedView};
+use crate::definition::{normalize_definition, plan_definition};
+use crate::engine::Engine;
+use crate::error::{MvError, Result};
+use crate::report::Report;
+use crate::sql::{MvStatement, parse_create_mv, parse_mv_statement};
+
+/// What [`Rewriter::rewrite_sql`] and [`Rewriter::rewrite`] return.
+#[derive(Clone, Debug)]
+pub struct RewriteResult {
+    /// The plan DataFusion optimized, before mvrewrite.
+    pub original: LogicalPlan,
+    /// The rewritten plan (equal to `original` when no MV answers).
+    pub plan: LogicalPlan,
+    /// `plan` as SQL, by DataFusion's unparser (`None` if it cannot print the plan).
+    pub sql: Option<String>,
+    pub rewritten: bool,
+    pub used_mvs: Vec<String>,
+    pub report: Report,
+}
+
+/// Rewrites queries against MVs known only by their definitions.
+///
+/// ```
+/// use mvrewrite::Rewriter;
+/// let mut rw = Rewriter::new();
+/// rw.execute("CREATE TABLE sales (country VARCHAR, sex VARCHAR, quantity INT, price DOUBLE)").unwrap();
+/// rw.execute("CREATE MATERIALIZED VIEW by_sex AS SELECT sex, country, sum(quantity) AS q FROM sales GROUP BY sex, country").unwrap();
+/// let r = rw.rewrite_sql("SELECT sex, sum(quantity) FROM sales GROUP BY sex").unwrap();
+/// assert_eq!(r.used_mvs, vec!["by_sex"]);
+/// assert!(r.sql.unwrap().contains("by_sex"));
+/// ```
+pub struct Rewriter {
+    ctx: SessionContext,
+    catalog: Catalog,
+    engine: Engine,
+}
+
+impl Default for Rewriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Rewriter {
+    pub fn new() -> Self {
+        Rewriter {
+            ctx: SessionContext::new(),
+            catalog: Catalog::new(),
+            engine: Engine::default(),
+        }
+    }
+
+    fn state(&self) -> SessionState {
+        self.ctx.state()
+    }
+
+    /// Runs DDL: `CREATE TABLE` (schema only), `CREATE MATERIALIZED VIEW`, `DROP MATERIALIZED
+    /// VIEW`. Several statements may be given, separated by `;`.
+    pub fn execute(&mut self, sql: &str) -> Result<()> {
+        for statement in split_statements(sql)? {
+            match parse_mv_statement(&statement)? {
+                Some(MvStatement::Create(_)) => self.create_materialized_view(&statement)?,
+                Some(MvStatement::Drop { names, if_exists }) => {
+                    for name in names {
+                        if !self.catalog.drop_mv(&name) && !if_exists {
+                            return Err(MvError::UnknownMv(name));
+                        }
+                    }
+                }
+                None => {
+                    block_on(async { self.ctx.sql(&statement).await?.collect().await })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Declares a base table by its Arrow schema.
+    pub fn register_table(&mut self, name: &str, schema: SchemaRef) -> Result<()> {
+        let table = MemTable::try_new(schema, vec![vec![]])?;
+        self.ctx.register_table(name, Arc::new(table))?;
+        Ok(())
+    }
+
+    /// Records a base table's row count, used to cost plans.
+    pub fn set_table_rows(&mut self, table: &str, rows: u64) {
+        self.catalog.set_table_rows(table, rows);
+    }
+
+    /// Registers `CREATE [OR REPLACE] MATERIALIZED VIEW [IF NOT EXISTS] name AS query`.
+    pub fn create_materialized_view(&mut self, sql: &str) -> Result<()> {
+        let create = parse_create_mv(sql)?;
+        if self.catalog.contains(&create.name) && create.if_not_exists {
+            return Ok(());
+        }
+        if self.ctx.table_exist(create.name.as_str())? {
+            return Err(MvError::NameTaken { name: create.name });
+        }
+        let state = self.state();
+        let plan = block_on(plan_definition(&state, &create.query, &create.columns))?;
+        self.add(&create.name, Some(create.query), plan, create.or_replace)
+    }
+
+    /// Registers an MV from a `(name, LogicalPlan)` pair.
+    pub fn register_materialized_view(&mut self, name: &str, plan: LogicalPlan) -> Result<()> {
+        let plan = normalize_definition(&self.state(), plan)?;
+        self.add(name, None, plan, false)
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        sql: Option<String>,
+        plan: LogicalPlan,
+        replace: bool,
+    ) -> Result<()> {
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let source = Arc::new(LogicalTableSource::new(schema));
+        let mv = MaterializedView::new(name, sql, plan, source, None);
+        self.catalog.register(mv, replace)
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Plans and rewrites a query.
+    pub fn rewrite_sql(&self, sql: &str) -> Result<RewriteResult> {
+        let state = self.state();
+        let plan = block_on(state.create_logical_plan(sql))?;
+        self.rewrite(&plan)
+    }
+
+    /// Rewrites a plan (optimized first with DataFusion's rules, as the optimizer rule sees it).
+    pub fn rewrite(&self, plan: &LogicalPlan) -> Result<RewriteResult> {
+        let state = self.state();
+        let original = state.optimize(plan)?;
+        let outcome = self.engine.rewrite(&original, &self.catalog);
+        let plan = if outcome.rewritten {
+            // Let DataFusion push projections and filters into the MV scan.
+            state.optimize(&outcome.plan)?
+        } else {
+            original.clone()
+        };
+        let sql = plan_to_sql(&plan).ok().map(|s| s.to_string());
+        Ok(RewriteResult {
+            original,
+            used_mvs: outcome.report.used_mvs(),
+            sql,
+            plan,
+            rewritten: outcome.rewritten,
+            report: outcome.report,
+        })
+    }
+
+    /// A schema-only source for scanning a registered MV (for callers building plans).
+    pub fn mv_source(&self, name: &str) -> Option<Arc<dyn datafusion::logical_expr::TableSource>> {
+        self.catalog.get(name).map(|mv| Arc::clone(&mv.source))
+    }
+}
+
+/// Splits a script into statements with sqlparser (so `;` inside strings is safe).
+pub fn split_statements(sql: &str) -> Result<Vec<String>> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let statements =
+        Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| MvError::Parse(e.to_string()))?;
+    Ok(statements.into_iter().map(|s| s.to_string()).collect())
+}

@@ -1,0 +1,149 @@
+//! Conditions referenced by name from the rule packs.
+//!
+//! | name | holds when |
+//! |---|---|
+//! | `is-mv ?m` | `?m` is a materialized view |
+//! | `differ ?a ?b` | `?a` and `?b` are different e-classes |
+//! | `computable ?e ?m` | every expression in `?e` (a list or an expression) can be computed from `?m`'s output columns without recomputing an aggregate |
+//! | `computable-rows ?e ?m` | the same, but aggregates may be recomputed from `?m`'s rows |
+//!
+//! A condition that fails for an MV records why, for the report.
+
+use std::collections::HashSet;
+
+use egg::{Condition, Id, Subst, Var};
+
+use crate::lang::{HeadKind, Node, PlanGraph, expr_node, list_items, mv_of};
+use crate::report::{ReasonCode, Rejection};
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    IsMv,
+    Differ,
+    Computable { rows: bool },
+}
+
+/// One named condition applied to pattern variables.
+#[derive(Clone, Debug)]
+pub struct Check {
+    kind: Kind,
+    vars: Vec<Var>,
+}
+
+impl Check {
+    /// Parses `name ?var...`.
+    pub fn parse(text: &str) -> Result<Check, String> {
+        let mut words = text.split_whitespace();
+        let name = words.next().ok_or("empty condition")?;
+        let vars = words
+            .map(|w| w.parse::<Var>().map_err(|e| format!("{w}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (kind, arity) = match name {
+            "is-mv" => (Kind::IsMv, 1),
+            "differ" => (Kind::Differ, 2),
+            "computable" => (Kind::Computable { rows: false }, 2),
+            "computable-rows" => (Kind::Computable { rows: true }, 2),
+            other => return Err(format!("unknown condition '{other}'")),
+        };
+        if vars.len() != arity {
+            return Err(format!("{name} takes {arity} variables"));
+        }
+        Ok(Check { kind, vars })
+    }
+
+    fn check(&self, egraph: &mut PlanGraph, subst: &Subst) -> bool {
+        let v = |i: usize| egraph.find(subst[self.vars[i]]);
+        match self.kind {
+            Kind::IsMv => mv_of(egraph, v(0)).is_some(),
+            Kind::Differ => v(0) != v(1),
+            Kind::Computable { rows } => {
+                let (exprs, source) = (v(0), v(1));
+                let avail = available(egraph, source);
+                let items = match list_items(egraph, exprs) {
+                    items if !items.is_empty() => items,
+                    _ => vec![exprs],
+                };
+                for item in items {
+                    if let Some(missing) = first_missing(egraph, item, &avail, rows) {
+                        if let Some(mv) = mv_of(egraph, source) {
+                            let what = crate::lang::display(egraph, missing);
+                            egraph.analysis.reject(
+                                mv,
+                                Rejection::new(
+                                    ReasonCode::ColumnMissing,
+                                    format!("the query needs {what}, which {mv} does not keep"),
+                                ),
+                            );
+                        }
+                        return false;
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
+/// All conditions must hold.
+pub struct AllOf(pub Vec<Check>);
+
+impl Condition<Node, crate::lang::PlanAnalysis> for AllOf {
+    fn check(&self, egraph: &mut PlanGraph, _eclass: Id, subst: &Subst) -> bool {
+        self.0.iter().all(|c| c.check(egraph, subst))
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        self.0.iter().flat_map(|c| c.vars.clone()).collect()
+    }
+}
+
+/// The expression classes a relation outputs.
+pub fn available(egraph: &PlanGraph, relation: Id) -> HashSet<Id> {
+    egraph[relation]
+        .data
+        .schema
+        .iter()
+        .flatten()
+        .map(|i| egraph.find(*i))
+        .collect()
+}
+
+/// The first sub-expression of `class` that cannot be computed from `avail`, if any. With
+/// `rows`, an aggregate may be computed over the rows (its arguments must be available).
+pub fn first_missing(egraph: &PlanGraph, class: Id, avail: &HashSet<Id>, rows: bool) -> Option<Id> {
+    let class = egraph.find(class);
+    if avail.contains(&class) {
+        return None;
+    }
+    if let Some(value) = egraph[class].nodes.iter().find_map(|n| match n {
+        Node::As([_, v]) => Some(*v),
+        _ => None,
+    }) {
+        return first_missing(egraph, value, avail, rows);
+    }
+    let Some((head, children)) = expr_node(egraph, class) else {
+        return Some(class);
+    };
+    match egraph.analysis.kind(head) {
+        HeadKind::Column => Some(class),
+        HeadKind::Literal => None,
+        HeadKind::Aggregate { .. } | HeadKind::OpaqueAggregate if !rows => Some(class),
+        HeadKind::Aggregate { .. } | HeadKind::OpaqueAggregate => children
+            .iter()
+            .find_map(|c| first_missing(egraph, *c, avail, false)),
+        HeadKind::Scalar => children
+            .iter()
+            .find_map(|c| first_missing(egraph, *c, avail, rows)),
+    }
+}
+
+/// Whether `class` contains an aggregate.
+pub fn has_aggregate(egraph: &PlanGraph, class: Id) -> bool {
+    match expr_node(egraph, class) {
+        Some((head, children)) => match egraph.analysis.kind(head) {
+            HeadKind::Aggregate { .. } | HeadKind::OpaqueAggregate => true,
+            _ => children.iter().any(|c| has_aggregate(egraph, *c)),
+        },
+        None => false,
+    }
+}

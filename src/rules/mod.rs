@@ -1,0 +1,135 @@
+//! Rule packs: rewrites written as data in `rules/*.rules`, with the checks that need code
+//! (conditions) and the rewrites that compute new expressions (appliers) implemented in Rust
+//! and referenced by name.
+//!
+//! A pack is a text file of lines:
+//!
+//! ```text
+//! # a comment
+//! rule NAME: SEARCHER => APPLIER [if CONDITION ?var... [; CONDITION ?var...]]
+//! rollup QUERY_FN from MV_FN... via REAGG_FN [zero-on-empty]
+//! duplicate-insensitive FN...
+//! ```
+//!
+//! `SEARCHER` and `APPLIER` are egg patterns (multi-patterns `?a = (..), ?b = (..)` allowed);
+//! an applier `@name` is a Rust applier. Conditions are listed in [`conditions`].
+
+pub mod conditions;
+pub mod rollup;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use egg::{ConditionalApplier, MultiPattern, Rewrite};
+
+use crate::lang::{Node, PlanAnalysis};
+use conditions::{AllOf, Check};
+use rollup::{RollupApplier, RollupTable};
+
+/// The packs shipped with the crate, embedded at build time, in the order they are applied.
+pub const BUILTIN_PACKS: &[(&str, &str)] = &[
+    ("core", include_str!("../../rules/core.rules")),
+    ("aggregate", include_str!("../../rules/aggregate.rules")),
+];
+
+/// Rewrites ready for egg, and the rollup table they use.
+pub struct RuleSet {
+    pub rewrites: Vec<Rewrite<Node, PlanAnalysis>>,
+    pub rollups: Arc<RollupTable>,
+}
+
+impl RuleSet {
+    /// Loads the built-in packs.
+    pub fn builtin() -> Self {
+        // The built-in packs are tested; failing here is a build defect, not a user error.
+        Self::load(BUILTIN_PACKS).expect("built-in rule packs parse")
+    }
+
+    /// Parses packs given as `(pack name, text)`.
+    pub fn load(packs: &[(&str, &str)]) -> Result<Self, String> {
+        let mut table = RollupTable::default();
+        let mut rules = Vec::new();
+        for (pack, text) in packs {
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                let at = || format!("{pack}.rules:{}", n + 1);
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if let Some(rest) = line.strip_prefix("rule ") {
+                    rules.push((format!("{pack}/"), rest.to_string(), at()));
+                } else if let Some(rest) = line.strip_prefix("rollup ") {
+                    table
+                        .parse_rollup(rest)
+                        .map_err(|e| format!("{}: {e}", at()))?;
+                } else if let Some(rest) = line.strip_prefix("duplicate-insensitive ") {
+                    table
+                        .duplicate_insensitive
+                        .extend(rest.split_whitespace().map(str::to_string));
+                } else {
+                    return Err(format!("{}: cannot read '{line}'", at()));
+                }
+            }
+        }
+        let table = Arc::new(table);
+        let rewrites = rules
+            .into_iter()
+            .map(|(prefix, text, at)| {
+                parse_rule(&prefix, &text, &table).map_err(|e| format!("{at}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RuleSet {
+            rewrites,
+            rollups: table,
+        })
+    }
+}
+
+fn parse_rule(
+    prefix: &str,
+    text: &str,
+    table: &Arc<RollupTable>,
+) -> Result<Rewrite<Node, PlanAnalysis>, String> {
+    let (name, body) = text.split_once(':').ok_or("expected 'rule NAME: ...'")?;
+    let name = format!("{prefix}{}", name.trim());
+    let (body, conds) = match body.split_once(" if ") {
+        Some((b, c)) => (b, Some(c)),
+        None => (body, None),
+    };
+    let (lhs, rhs) = body
+        .split_once("=>")
+        .ok_or("expected SEARCHER => APPLIER")?;
+    let searcher = MultiPattern::<Node>::from_str(&bind_root(lhs.trim()))
+        .map_err(|e| format!("bad searcher: {e}"))?;
+    let condition = AllOf(
+        conds
+            .map(|c| {
+                c.split(';')
+                    .map(Check::parse)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default(),
+    );
+    let rhs = rhs.trim();
+    if let Some(applier) = rhs.strip_prefix('@') {
+        let applier = match applier {
+            "rollup" => RollupApplier::new(Arc::clone(table)),
+            other => return Err(format!("unknown applier @{other}")),
+        };
+        Rewrite::new(name, searcher, ConditionalApplier { condition, applier })
+    } else {
+        let applier = MultiPattern::<Node>::from_str(&bind_root(rhs))
+            .map_err(|e| format!("bad applier: {e}"))?;
+        Rewrite::new(name, searcher, ConditionalApplier { condition, applier })
+    }
+}
+
+/// Lets a single pattern be written without `?root =`.
+fn bind_root(pattern: &str) -> String {
+    if pattern.contains('=') {
+        pattern.to_string()
+    } else {
+        format!("?root = {pattern}")
+    }
+}

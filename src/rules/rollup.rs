@@ -1,0 +1,369 @@
+//! The aggregate rollup applier: answers a query's aggregate from an aggregated MV, either by
+//! reading the MV's groups directly (same GROUP BY) or by re-aggregating them to the query's
+//! coarser GROUP BY. Which aggregate rolls up how is data: the `rollup` lines of the
+//! `aggregate` pack.
+//!
+//! Pattern variables it reads: `?q = (agg ?qk ?qa ?x)` (the query's aggregate) and
+//! `?m = (proj ?ml (agg ?mk ?ma ?x))` (the MV, over the same input `?x`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{AggregateUDF, Cast, Expr, lit};
+use egg::{Applier, Id, PatternAst, Subst, Symbol, Var};
+
+use super::conditions::{first_missing, has_aggregate};
+use crate::lang::{
+    HeadKind, Node, PlanAnalysis, PlanGraph, display, expr_node, list_items, mv_of, placeholder,
+};
+use crate::report::{ReasonCode, Rejection};
+
+/// How one aggregate function rolls up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollupRule {
+    /// The MV aggregates (same argument) it is computed from.
+    pub from: Vec<String>,
+    /// The aggregate that combines the MV's partial results (`divide` for sum/count).
+    pub via: String,
+    /// Whether an empty input must give 0 rather than NULL (`count`).
+    pub zero_on_empty: bool,
+}
+
+/// The rollup table of the `aggregate` pack.
+#[derive(Debug, Default)]
+pub struct RollupTable {
+    pub rules: HashMap<String, RollupRule>,
+    /// Aggregates whose result does not depend on duplicates: computable from MV group keys.
+    pub duplicate_insensitive: Vec<String>,
+}
+
+impl RollupTable {
+    /// Parses `QUERY_FN from MV_FN... via REAGG_FN [zero-on-empty]`.
+    pub fn parse_rollup(&mut self, text: &str) -> Result<(), String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let from_at = words.iter().position(|w| *w == "from");
+        let via_at = words.iter().position(|w| *w == "via");
+        let (Some(1), Some(via_at)) = (from_at, via_at) else {
+            return Err("expected 'rollup FN from MV_FN... via FN [zero-on-empty]'".into());
+        };
+        let from: Vec<String> = words[2..via_at].iter().map(|s| s.to_string()).collect();
+        let via = words
+            .get(via_at + 1)
+            .ok_or("missing function after 'via'")?;
+        let zero_on_empty = match &words[via_at + 2..] {
+            [] => false,
+            ["zero-on-empty"] => true,
+            other => return Err(format!("unexpected {other:?}")),
+        };
+        if from.is_empty() || (*via == "divide") != (from.len() == 2) {
+            return Err("'via divide' takes two MV aggregates, anything else one".into());
+        }
+        if *via != "divide" {
+            aggregate_udf(via).ok_or_else(|| format!("unknown aggregate function {via}"))?;
+        }
+        self.rules.insert(
+            words[0].to_string(),
+            RollupRule {
+                from,
+                via: via.to_string(),
+                zero_on_empty,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// DataFusion's built-in aggregate functions by name.
+fn aggregate_udf(name: &str) -> Option<Arc<AggregateUDF>> {
+    static ALL: OnceLock<HashMap<String, Arc<AggregateUDF>>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        datafusion::functions_aggregate::all_default_aggregate_functions()
+            .into_iter()
+            .map(|f| (f.name().to_string(), f))
+            .collect()
+    })
+    .get(name)
+    .cloned()
+}
+
+pub struct RollupApplier {
+    table: Arc<RollupTable>,
+    v: [Var; 6],
+}
+
+impl RollupApplier {
+    pub fn new(table: Arc<RollupTable>) -> Self {
+        let var = |s: &str| s.parse().expect("valid variable");
+        RollupApplier {
+            table,
+            v: ["?q", "?m", "?qk", "?qa", "?mk", "?ml"].map(var),
+        }
+    }
+}
+
+impl Applier<Node, PlanAnalysis> for RollupApplier {
+    fn apply_one(
+        &self,
+        egraph: &mut PlanGraph,
+        _eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Node>>,
+        _rule: Symbol,
+    ) -> Vec<Id> {
+        let [q, m, qk, qa, mk, ml] = self.v.map(|v| egraph.find(subst[v]));
+        let Some(mv) = mv_of(egraph, m) else {
+            return vec![];
+        };
+        let mut plan = Rollup {
+            egraph,
+            table: &self.table,
+            mv,
+            m,
+        };
+        match plan.answer(qk, qa, mk, ml) {
+            Ok(Some(new)) if plan.egraph.union(q, new) => vec![q],
+            Ok(_) => vec![],
+            Err(rejection) => {
+                plan.egraph.analysis.reject(mv, rejection);
+                vec![]
+            }
+        }
+    }
+}
+
+struct Rollup<'a> {
+    egraph: &'a mut PlanGraph,
+    table: &'a RollupTable,
+    mv: Symbol,
+    m: Id,
+}
+
+impl Rollup<'_> {
+    /// A relation equal to the query's aggregate (same output expressions), read from the MV.
+    fn answer(&mut self, qk: Id, qa: Id, mk: Id, ml: Id) -> Result<Option<Id>, Rejection> {
+        let (keys, aggs) = (list_items(self.egraph, qk), list_items(self.egraph, qa));
+        let (mv_keys, stored) = (list_items(self.egraph, mk), list_items(self.egraph, ml));
+        if keys == mv_keys && aggs.iter().all(|a| stored.contains(a)) {
+            return Ok(None); // the MV's own aggregate: nothing to rewrite
+        }
+        let key_outputs: HashSet<Id> = stored
+            .iter()
+            .copied()
+            .filter(|c| !has_aggregate(self.egraph, *c))
+            .collect();
+        for k in &keys {
+            if first_missing(self.egraph, *k, &key_outputs, false).is_some() {
+                let what = display(self.egraph, *k);
+                return Err(Rejection::new(
+                    ReasonCode::GroupByNotKept,
+                    format!(
+                        "the query groups by {what}, which {} does not keep",
+                        self.mv
+                    ),
+                ));
+            }
+        }
+        let stored: HashSet<Id> = stored.into_iter().collect();
+        let same_grouping =
+            keys.iter().collect::<HashSet<_>>() == mv_keys.iter().collect::<HashSet<_>>();
+        if same_grouping && let Some(direct) = self.direct(&keys, &aggs, &stored) {
+            return Ok(Some(direct));
+        }
+        let mut new_aggs = Vec::new();
+        let mut items = keys.clone();
+        for a in &aggs {
+            let out =
+                self.reaggregate(*a, keys.is_empty(), &stored, &key_outputs, &mut new_aggs)?;
+            items.push(self.named(*a, out));
+        }
+        let key_list = self.set(keys);
+        let agg_list = self.set(new_aggs);
+        let agg = self.egraph.add(Node::Agg([key_list, agg_list, self.m]));
+        let items = self.egraph.add(Node::List(items.into()));
+        Ok(Some(self.egraph.add(Node::Proj([items, agg]))))
+    }
+
+    /// Same GROUP BY: every aggregate is read from the MV's row for its group.
+    fn direct(&mut self, keys: &[Id], aggs: &[Id], stored: &HashSet<Id>) -> Option<Id> {
+        let mut items = keys.to_vec();
+        for a in aggs {
+            let out = if stored.contains(a) {
+                *a
+            } else {
+                let (sum, count) = self.avg_parts(*a, stored).ok()??;
+                self.divide(sum, count)
+            };
+            items.push(self.named(*a, out));
+        }
+        let items = self.egraph.add(Node::List(items.into()));
+        Some(self.egraph.add(Node::Proj([items, self.m])))
+    }
+
+    /// The expression (over the new aggregate's outputs) that equals query aggregate `a`,
+    /// adding the aggregates it needs to `new_aggs`.
+    fn reaggregate(
+        &mut self,
+        a: Id,
+        no_group_by: bool,
+        stored: &HashSet<Id>,
+        key_outputs: &HashSet<Id>,
+        new_aggs: &mut Vec<Id>,
+    ) -> Result<Id, Rejection> {
+        let (head, args) = expr_node(self.egraph, a)
+            .map(|(h, c)| (h, c.to_vec()))
+            .ok_or_else(|| self.missing(a))?;
+        let HeadKind::Aggregate { name, distinct } = self.egraph.analysis.kind(head).clone() else {
+            return Err(self.missing(a));
+        };
+        let dup_insensitive = distinct || self.table.duplicate_insensitive.contains(&name);
+        if dup_insensitive
+            && args
+                .iter()
+                .all(|x| first_missing(self.egraph, *x, key_outputs, false).is_none())
+        {
+            // min(k), count(DISTINCT k), ... over group keys: the MV's groups have the values.
+            new_aggs.push(a);
+            return Ok(a);
+        }
+        if distinct {
+            return Err(Rejection::new(
+                ReasonCode::DistinctNotOnKey,
+                format!(
+                    "{} needs its argument as a group key of {}",
+                    display(self.egraph, a),
+                    self.mv
+                ),
+            ));
+        }
+        let rule = self.table.rules.get(&name).cloned().ok_or_else(|| {
+            Rejection::new(
+                ReasonCode::AggregateMissing,
+                format!("{name} cannot be rolled up from partial results"),
+            )
+        })?;
+        if rule.via == "divide" {
+            let (sum, count) = self.avg_parts(a, stored)?.ok_or_else(|| {
+                Rejection::new(
+                    ReasonCode::AvgNeedsSumAndCount,
+                    format!(
+                        "{} needs {} to keep {}(..) and {}(..) of the same argument",
+                        display(self.egraph, a),
+                        self.mv,
+                        rule.from[0],
+                        rule.from[1]
+                    ),
+                )
+            })?;
+            let sum = self.reagg("sum", sum);
+            let count = self.reagg("sum", count);
+            new_aggs.extend([sum, count]);
+            return Ok(self.divide(sum, count));
+        }
+        if !stored.contains(&a) || rule.from != [name.clone()] {
+            return Err(self.missing(a));
+        }
+        let mut out = self.reagg(&rule.via, a);
+        new_aggs.push(out);
+        if rule.zero_on_empty && no_group_by {
+            let head = datafusion::functions::expr_fn::coalesce(vec![placeholder(0), lit(0i64)]);
+            out = self.add(head, vec![out]);
+        }
+        if let Some(t @ (DataType::Decimal128(..) | DataType::Decimal256(..))) =
+            self.egraph[a].data.data_type.clone()
+        {
+            out = self.add(
+                Expr::Cast(Cast::new(Box::new(placeholder(0)), t)),
+                vec![out],
+            );
+        }
+        Ok(out)
+    }
+
+    /// For `avg(x)` returning Float64: the MV's `sum(x)` and `count(x)` classes.
+    fn avg_parts(&self, a: Id, stored: &HashSet<Id>) -> Result<Option<(Id, Id)>, Rejection> {
+        let Some((head, args)) = expr_node(self.egraph, a) else {
+            return Ok(None);
+        };
+        let HeadKind::Aggregate {
+            name,
+            distinct: false,
+        } = self.egraph.analysis.kind(head)
+        else {
+            return Ok(None);
+        };
+        let Some(rule) = self.table.rules.get(name).filter(|r| r.via == "divide") else {
+            return Ok(None);
+        };
+        if self.egraph[a].data.data_type != Some(DataType::Float64) {
+            return Err(Rejection::new(
+                ReasonCode::AggregateMissing,
+                format!(
+                    "{} is not Float64; only Float64 averages are rebuilt from sum and count",
+                    display(self.egraph, a)
+                ),
+            ));
+        }
+        let find = |fname: &str| {
+            stored.iter().copied().find(|s| {
+                expr_node(self.egraph, *s).is_some_and(|(h, c)| {
+                    c == args
+                        && matches!(self.egraph.analysis.kind(h),
+                            HeadKind::Aggregate { name, distinct: false } if name == fname)
+                })
+            })
+        };
+        Ok(find(&rule.from[0]).zip(find(&rule.from[1])))
+    }
+
+    /// `CAST(sum AS DOUBLE) / CAST(NULLIF(count, 0) AS DOUBLE)`: NULL, like `avg`, when a
+    /// group has no non-NULL values.
+    fn divide(&mut self, sum: Id, count: Id) -> Id {
+        let f64 = |e: Expr| Expr::Cast(Cast::new(Box::new(e), DataType::Float64));
+        let nullif = datafusion::functions::expr_fn::nullif(placeholder(1), lit(0i64));
+        let head = f64(placeholder(0)) / f64(nullif);
+        self.add(head, vec![sum, count])
+    }
+
+    /// `via(arg)` as a new aggregate.
+    fn reagg(&mut self, via: &str, arg: Id) -> Id {
+        let udf = aggregate_udf(via).expect("rollup table functions are checked when loaded");
+        let head = Expr::AggregateFunction(AggregateFunction::new_udf(
+            udf,
+            vec![placeholder(0)],
+            false,
+            None,
+            vec![],
+            None,
+        ));
+        self.add(head, vec![arg])
+    }
+
+    fn add(&mut self, head: Expr, children: Vec<Id>) -> Id {
+        let h = self.egraph.analysis.intern(head);
+        self.egraph.add(Node::Expr(h, children))
+    }
+
+    /// A projection item computing `value` that stands for `target`.
+    fn named(&mut self, target: Id, value: Id) -> Id {
+        if self.egraph.find(target) == self.egraph.find(value) {
+            target
+        } else {
+            self.egraph.add(Node::As([target, value]))
+        }
+    }
+
+    fn set(&mut self, mut ids: Vec<Id>) -> Id {
+        ids.sort();
+        ids.dedup();
+        self.egraph.add(Node::List(ids.into()))
+    }
+
+    fn missing(&self, a: Id) -> Rejection {
+        Rejection::new(
+            ReasonCode::AggregateMissing,
+            format!("{} does not keep {}", self.mv, display(self.egraph, a)),
+        )
+    }
+}

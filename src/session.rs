@@ -1,0 +1,209 @@
+//! A ready DataFusion session with materialized views: `CREATE MATERIALIZED VIEW` runs the
+//! definition, stores the result in memory, registers it, and queries are rewritten to use it.
+
+use std::sync::{Arc, RwLock};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemTable;
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::catalog::{Catalog, MaterializedView};
+use crate::definition::{normalize_definition, plan_definition};
+use crate::engine::Engine;
+use crate::error::{MvError, Result};
+use crate::optimizer_rule::MvRewriteRule;
+use crate::report::Report;
+use crate::sql::{CreateMv, MvStatement, parse_mv_statement};
+
+/// A `SessionContext` with the mvrewrite rule and an MV catalog.
+pub struct MvSession {
+    ctx: SessionContext,
+    catalog: Arc<RwLock<Catalog>>,
+    rule: Arc<MvRewriteRule>,
+    /// The same configuration without the rule: MV definitions are normalized here.
+    plain: SessionState,
+}
+
+impl Default for MvSession {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MvSession {
+    pub fn new() -> Self {
+        Self::with_config(SessionConfig::new())
+    }
+
+    pub fn with_config(config: SessionConfig) -> Self {
+        let catalog = Arc::new(RwLock::new(Catalog::new()));
+        let rule = Arc::new(MvRewriteRule::new(
+            Arc::clone(&catalog),
+            Arc::new(Engine::default()),
+        ));
+        let state = SessionStateBuilder::new()
+            .with_config(config.clone())
+            .with_default_features()
+            .with_optimizer_rule(Arc::clone(&rule) as _)
+            .build();
+        let plain = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        MvSession {
+            ctx: SessionContext::new_with_state(state),
+            catalog,
+            rule,
+            plain,
+        }
+    }
+
+    /// The underlying DataFusion context: everything DataFusion offers works on it, and its
+    /// queries (SQL or DataFrame) are rewritten.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    pub fn catalog(&self) -> Arc<RwLock<Catalog>> {
+        Arc::clone(&self.catalog)
+    }
+
+    /// The report of the last query for which an MV was considered.
+    pub fn last_report(&self) -> Option<Report> {
+        self.rule.last_report()
+    }
+
+    /// Forgets the last report.
+    pub fn clear_report(&self) {
+        self.rule.clear_report();
+    }
+
+    /// Registers in-memory data as a base table and records its row count for costing.
+    pub fn register_batches(&self, name: &str, batches: Vec<RecordBatch>) -> Result<()> {
+        let schema = batches
+            .first()
+            .map(|b| b.schema())
+            .ok_or_else(|| MvError::Internal(format!("no data for table {name}")))?;
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let table = MemTable::try_new(schema, vec![batches])?;
+        self.ctx.register_table(name, Arc::new(table))?;
+        self.write_catalog()?.set_table_rows(name, rows);
+        Ok(())
+    }
+
+    /// Runs one SQL statement: MV statements are handled here, the rest by DataFusion.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        match parse_mv_statement(sql) {
+            Ok(Some(MvStatement::Create(create))) => {
+                self.create_materialized_view(&create).await?;
+                Ok(self.ctx.read_empty()?)
+            }
+            Ok(Some(MvStatement::Drop { names, if_exists })) => {
+                for name in names {
+                    self.drop_materialized_view(&name, if_exists)?;
+                }
+                Ok(self.ctx.read_empty()?)
+            }
+            // Anything mvrewrite does not parse goes to DataFusion, which reports its own errors.
+            Ok(None) | Err(_) => Ok(self.ctx.sql(sql).await?),
+        }
+    }
+
+    /// Executes the definition, stores the result in memory and registers the MV.
+    pub async fn create_materialized_view(&self, create: &CreateMv) -> Result<()> {
+        let exists = self.read_catalog()?.contains(&create.name);
+        if exists && create.if_not_exists {
+            return Ok(());
+        }
+        if exists && !create.or_replace {
+            return Err(MvError::DuplicateMv(create.name.clone()));
+        }
+        if !exists && self.ctx.table_exist(create.name.as_str())? {
+            return Err(MvError::NameTaken {
+                name: create.name.clone(),
+            });
+        }
+        let plan = plan_definition(&self.plain, &create.query, &create.columns).await?;
+        self.materialize(
+            &create.name,
+            Some(create.query.clone()),
+            plan,
+            create.or_replace,
+        )
+        .await
+    }
+
+    /// Registers an MV from a logical plan (for example a DataFrame's), materializing it.
+    pub async fn create_materialized_view_from_plan(
+        &self,
+        name: &str,
+        plan: LogicalPlan,
+    ) -> Result<()> {
+        if self.read_catalog()?.contains(name) {
+            return Err(MvError::DuplicateMv(name.to_string()));
+        }
+        if self.ctx.table_exist(name)? {
+            return Err(MvError::NameTaken {
+                name: name.to_string(),
+            });
+        }
+        let plan = normalize_definition(&self.plain, plan)?;
+        self.materialize(name, None, plan, false).await
+    }
+
+    async fn materialize(
+        &self,
+        name: &str,
+        sql: Option<String>,
+        plan: LogicalPlan,
+        replace: bool,
+    ) -> Result<()> {
+        let df = self.ctx.execute_logical_plan(plan.clone()).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
+        let mv = MaterializedView::new(
+            name,
+            sql,
+            plan,
+            provider_as_source(Arc::clone(&table) as _),
+            Some(rows),
+        );
+        let mut catalog = self.write_catalog()?;
+        if replace {
+            self.ctx.deregister_table(name)?;
+        }
+        catalog.register(mv, replace)?;
+        self.ctx.register_table(name, table)?;
+        Ok(())
+    }
+
+    /// `DROP MATERIALIZED VIEW [IF EXISTS] name`.
+    pub fn drop_materialized_view(&self, name: &str, if_exists: bool) -> Result<()> {
+        let existed = self.write_catalog()?.drop_mv(name);
+        if existed {
+            self.ctx.deregister_table(name)?;
+        } else if !if_exists {
+            return Err(MvError::UnknownMv(name.to_string()));
+        }
+        Ok(())
+    }
+
+    fn read_catalog(&self) -> Result<std::sync::RwLockReadGuard<'_, Catalog>> {
+        self.catalog
+            .read()
+            .map_err(|_| MvError::Internal("MV catalog lock poisoned".into()))
+    }
+
+    fn write_catalog(&self) -> Result<std::sync::RwLockWriteGuard<'_, Catalog>> {
+        self.catalog
+            .write()
+            .map_err(|_| MvError::Internal("MV catalog lock poisoned".into()))
+    }
+}

@@ -1,0 +1,217 @@
+//! The conformance corpus (`../shared/corpus`, Apache Calcite and CarbonData MV tests): every
+//! case's MVs are materialized over generated data, its query is run with and without
+//! rewriting, and results are compared. Prints one summary line:
+//! `conformance: R/E rewrites, W wrong, M mismatches, P panics`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::catalog::MemTable;
+use datafusion::prelude::SessionContext;
+use futures::FutureExt;
+use mvrewrite::{MvSession, datagen, rewrite::split_statements};
+use serde_json::{Value, json};
+
+const ROWS_PER_TABLE: usize = 300;
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+}
+
+/// The corpus tables, created from `schema.sql` and filled with generated rows.
+async fn tables(schema_sql: &str) -> HashMap<String, Arc<MemTable>> {
+    let scratch = SessionContext::new();
+    let mut out = HashMap::new();
+    for (i, statement) in split_statements(schema_sql)
+        .unwrap()
+        .into_iter()
+        .enumerate()
+    {
+        scratch
+            .sql(&statement)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let name = statement
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .trim_matches('"')
+            .to_lowercase();
+        let schema = scratch
+            .table_provider(name.as_str())
+            .await
+            .unwrap()
+            .schema();
+        let batch = datagen::random_batch(schema.clone(), ROWS_PER_TABLE, 1000 + i as u64).unwrap();
+        out.insert(
+            name,
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
+        );
+    }
+    out
+}
+
+struct Outcome {
+    rewritten: bool,
+    used: Vec<String>,
+    mismatch: Option<String>,
+    error: Option<String>,
+}
+
+async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outcome {
+    let session = MvSession::new();
+    let plain = SessionContext::new();
+    for (name, table) in tables {
+        session
+            .context()
+            .register_table(name.as_str(), table.clone())
+            .unwrap();
+        plain.register_table(name.as_str(), table.clone()).unwrap();
+        session
+            .catalog()
+            .write()
+            .unwrap()
+            .set_table_rows(name, ROWS_PER_TABLE as u64);
+    }
+    let strs = |key: &str| -> Vec<String> {
+        case[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mvs = if case["mv_df"].is_array() {
+        strs("mv_df")
+    } else {
+        strs("mv")
+    };
+    let names = strs("mv_names");
+    let query = case["query_df"]
+        .as_str()
+        .or(case["query"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let mut outcome = Outcome {
+        rewritten: false,
+        used: vec![],
+        mismatch: None,
+        error: None,
+    };
+    for (name, mv) in names.iter().zip(&mvs) {
+        let ddl = format!("CREATE MATERIALIZED VIEW {name} AS {mv}");
+        if let Err(e) = session.sql(&ddl).await {
+            outcome.error = Some(format!("{name}: {e}"));
+        }
+    }
+    session.clear_report();
+    let expected = match plain.sql(&query).await {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    };
+    let actual = match session.context().sql(&query).await {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    };
+    outcome.used = session
+        .last_report()
+        .map(|r| r.used_mvs())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| names.contains(m))
+        .collect();
+    outcome.rewritten = !outcome.used.is_empty();
+    match (expected, actual) {
+        (Ok(e), Ok(a)) => {
+            if outcome.rewritten {
+                outcome.mismatch = common::compare(&e, &a).err();
+            }
+        }
+        (Err(e), Ok(_)) => outcome.error = Some(format!("original failed: {e}")),
+        (Ok(_), Err(e)) => outcome.mismatch = Some(format!("rewritten failed: {e}")),
+        (Err(e), Err(_)) => outcome.error = Some(format!("query failed: {e}")),
+    }
+    outcome
+}
+
+#[tokio::test]
+async fn conformance() {
+    let dir = corpus_dir();
+    let Ok(cases) = std::fs::read_to_string(dir.join("cases.jsonl")) else {
+        println!("conformance: skipped, no corpus at {}", dir.display());
+        return;
+    };
+    let tables = tables(&std::fs::read_to_string(dir.join("schema.sql")).unwrap()).await;
+    let out_path = std::env::var("CONFORMANCE_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/conformance.jsonl"));
+    if let Some(parent) = out_path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    let mut out = std::fs::File::create(&out_path).unwrap();
+    let (mut r, mut e, mut w, mut m, mut p) = (0, 0, 0, 0, 0);
+    let mut failures = Vec::new();
+    for line in cases.lines().filter(|l| !l.trim().is_empty()) {
+        let case: Value = serde_json::from_str(line).unwrap();
+        let id = case["id"].as_str().unwrap_or("?").to_string();
+        let strict = case["asserted"].as_bool().unwrap_or(true)
+            && !case["upstream_disabled"].as_bool().unwrap_or(false);
+        let expect = case["expect"].as_str().unwrap_or("");
+        let outcome = match std::panic::AssertUnwindSafe(run_case(&case, &tables))
+            .catch_unwind()
+            .await
+        {
+            Ok(o) => o,
+            Err(_) => {
+                p += 1;
+                failures.push(format!("PANIC {id}"));
+                Outcome {
+                    rewritten: false,
+                    used: vec![],
+                    mismatch: None,
+                    error: Some("panic".into()),
+                }
+            }
+        };
+        if strict && expect == "rewrite" {
+            e += 1;
+            r += usize::from(outcome.rewritten);
+        }
+        if strict
+            && expect == "no-rewrite"
+            && case["no_rewrite_reason"].as_str() == Some("semantic")
+            && outcome.rewritten
+        {
+            w += 1;
+            failures.push(format!("WRONG {id}: used {:?}", outcome.used));
+        }
+        if let Some(diff) = &outcome.mismatch {
+            m += 1;
+            failures.push(format!("MISMATCH {id}: {diff}"));
+        }
+        let record = json!({
+            "id": id,
+            "expect": expect,
+            "rewritten": outcome.rewritten,
+            "used_mvs": outcome.used,
+            "mismatch": outcome.mismatch,
+            "error": outcome.error,
+        });
+        writeln!(out, "{record}").unwrap();
+    }
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    println!("conformance: {r}/{e} rewrites, {w} wrong, {m} mismatches, {p} panics");
+    assert_eq!((w, m, p), (0, 0, 0), "wrong rewrites, mismatches or panics");
+    assert!(r >= 100, "only {r} of {e} expected rewrites found");
+}

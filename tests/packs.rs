@@ -1,0 +1,94 @@
+//! Every rule pack's cases (`rules/<pack>.cases`): rewritten through a real session on
+//! generated data, results compared with the original query, outcome checked against the
+//! case's `expect:`, and the final plan and report snapshotted into `snapshots/`.
+
+mod common;
+
+use mvrewrite::rewrite::split_statements;
+
+struct Case {
+    name: String,
+    expect: Option<String>,
+    mvs: Vec<String>,
+    query: String,
+}
+
+fn cases(text: &str) -> Vec<Case> {
+    let mut out = Vec::new();
+    for chunk in text.split("# case: ").skip(1) {
+        let (name, body) = chunk.split_once('\n').unwrap();
+        let expect = body
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect: "))
+            .map(str::trim)
+            .filter(|e| *e != "none")
+            .map(str::to_string);
+        let sql: String = body
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut statements = split_statements(&sql).unwrap();
+        let query = statements.pop().expect("a case ends with its query");
+        out.push(Case {
+            name: name.trim().to_string(),
+            expect,
+            mvs: statements,
+            query,
+        });
+    }
+    out
+}
+
+async fn run_pack(pack: &str) {
+    let text = std::fs::read_to_string(format!("rules/{pack}.cases")).unwrap();
+    let cases = cases(&text);
+    assert!(!cases.is_empty(), "{pack}.cases has no cases");
+    for case in cases {
+        let pair = common::sales_and_events();
+        for mv in &case.mvs {
+            pair.session.sql(mv).await.unwrap();
+        }
+        pair.session.clear_report();
+        let used = common::assert_same(&pair, &case.query).await;
+        let expected: Vec<String> = case.expect.iter().cloned().collect();
+        assert_eq!(used, expected, "case {}: MVs used", case.name);
+        let plan = pair
+            .session
+            .context()
+            .sql(&case.query)
+            .await
+            .unwrap()
+            .into_optimized_plan()
+            .unwrap();
+        let report = pair
+            .session
+            .last_report()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        let snapshot = format!(
+            "{}\n\n{}\n\nreport:\n{}\nplan:\n{}",
+            case.mvs.join("\n"),
+            case.query,
+            report,
+            plan.display_indent()
+        );
+        insta::with_settings!({
+            snapshot_path => "../snapshots",
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!(format!("{pack}__{}", case.name), snapshot);
+        });
+    }
+}
+
+#[tokio::test]
+async fn core_pack() {
+    run_pack("core").await;
+}
+
+#[tokio::test]
+async fn aggregate_pack() {
+    run_pack("aggregate").await;
+}

@@ -1,0 +1,132 @@
+//! The standalone `rewrite` call: schemas and MV definitions in, plan, SQL and report out,
+//! nothing executed.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use mvrewrite::{CandidateStatus, MvError, ReasonCode, Rewriter};
+
+fn rewriter() -> Rewriter {
+    let mut rw = Rewriter::new();
+    rw.execute(
+        "CREATE TABLE events (event_id BIGINT NOT NULL, ts TIMESTAMP NOT NULL, user_id BIGINT NOT NULL, event_type VARCHAR NOT NULL, value DOUBLE);
+         CREATE MATERIALIZED VIEW user_stats AS SELECT user_id, event_type, count(*) AS events, sum(value) AS total FROM events GROUP BY user_id, event_type;
+         CREATE MATERIALIZED VIEW event_summary AS SELECT event_type, count(*) AS events, sum(value) AS total, max(ts) AS last_seen FROM events GROUP BY event_type",
+    )
+    .unwrap();
+    rw.set_table_rows("events", 10_000_000);
+    rw
+}
+
+#[test]
+fn rewrite_sql_returns_plan_sql_and_report() {
+    let rw = rewriter();
+    let r = rw
+        .rewrite_sql("SELECT user_id, sum(value) AS total FROM events GROUP BY user_id")
+        .unwrap();
+    assert!(r.rewritten);
+    assert_eq!(r.used_mvs, vec!["user_stats"]);
+    let sql = r.sql.clone().unwrap();
+    assert!(sql.contains("user_stats"), "{sql}");
+    // The SQL is real SQL: it parses again.
+    Parser::parse_sql(&GenericDialect {}, &sql).unwrap();
+    assert!(
+        r.plan
+            .display_indent()
+            .to_string()
+            .contains("TableScan: user_stats")
+    );
+    assert!(
+        r.original
+            .display_indent()
+            .to_string()
+            .contains("TableScan: events")
+    );
+    assert_eq!(r.plan.schema().as_arrow(), r.original.schema().as_arrow());
+    // event_summary cannot group by user: it says so.
+    match r.report.status_of("event_summary") {
+        Some(CandidateStatus::Rejected(rej)) => {
+            assert_eq!(rej.code, ReasonCode::GroupByNotKept);
+            assert!(rej.reason.contains("user_id"), "{}", rej.reason);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_coarsest_mv_answers_a_global_count() {
+    let rw = rewriter();
+    let r = rw.rewrite_sql("SELECT count(*) FROM events").unwrap();
+    assert_eq!(r.used_mvs, vec!["event_summary"]);
+    assert_eq!(
+        r.report.status_of("user_stats"),
+        Some(&CandidateStatus::MoreExpensive)
+    );
+}
+
+#[test]
+fn rewrite_a_logical_plan_and_register_from_arrow_schema_and_plan() {
+    let mut rw = Rewriter::new();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, false),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    rw.register_table("t", schema).unwrap();
+    rw.set_table_rows("t", 1_000_000);
+    let r = rw
+        .rewrite_sql("SELECT k, sum(v) AS s, count(v) AS c FROM t GROUP BY k")
+        .unwrap();
+    assert!(!r.rewritten);
+    rw.register_materialized_view("t_by_k", r.original.clone())
+        .unwrap();
+    let query = rw.rewrite_sql("SELECT sum(v) FROM t").unwrap().original;
+    let r = rw.rewrite(&query).unwrap();
+    assert_eq!(r.used_mvs, vec!["t_by_k"]);
+}
+
+#[test]
+fn queries_no_mv_answers_keep_their_plan() {
+    let rw = rewriter();
+    let r = rw
+        .rewrite_sql("SELECT event_type, count(DISTINCT user_id) FROM events WHERE value > 3 GROUP BY event_type")
+        .unwrap();
+    assert!(!r.rewritten);
+    assert_eq!(r.plan, r.original);
+    assert!(r.used_mvs.is_empty());
+    for mv in ["user_stats", "event_summary"] {
+        assert!(
+            matches!(r.report.status_of(mv), Some(CandidateStatus::Rejected(rej)) if rej.code == ReasonCode::FilterMismatch)
+        );
+    }
+}
+
+#[test]
+fn errors_are_typed() {
+    let mut rw = rewriter();
+    assert!(matches!(
+        rw.execute("CREATE MATERIALIZED VIEW e AS SELECT x FROM nope"),
+        Err(MvError::UnknownTable(_))
+    ));
+    assert!(matches!(
+        rw.execute("CREATE MATERIALIZED VIEW user_stats AS SELECT user_id FROM events"),
+        Err(MvError::DuplicateMv(_))
+    ));
+    assert!(matches!(
+        rw.execute("CREATE MATERIALIZED VIEW events AS SELECT user_id FROM events"),
+        Err(MvError::NameTaken { .. })
+    ));
+    assert!(matches!(
+        rw.execute("CREATE MATERIALIZED VIEW ("),
+        Err(MvError::Parse(_))
+    ));
+    assert!(rw.rewrite_sql("SELECT nope FROM events").is_err());
+    assert!(matches!(
+        rw.execute("DROP MATERIALIZED VIEW nope"),
+        Err(MvError::UnknownMv(_))
+    ));
+    rw.execute("DROP MATERIALIZED VIEW IF EXISTS nope; DROP MATERIALIZED VIEW user_stats")
+        .unwrap();
+    assert!(!rw.catalog().contains("user_stats"));
+}

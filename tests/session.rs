@@ -1,0 +1,404 @@
+//! End to end through a DataFusion session: SQL in, results compared with the original query,
+//! the plan and report checked.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use datafusion::arrow::array::{ArrayRef, Int64Array};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::common::cast::as_string_array;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::prelude::{col, count, lit, sum};
+use mvrewrite::{CandidateStatus, MvError, ReasonCode};
+
+const AGG_SALES: &str = "CREATE MATERIALIZED VIEW agg_sales AS SELECT country, sex, sum(quantity), avg(price), sum(price) AS sp, count(price) AS cp FROM sales GROUP BY country, sex";
+
+fn rejection(pair: &common::Pair, mv: &str) -> (ReasonCode, String) {
+    match pair.session.last_report().unwrap().status_of(mv) {
+        Some(CandidateStatus::Rejected(r)) | Some(CandidateStatus::Ineligible(r)) => {
+            (r.code, r.reason.clone())
+        }
+        other => panic!("{mv} not rejected: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn carbondata_examples_answered_and_refused() {
+    let pair = common::sales_and_events();
+    pair.session.sql(AGG_SALES).await.unwrap();
+    for q in [
+        "SELECT country, sex, sum(quantity), avg(price) FROM sales GROUP BY country, sex",
+        "SELECT sex, sum(quantity) FROM sales GROUP BY sex",
+        "SELECT avg(price), country FROM sales GROUP BY country",
+    ] {
+        assert_eq!(
+            common::assert_same(&pair, q).await,
+            vec!["agg_sales"],
+            "{q}"
+        );
+    }
+    let refused = [
+        (
+            "SELECT user_id, country, sex, sum(quantity), avg(price) FROM sales GROUP BY user_id, country, sex",
+            ReasonCode::GroupByNotKept,
+            "user_id",
+        ),
+        (
+            "SELECT sex, avg(quantity) FROM sales GROUP BY sex",
+            ReasonCode::AvgNeedsSumAndCount,
+            "avg(sales.quantity)",
+        ),
+        (
+            "SELECT country, max(price) FROM sales GROUP BY country",
+            ReasonCode::AggregateMissing,
+            "max(sales.price)",
+        ),
+    ];
+    for (q, code, mentions) in refused {
+        assert!(common::assert_same(&pair, q).await.is_empty(), "{q}");
+        let (got, reason) = rejection(&pair, "agg_sales");
+        assert_eq!(got, code, "{q}: {reason}");
+        assert!(reason.contains(mentions), "{q}: {reason}");
+    }
+}
+
+#[tokio::test]
+async fn explain_shows_the_mv_in_logical_and_physical_plans() {
+    let pair = common::sales_and_events();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW event_summary AS SELECT event_type, count(*) AS events, sum(value) AS total_value, max(ts) AS last_seen FROM events GROUP BY event_type")
+        .await
+        .unwrap();
+    let explain = pair
+        .session
+        .sql("EXPLAIN SELECT count(*) FROM events")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = pretty_format_batches(&explain).unwrap().to_string();
+    let logical = text.lines().filter(|l| l.contains("logical_plan")).count();
+    assert!(logical > 0, "{text}");
+    assert!(text.contains("TableScan: event_summary"), "{text}");
+    assert!(
+        text.contains("MemoryExec") || text.contains("DataSourceExec"),
+        "{text}"
+    );
+    let physical = text.split("physical_plan").nth(1).unwrap_or_default();
+    assert!(
+        !physical.contains("events"),
+        "physical plan still reads events: {text}"
+    );
+    assert_eq!(
+        common::assert_same(&pair, "SELECT count(*) FROM events").await,
+        vec!["event_summary"]
+    );
+    assert_eq!(
+        common::assert_same(&pair, "SELECT max(ts) FROM events").await,
+        vec!["event_summary"]
+    );
+}
+
+#[tokio::test]
+async fn dataframe_queries_are_rewritten() {
+    let pair = common::sales_and_events();
+    pair.session.sql(AGG_SALES).await.unwrap();
+    pair.session.clear_report();
+    let df = pair
+        .session
+        .context()
+        .table("sales")
+        .await
+        .unwrap()
+        .aggregate(vec![col("sex")], vec![sum(col("quantity")), count(lit(1))])
+        .unwrap();
+    let plan = df.clone().into_optimized_plan().unwrap();
+    // count(1) is not kept by agg_sales, so this one must stay on sales...
+    assert!(!plan.display_indent().to_string().contains("agg_sales"));
+    let df = pair
+        .session
+        .context()
+        .table("sales")
+        .await
+        .unwrap()
+        .aggregate(vec![col("sex")], vec![sum(col("quantity"))])
+        .unwrap();
+    // ...and this one is answered from it.
+    let plan = df.clone().into_optimized_plan().unwrap();
+    assert!(
+        plan.display_indent().to_string().contains("agg_sales"),
+        "{}",
+        plan.display_indent()
+    );
+    let expected = pair
+        .plain
+        .table("sales")
+        .await
+        .unwrap()
+        .aggregate(vec![col("sex")], vec![sum(col("quantity"))])
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    common::compare(&expected, &df.collect().await.unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn count_rollup_without_group_by_is_zero_on_empty_input() {
+    let pair = common::sales_and_events();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW none_such AS SELECT sex, count(*) AS n, sum(quantity) AS q FROM sales WHERE country = 'atlantis' GROUP BY sex")
+        .await
+        .unwrap();
+    let q = "SELECT count(*) AS n, sum(quantity) AS q FROM sales WHERE country = 'atlantis'";
+    assert_eq!(common::assert_same(&pair, q).await, vec!["none_such"]);
+    let rows = pair.session.sql(q).await.unwrap().collect().await.unwrap();
+    let text = pretty_format_batches(&rows).unwrap().to_string();
+    assert!(text.contains("| 0 |"), "count must be 0: {text}");
+}
+
+#[tokio::test]
+async fn output_types_and_nullability_are_the_originals() {
+    let pair = common::sales_and_events();
+    pair.session.sql(AGG_SALES).await.unwrap();
+    let q = "SELECT sex, count(price) AS c, sum(quantity) AS s, avg(price) AS a FROM sales GROUP BY sex";
+    pair.session.sql("CREATE MATERIALIZED VIEW counts AS SELECT country, sex, count(price) AS c, sum(quantity) AS s, sum(price) AS sp FROM sales GROUP BY country, sex").await.unwrap();
+    assert_eq!(common::assert_same(&pair, q).await.len(), 1);
+    let schema = pair.session.sql(q).await.unwrap().schema().clone();
+    assert_eq!(schema.field(1).data_type(), &DataType::Int64);
+    assert!(!schema.field(1).is_nullable(), "count is never NULL");
+    assert_eq!(schema.field(3).data_type(), &DataType::Float64);
+}
+
+#[tokio::test]
+async fn cheapest_mv_wins_and_the_other_is_reported() {
+    let pair = common::sales_and_events();
+    pair.session.sql("CREATE MATERIALIZED VIEW fine AS SELECT user_id, sex, sum(quantity) AS q FROM sales GROUP BY user_id, sex").await.unwrap();
+    pair.session.sql("CREATE MATERIALIZED VIEW coarse AS SELECT sex, sum(quantity) AS q FROM sales GROUP BY sex").await.unwrap();
+    let used =
+        common::assert_same(&pair, "SELECT sex, sum(quantity) FROM sales GROUP BY sex").await;
+    assert_eq!(used, vec!["coarse"]);
+    let report = pair.session.last_report().unwrap();
+    assert_eq!(
+        report.status_of("fine"),
+        Some(&CandidateStatus::MoreExpensive)
+    );
+    assert!(!report.saturation.is_empty());
+}
+
+#[tokio::test]
+async fn no_mv_is_used_when_none_is_smaller() {
+    let pair = common::sales_and_events();
+    // One row per input row and every column: never cheaper than the table itself.
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW copy AS SELECT * FROM sales")
+        .await
+        .unwrap();
+    let used = common::assert_same(&pair, "SELECT country, quantity FROM sales").await;
+    assert!(used.is_empty());
+    let report = pair.session.last_report().unwrap();
+    assert_eq!(
+        report.status_of("copy"),
+        Some(&CandidateStatus::MoreExpensive)
+    );
+}
+
+/// The Geneva case: an MV stores an expensive UDF column; the query computing the same UDF
+/// reads the column and the function is never called again.
+#[tokio::test]
+async fn stored_udf_column_is_not_recomputed() {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let pair = common::sales_and_events();
+    let embed: ScalarUDF = create_udf(
+        "embed",
+        vec![DataType::Utf8],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            CALLS.fetch_add(1, Ordering::SeqCst);
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let strings = as_string_array(&arrays[0])?;
+            let out: Int64Array = strings
+                .iter()
+                .map(|s| s.map(|s| s.len() as i64 * 31))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    );
+    pair.session.context().register_udf(embed.clone());
+    pair.plain.register_udf(embed);
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW embedded AS SELECT user_id, embed(country) AS e FROM sales")
+        .await
+        .unwrap();
+    let q = "SELECT user_id, embed(country) AS v FROM sales WHERE user_id < 10";
+    let expected = pair.plain.sql(q).await.unwrap().collect().await.unwrap();
+    CALLS.store(0, Ordering::SeqCst);
+    let actual = pair.session.sql(q).await.unwrap().collect().await.unwrap();
+    assert_eq!(CALLS.load(Ordering::SeqCst), 0, "embed() was called again");
+    common::compare(&expected, &actual).unwrap();
+    assert_eq!(
+        pair.session.last_report().unwrap().used_mvs(),
+        vec!["embedded"]
+    );
+}
+
+#[tokio::test]
+async fn ineligible_definitions_are_registered_with_the_reason() {
+    let pair = common::sales_and_events();
+    let cases = [
+        (
+            "recent",
+            "SELECT sex, count(*) AS n FROM sales WHERE now() > TIMESTAMP '2000-01-01' GROUP BY sex",
+            "now()",
+        ),
+        (
+            "sampled",
+            "SELECT sex, random() AS r FROM sales",
+            "random()",
+        ),
+        (
+            "limited",
+            "SELECT sex, quantity FROM sales LIMIT 10",
+            "LIMIT",
+        ),
+        (
+            "windowed",
+            "SELECT sex, sum(quantity) OVER (PARTITION BY sex) AS w FROM sales",
+            "window",
+        ),
+    ];
+    for (name, sql, mention) in cases {
+        pair.session
+            .sql(&format!("CREATE MATERIALIZED VIEW {name} AS {sql}"))
+            .await
+            .unwrap();
+        let catalog = pair.session.catalog();
+        let catalog = catalog.read().unwrap();
+        let reason = catalog.get(name).unwrap().eligibility.clone().unwrap_err();
+        assert_eq!(reason.code, ReasonCode::Ineligible);
+        assert!(reason.reason.contains(mention), "{name}: {}", reason.reason);
+    }
+    let used = common::assert_same(
+        &pair,
+        "SELECT sex, count(*) AS n FROM sales WHERE now() > TIMESTAMP '2000-01-01' GROUP BY sex",
+    )
+    .await;
+    assert!(used.is_empty());
+    let (code, _) = rejection(&pair, "recent");
+    assert_eq!(code, ReasonCode::Ineligible);
+}
+
+#[tokio::test]
+async fn create_and_drop_statement_forms() {
+    let pair = common::sales_and_events();
+    let s = &pair.session;
+    s.sql("CREATE MATERIALIZED VIEW m AS SELECT sex, count(*) AS n FROM sales GROUP BY sex")
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.sql("CREATE MATERIALIZED VIEW m AS SELECT sex FROM sales").await,
+        Err(MvError::DuplicateMv(n)) if n == "m"
+    ));
+    s.sql("CREATE MATERIALIZED VIEW IF NOT EXISTS m AS SELECT sex FROM sales")
+        .await
+        .unwrap();
+    s.sql("CREATE OR REPLACE MATERIALIZED VIEW m AS SELECT country, count(*) AS n FROM sales GROUP BY country").await.unwrap();
+    assert_eq!(
+        common::assert_same(
+            &pair,
+            "SELECT country, count(*) FROM sales GROUP BY country"
+        )
+        .await,
+        vec!["m"]
+    );
+    let rows = s
+        .sql("SELECT * FROM m")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(rows[0].schema().field(0).name(), "country");
+    s.sql("DROP MATERIALIZED VIEW m").await.unwrap();
+    assert!(matches!(
+        s.sql("DROP MATERIALIZED VIEW m").await,
+        Err(MvError::UnknownMv(_))
+    ));
+    s.sql("DROP MATERIALIZED VIEW IF EXISTS m").await.unwrap();
+    assert!(
+        common::assert_same(
+            &pair,
+            "SELECT country, count(*) FROM sales GROUP BY country"
+        )
+        .await
+        .is_empty()
+    );
+    assert!(
+        s.sql("SELECT * FROM m").await.is_err(),
+        "dropped MV table still registered"
+    );
+    assert!(matches!(
+        s.sql("CREATE MATERIALIZED VIEW sales AS SELECT sex FROM sales")
+            .await,
+        Err(MvError::NameTaken { .. })
+    ));
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors() {
+    let pair = common::sales_and_events();
+    let s = &pair.session;
+    let e = s
+        .sql("CREATE MATERIALIZED VIEW x AS SELECT sex FROM nowhere")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, MvError::UnknownTable(t) if t.contains("nowhere")),
+        "{e:?}"
+    );
+    let e = s
+        .sql("CREATE MATERIALIZED VIEW x AS SELECT shoe_size FROM sales")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, MvError::UnknownColumn(c) if c.contains("shoe_size")),
+        "{e:?}"
+    );
+    let e = s
+        .sql("CREATE MATERIALIZED VIEW x AS SELEC sex FROM sales")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, MvError::Parse(_) | MvError::DataFusion(_)),
+        "{e:?}"
+    );
+    assert!(s.sql("SELEC nonsense").await.is_err());
+    assert!(!pair.session.catalog().read().unwrap().contains("x"));
+}
+
+#[tokio::test]
+async fn mv_from_a_logical_plan() {
+    let pair = common::sales_and_events();
+    let plan = pair
+        .session
+        .context()
+        .table("sales")
+        .await
+        .unwrap()
+        .aggregate(vec![col("country")], vec![sum(col("quantity")).alias("q")])
+        .unwrap()
+        .into_unoptimized_plan();
+    pair.session
+        .create_materialized_view_from_plan("from_plan", plan)
+        .await
+        .unwrap();
+    assert_eq!(
+        common::assert_same(&pair, "SELECT sum(quantity) FROM sales").await,
+        vec!["from_plan"]
+    );
+}
