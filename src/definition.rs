@@ -7,20 +7,23 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 
 use crate::error::Result;
 
-/// Plans `sql` in `state` (which must not contain the mvrewrite rule), applies the column
-/// names of `CREATE MATERIALIZED VIEW name (a, b, ...)`, and optimizes.
+/// Plans `sql` in `planner` (which knows the tables), applies the column names of `CREATE
+/// MATERIALIZED VIEW name (a, b, ...)`, and normalizes with `normalizer`.
 pub async fn plan_definition(
-    state: &SessionState,
+    planner: &SessionState,
+    normalizer: &SessionState,
     sql: &str,
     columns: &[String],
 ) -> Result<LogicalPlan> {
-    let plan = state.create_logical_plan(sql).await?;
-    normalize_definition(state, rename_columns(plan, columns)?)
+    let plan = planner.create_logical_plan(sql).await?;
+    normalize_definition(normalizer, rename_columns(plan, columns)?)
 }
 
-/// Runs DataFusion's optimizer (the normalization queries get before the rule sees them).
-pub fn normalize_definition(state: &SessionState, plan: LogicalPlan) -> Result<LogicalPlan> {
-    Ok(state.optimize(&plan)?)
+/// Runs DataFusion's optimizer: the normalization queries get before the rule sees them.
+/// `normalizer` must not contain the mvrewrite rule, or definitions would be rewritten
+/// onto other MVs.
+pub fn normalize_definition(normalizer: &SessionState, plan: LogicalPlan) -> Result<LogicalPlan> {
+    Ok(normalizer.optimize(&plan)?)
 }
 
 fn rename_columns(plan: LogicalPlan, columns: &[String]) -> Result<LogicalPlan> {

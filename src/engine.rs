@@ -149,7 +149,10 @@ impl Engine {
             tables: &mut table_sources,
         };
         let query = match convert.add_region(region) {
-            Ok(q) => q,
+            Ok(q) => {
+                convert.egraph.analysis.query = reachable_classes(convert.egraph, q.root);
+                q
+            }
             Err(why) => {
                 report.unsupported = Some(why.clone());
                 for mv in &eligible {
@@ -316,6 +319,20 @@ fn used_mvs(
         }
     }
     used
+}
+
+/// Every class reachable from `root`.
+fn reachable_classes(egraph: &PlanGraph, root: Id) -> Vec<Id> {
+    let mut seen = HashSet::new();
+    let mut todo = vec![root];
+    while let Some(class) = todo.pop() {
+        if seen.insert(egraph.find(class)) {
+            for node in &egraph[class].nodes {
+                todo.extend(node.children().iter().copied());
+            }
+        }
+    }
+    seen.into_iter().collect()
 }
 
 /// MVs some plan in the root class reads: those that matched, whether chosen or not.

@@ -98,8 +98,11 @@ pub struct PlanAnalysis {
     head_ids: HashMap<Expr, Head>,
     /// Estimated rows of each base table and MV, by name.
     pub rows: HashMap<Symbol, f64>,
-    /// Why a rule did not fire for an MV (first reason per MV and rule).
+    /// Why a rule did not fire for an MV, when it was trying to answer the query.
     pub rejections: Vec<(Symbol, Rejection)>,
+    /// The classes of the query region (MV definitions match each other too; only failures
+    /// on the query are worth reporting).
+    pub query: Vec<Id>,
 }
 
 impl PlanAnalysis {
@@ -122,16 +125,15 @@ impl PlanAnalysis {
     pub fn kind(&self, h: Head) -> &HeadKind {
         &self.heads[h.0 as usize].1
     }
+}
 
-    /// Records why `mv` could not be used, once per distinct reason.
-    pub fn reject(&mut self, mv: Symbol, rejection: Rejection) {
-        if !self
-            .rejections
-            .iter()
-            .any(|(m, r)| *m == mv && *r == rejection)
-        {
-            self.rejections.push((mv, rejection));
-        }
+/// Records why `mv` could not answer `query_class`, if that class belongs to the query.
+pub fn reject(egraph: &mut PlanGraph, query_class: Id, mv: Symbol, rejection: Rejection) {
+    let class = egraph.find(query_class);
+    let in_query = egraph.analysis.query.iter().any(|i| egraph.find(*i) == class);
+    let rejections = &mut egraph.analysis.rejections;
+    if in_query && !rejections.iter().any(|(m, r)| *m == mv && *r == rejection) {
+        rejections.push((mv, rejection));
     }
 }
 
@@ -158,10 +160,7 @@ pub fn decompose(expr: Expr) -> DfResult<(Expr, Vec<Expr>)> {
     let mut children = Vec::new();
     let head = expr
         .map_children(|child| {
-            let placeholder = Expr::Column(Column::from_name(format!(
-                "{PLACEHOLDER}{}",
-                children.len()
-            )));
+            let placeholder = placeholder(children.len());
             children.push(child);
             Ok(Transformed::yes(placeholder))
         })?
@@ -169,24 +168,21 @@ pub fn decompose(expr: Expr) -> DfResult<(Expr, Vec<Expr>)> {
     Ok((head, children))
 }
 
-/// Puts `children` back into the placeholders of `head`.
+/// Puts `children` back into the placeholders of `head` (wherever they are: heads built by
+/// rules, like `CAST(#0 AS DOUBLE) / #1`, nest them).
 pub fn recompose(head: &Expr, children: Vec<Expr>) -> DfResult<Expr> {
     if children.is_empty() {
         return Ok(head.clone());
     }
-    let mut children: Vec<Option<Expr>> = children.into_iter().map(Some).collect();
     head.clone()
-        .map_children(|placeholder| {
-            let index = match &placeholder {
-                Expr::Column(c) => c
-                    .name
-                    .strip_prefix(PLACEHOLDER)
-                    .and_then(|n| n.parse().ok()),
+        .transform_up(|e| {
+            let index = match &e {
+                Expr::Column(c) => c.name.strip_prefix(PLACEHOLDER).and_then(|n| n.parse().ok()),
                 _ => None,
             };
-            match index.and_then(|i: usize| children.get_mut(i).and_then(Option::take)) {
-                Some(child) => Ok(Transformed::yes(child)),
-                None => Ok(Transformed::no(placeholder)),
+            match index.and_then(|i: usize| children.get(i)) {
+                Some(child) => Ok(Transformed::yes(child.clone())),
+                None => Ok(Transformed::no(e)),
             }
         })
         .map(|t| t.data)

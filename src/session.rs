@@ -128,7 +128,8 @@ impl MvSession {
                 name: create.name.clone(),
             });
         }
-        let plan = plan_definition(&self.plain, &create.query, &create.columns).await?;
+        let plan =
+            plan_definition(&self.ctx.state(), &self.plain, &create.query, &create.columns).await?;
         self.materialize(
             &create.name,
             Some(create.query.clone()),

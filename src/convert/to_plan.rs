@@ -29,30 +29,24 @@ pub struct ToPlan<'a> {
 impl ToPlan<'_> {
     /// The plan for the region rooted at `root`, with `target`'s names and types.
     pub fn root(&self, root: Id, target: &DFSchema) -> Out<LogicalPlan> {
-        let Node::Proj([items, input]) = self.best.find_best_node(root) else {
-            return Err("region root is not a projection".into());
-        };
-        let (input, ids) = self.rel(*input)?;
-        let items = list_items(self.egraph, *items);
-        if items.len() != target.fields().len() {
-            return Err("root projection changed width".into());
+        let (input, _) = self.rel(root)?;
+        if input.schema().fields().len() != target.fields().len() {
+            return Err("the rewritten region changed width".into());
         }
-        let exprs = items
+        let exprs = input
+            .schema()
             .iter()
             .zip(target.iter())
-            .map(|(item, (qualifier, field))| {
-                let (_, value) = self.as_parts(*item);
-                let e = self.expr(value, &input, &ids)?;
-                let e = if e.get_type(input.schema()).map_err(|e| e.to_string())?
-                    != *field.data_type()
-                {
+            .map(|((q, f), (qualifier, field))| {
+                let e = Expr::Column(Column::new(q.cloned(), f.name()));
+                let e = if f.data_type() != field.data_type() {
                     cast(e, field.data_type().clone())
                 } else {
                     e
                 };
-                Ok(e.alias_qualified(qualifier.cloned(), field.name()))
+                e.alias_qualified(qualifier.cloned(), field.name())
             })
-            .collect::<Out<Vec<_>>>()?;
+            .collect::<Vec<_>>();
         LogicalPlanBuilder::from(input)
             .project(exprs)
             .and_then(|b| b.build())

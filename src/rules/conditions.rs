@@ -11,9 +11,9 @@
 
 use std::collections::HashSet;
 
-use egg::{Condition, Id, Subst, Var};
+use egg::{Applier, Condition, Id, PatternAst, SearchMatches, Subst, Symbol, Var};
 
-use crate::lang::{HeadKind, Node, PlanGraph, expr_node, list_items, mv_of};
+use crate::lang::{HeadKind, Node, PlanAnalysis, PlanGraph, expr_node, list_items, mv_of};
 use crate::report::{ReasonCode, Rejection};
 
 #[derive(Clone, Copy, Debug)]
@@ -51,7 +51,8 @@ impl Check {
         Ok(Check { kind, vars })
     }
 
-    fn check(&self, egraph: &mut PlanGraph, subst: &Subst) -> bool {
+    /// `query` is the class bound to `?q`: the side of the rule being answered.
+    fn check(&self, egraph: &mut PlanGraph, subst: &Subst, query: Option<Id>) -> bool {
         let v = |i: usize| egraph.find(subst[self.vars[i]]);
         match self.kind {
             Kind::IsMv => mv_of(egraph, v(0)).is_some(),
@@ -65,9 +66,11 @@ impl Check {
                 };
                 for item in items {
                     if let Some(missing) = first_missing(egraph, item, &avail, rows) {
-                        if let Some(mv) = mv_of(egraph, source) {
+                        if let (Some(mv), Some(q)) = (mv_of(egraph, source), query) {
                             let what = crate::lang::display(egraph, missing);
-                            egraph.analysis.reject(
+                            crate::lang::reject(
+                                egraph,
+                                q,
                                 mv,
                                 Rejection::new(
                                     ReasonCode::ColumnMissing,
@@ -84,12 +87,18 @@ impl Check {
     }
 }
 
+thread_local! {
+    /// Rules name the side they answer `?q`.
+    static QUERY_VAR: Var = "?q".parse().expect("valid variable");
+}
+
 /// All conditions must hold.
 pub struct AllOf(pub Vec<Check>);
 
 impl Condition<Node, crate::lang::PlanAnalysis> for AllOf {
     fn check(&self, egraph: &mut PlanGraph, _eclass: Id, subst: &Subst) -> bool {
-        self.0.iter().all(|c| c.check(egraph, subst))
+        let query = QUERY_VAR.with(|q| subst.get(*q).copied());
+        self.0.iter().all(|c| c.check(egraph, subst, query))
     }
 
     fn vars(&self) -> Vec<Var> {
@@ -145,5 +154,62 @@ pub fn has_aggregate(egraph: &PlanGraph, class: Id) -> bool {
             _ => children.iter().any(|c| has_aggregate(egraph, *c)),
         },
         None => false,
+    }
+}
+
+/// An applier that runs only on the matches whose conditions hold. Unlike egg's
+/// `ConditionalApplier` it filters whole match sets, so it also guards multi-pattern appliers
+/// (which cannot apply one substitution at a time).
+pub struct Guarded<A> {
+    pub condition: AllOf,
+    pub applier: A,
+}
+
+impl<A: Applier<Node, PlanAnalysis>> Applier<Node, PlanAnalysis> for Guarded<A> {
+    fn apply_matches(
+        &self,
+        egraph: &mut PlanGraph,
+        matches: &[SearchMatches<Node>],
+        rule_name: Symbol,
+    ) -> Vec<Id> {
+        let mut kept = Vec::new();
+        for m in matches {
+            let substs: Vec<Subst> = m
+                .substs
+                .iter()
+                .filter(|s| self.condition.check(egraph, m.eclass, s))
+                .cloned()
+                .collect();
+            if !substs.is_empty() {
+                kept.push(SearchMatches {
+                    eclass: m.eclass,
+                    substs,
+                    ast: m.ast.clone(),
+                });
+            }
+        }
+        self.applier.apply_matches(egraph, &kept, rule_name)
+    }
+
+    fn apply_one(
+        &self,
+        egraph: &mut PlanGraph,
+        eclass: Id,
+        subst: &Subst,
+        ast: Option<&PatternAst<Node>>,
+        rule_name: Symbol,
+    ) -> Vec<Id> {
+        let matches = [SearchMatches {
+            eclass,
+            substs: vec![subst.clone()],
+            ast: ast.map(std::borrow::Cow::Borrowed),
+        }];
+        self.apply_matches(egraph, &matches, rule_name)
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        let mut vars = self.applier.vars();
+        vars.extend(self.condition.vars());
+        vars
     }
 }

@@ -20,10 +20,10 @@ pub mod rollup;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use egg::{ConditionalApplier, MultiPattern, Rewrite};
+use egg::{MultiPattern, Rewrite};
 
 use crate::lang::{Node, PlanAnalysis};
-use conditions::{AllOf, Check};
+use conditions::{AllOf, Check, Guarded};
 use rollup::{RollupApplier, RollupTable};
 
 /// The packs shipped with the crate, embedded at build time, in the order they are applied.
@@ -117,11 +117,11 @@ fn parse_rule(
             "rollup" => RollupApplier::new(Arc::clone(table)),
             other => return Err(format!("unknown applier @{other}")),
         };
-        Rewrite::new(name, searcher, ConditionalApplier { condition, applier })
+        Rewrite::new(name, searcher, Guarded { condition, applier })
     } else {
         let applier = MultiPattern::<Node>::from_str(&bind_root(rhs))
             .map_err(|e| format!("bad applier: {e}"))?;
-        Rewrite::new(name, searcher, ConditionalApplier { condition, applier })
+        Rewrite::new(name, searcher, Guarded { condition, applier })
     }
 }
 

@@ -90,7 +90,7 @@ fn aggregate_udf(name: &str) -> Option<Arc<AggregateUDF>> {
 
 pub struct RollupApplier {
     table: Arc<RollupTable>,
-    v: [Var; 6],
+    v: [Var; 7],
 }
 
 impl RollupApplier {
@@ -98,7 +98,7 @@ impl RollupApplier {
         let var = |s: &str| s.parse().expect("valid variable");
         RollupApplier {
             table,
-            v: ["?q", "?m", "?qk", "?qa", "?mk", "?ml"].map(var),
+            v: ["?q", "?m", "?qk", "?qa", "?mk", "?ma", "?ml"].map(var),
         }
     }
 }
@@ -112,7 +112,7 @@ impl Applier<Node, PlanAnalysis> for RollupApplier {
         _ast: Option<&PatternAst<Node>>,
         _rule: Symbol,
     ) -> Vec<Id> {
-        let [q, m, qk, qa, mk, ml] = self.v.map(|v| egraph.find(subst[v]));
+        let [q, m, qk, qa, mk, ma, ml] = self.v.map(|v| egraph.find(subst[v]));
         let Some(mv) = mv_of(egraph, m) else {
             return vec![];
         };
@@ -122,11 +122,14 @@ impl Applier<Node, PlanAnalysis> for RollupApplier {
             mv,
             m,
         };
+        if (qk, qa) == (mk, ma) {
+            return vec![]; // the MV's own aggregate: nothing to rewrite
+        }
         match plan.answer(qk, qa, mk, ml) {
             Ok(Some(new)) if plan.egraph.union(q, new) => vec![q],
             Ok(_) => vec![],
             Err(rejection) => {
-                plan.egraph.analysis.reject(mv, rejection);
+                crate::lang::reject(plan.egraph, q, mv, rejection);
                 vec![]
             }
         }
@@ -145,9 +148,6 @@ impl Rollup<'_> {
     fn answer(&mut self, qk: Id, qa: Id, mk: Id, ml: Id) -> Result<Option<Id>, Rejection> {
         let (keys, aggs) = (list_items(self.egraph, qk), list_items(self.egraph, qa));
         let (mv_keys, stored) = (list_items(self.egraph, mk), list_items(self.egraph, ml));
-        if keys == mv_keys && aggs.iter().all(|a| stored.contains(a)) {
-            return Ok(None); // the MV's own aggregate: nothing to rewrite
-        }
         let key_outputs: HashSet<Id> = stored
             .iter()
             .copied()
@@ -175,7 +175,7 @@ impl Rollup<'_> {
         let mut items = keys.clone();
         for a in &aggs {
             let out =
-                self.reaggregate(*a, keys.is_empty(), &stored, &key_outputs, &mut new_aggs)?;
+                self.reaggregate(*a, &stored, &key_outputs, &mut new_aggs)?;
             items.push(self.named(*a, out));
         }
         let key_list = self.set(keys);
@@ -206,7 +206,6 @@ impl Rollup<'_> {
     fn reaggregate(
         &mut self,
         a: Id,
-        no_group_by: bool,
         stored: &HashSet<Id>,
         key_outputs: &HashSet<Id>,
         new_aggs: &mut Vec<Id>,
@@ -266,7 +265,8 @@ impl Rollup<'_> {
         }
         let mut out = self.reagg(&rule.via, a);
         new_aggs.push(out);
-        if rule.zero_on_empty && no_group_by {
+        // Always, not only without GROUP BY: a sum is nullable, a count is not.
+        if rule.zero_on_empty {
             let head = datafusion::functions::expr_fn::coalesce(vec![placeholder(0), lit(0i64)]);
             out = self.add(head, vec![out]);
         }

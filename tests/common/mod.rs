@@ -137,7 +137,10 @@ pub async fn assert_same(pair: &Pair, sql: &str) -> Vec<String> {
     pair.session.clear_report();
     let original = pair.plain.sql(sql).await.unwrap();
     let rewritten = pair.session.context().sql(sql).await.unwrap();
-    let (s1, s2) = (original.schema().clone(), rewritten.schema().clone());
+    let optimized = |df: &datafusion::dataframe::DataFrame| {
+        df.clone().into_optimized_plan().unwrap().schema().clone()
+    };
+    let (s1, s2) = (optimized(&original), optimized(&rewritten));
     let expected = original.collect().await.unwrap();
     let actual = rewritten.collect().await.unwrap();
     let used = pair
