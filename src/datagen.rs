@@ -193,6 +193,11 @@ fn random_column(field: &Field, rows: usize, rng: &mut Rng) -> ArrayRef {
         }
     };
     let tz = |unit: &TimeUnit, tz: &Option<Arc<str>>| DataType::Timestamp(*unit, tz.clone());
+    // Key columns are near-unique, so that many-way joins stay the size real ones have.
+    let name = field.name().to_lowercase();
+    let key_like = name.ends_with("key") || name.ends_with("_id") || name.ends_with("_sk");
+    let key = |rng: &mut Rng| rng.below(rows as u64) as i64;
+    let int = |rng: &mut Rng| if key_like { key(rng) } else { int(rng) };
     match field.data_type() {
         DataType::Int8 => column_of!(Int8Array, |r: &mut Rng| r.below(100) as i8),
         DataType::Int16 => column_of!(Int16Array, |r: &mut Rng| int(r) as i16),

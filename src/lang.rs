@@ -130,7 +130,11 @@ impl PlanAnalysis {
 /// Records why `mv` could not answer `query_class`, if that class belongs to the query.
 pub fn reject(egraph: &mut PlanGraph, query_class: Id, mv: Symbol, rejection: Rejection) {
     let class = egraph.find(query_class);
-    let in_query = egraph.analysis.query.iter().any(|i| egraph.find(*i) == class);
+    let in_query = egraph
+        .analysis
+        .query
+        .iter()
+        .any(|i| egraph.find(*i) == class);
     let rejections = &mut egraph.analysis.rejections;
     if in_query && !rejections.iter().any(|(m, r)| *m == mv && *r == rejection) {
         rejections.push((mv, rejection));
@@ -177,7 +181,10 @@ pub fn recompose(head: &Expr, children: Vec<Expr>) -> DfResult<Expr> {
     head.clone()
         .transform_up(|e| {
             let index = match &e {
-                Expr::Column(c) => c.name.strip_prefix(PLACEHOLDER).and_then(|n| n.parse().ok()),
+                Expr::Column(c) => c
+                    .name
+                    .strip_prefix(PLACEHOLDER)
+                    .and_then(|n| n.parse().ok()),
                 _ => None,
             };
             match index.and_then(|i: usize| children.get(i)) {

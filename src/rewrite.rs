@@ -111,7 +111,12 @@ impl Rewriter {
             return Err(MvError::NameTaken { name: create.name });
         }
         let state = self.state();
-        let plan = block_on(plan_definition(&state, &state, &create.query, &create.columns))?;
+        let plan = block_on(plan_definition(
+            &state,
+            &state,
+            &create.query,
+            &create.columns,
+        ))?;
         self.add(&create.name, Some(create.query), plan, create.or_replace)
     }
 

@@ -128,8 +128,13 @@ impl MvSession {
                 name: create.name.clone(),
             });
         }
-        let plan =
-            plan_definition(&self.ctx.state(), &self.plain, &create.query, &create.columns).await?;
+        let plan = plan_definition(
+            &self.ctx.state(),
+            &self.plain,
+            &create.query,
+            &create.columns,
+        )
+        .await?;
         self.materialize(
             &create.name,
             Some(create.query.clone()),

@@ -10,8 +10,8 @@ use datafusion::arrow::array::{ArrayRef, Int64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::common::cast::as_string_array;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{col, lit};
 use mvrewrite::{CandidateStatus, MvError, ReasonCode};
 
@@ -90,8 +90,14 @@ async fn explain_shows_the_mv_in_logical_and_physical_plans() {
         "{text}"
     );
     let physical = text.split("physical_plan").nth(1).unwrap_or_default();
-    assert!(physical.contains("event_summary"), "physical plan does not read the MV: {text}");
-    assert!(!physical.contains("event_type"), "physical plan still reads events: {text}");
+    assert!(
+        physical.contains("event_summary"),
+        "physical plan does not read the MV: {text}"
+    );
+    assert!(
+        !physical.contains("event_type"),
+        "physical plan still reads events: {text}"
+    );
     assert_eq!(
         common::assert_same(&pair, "SELECT count(*) FROM events").await,
         vec!["event_summary"]

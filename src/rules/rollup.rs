@@ -174,8 +174,7 @@ impl Rollup<'_> {
         let mut new_aggs = Vec::new();
         let mut items = keys.clone();
         for a in &aggs {
-            let out =
-                self.reaggregate(*a, &stored, &key_outputs, &mut new_aggs)?;
+            let out = self.reaggregate(*a, &stored, &key_outputs, &mut new_aggs)?;
             items.push(self.named(*a, out));
         }
         let key_list = self.set(keys);

@@ -158,3 +158,24 @@ pub async fn assert_same(pair: &Pair, sql: &str) -> Vec<String> {
     }
     used
 }
+
+/// Whether every row of `part` occurs in `whole` (as a multiset, floats within tolerance).
+pub fn contained(part: &[RecordBatch], whole: &[RecordBatch]) -> Result<(), String> {
+    let mut pool = rows(whole);
+    for row in rows(part) {
+        let found = pool.iter().position(|w| {
+            w.len() == row.len()
+                && w.iter().zip(&row).all(|(p, q)| match (p, q) {
+                    (Cell::Float(p), Cell::Float(q)) => close(*p, *q),
+                    _ => p == q,
+                })
+        });
+        match found {
+            Some(i) => {
+                pool.swap_remove(i);
+            }
+            None => return Err(format!("row {row:?} is not in the full result")),
+        }
+    }
+    Ok(())
+}
