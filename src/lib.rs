@@ -26,6 +26,7 @@
 //! ```
 
 pub mod catalog;
+pub mod compare;
 pub mod convert;
 pub mod cost;
 pub mod datagen;

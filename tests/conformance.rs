@@ -148,7 +148,7 @@ async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outc
                     {
                         Some("row counts differ under LIMIT".into())
                     } else {
-                        common::contained(&a, &full).err()
+                        mvrewrite::compare::contained(&a, &full).err()
                     };
                 }
             }
