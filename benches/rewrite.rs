@@ -1,0 +1,133 @@
+//! Rewrite latency as registered MVs grow, and query time original vs rewritten.
+//!
+//! `cargo bench --bench rewrite` (release build; figures go to BENCHMARKS.md).
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use datafusion::catalog::MemTable;
+use datafusion::prelude::SessionContext;
+use mvrewrite::{MvSession, Rewriter, datagen};
+
+const TABLES: usize = 10;
+const GROUP_COLUMNS: [&str; 4] = [
+    "event_type",
+    "user_id",
+    "date_trunc('hour', ts)",
+    "date_trunc('day', ts)",
+];
+
+/// A catalog of `n` MVs spread over `TABLES` copies of the events table (events0 is the one
+/// queried), each a different grouping of the same measures.
+fn rewriter(n: usize) -> Rewriter {
+    let mut rw = Rewriter::new();
+    for t in 0..TABLES {
+        rw.execute(&format!(
+            "CREATE TABLE events{t} (event_id BIGINT NOT NULL, ts TIMESTAMP NOT NULL, user_id BIGINT NOT NULL, event_type VARCHAR NOT NULL, value DOUBLE)"
+        ))
+        .unwrap();
+        rw.set_table_rows(&format!("events{t}"), 10_000_000);
+    }
+    for i in 0..n {
+        let t = i % TABLES;
+        let keys: Vec<&str> = GROUP_COLUMNS
+            .iter()
+            .enumerate()
+            .filter(|(b, _)| (i / TABLES + 1) >> b & 1 == 1)
+            .map(|(_, c)| *c)
+            .collect();
+        let keys = if keys.is_empty() {
+            vec!["event_type"]
+        } else {
+            keys
+        };
+        let threshold = i / (TABLES * 15);
+        rw.execute(&format!(
+            "CREATE MATERIALIZED VIEW mv{i} AS SELECT {k}, count(*) AS n, sum(value) AS total FROM events{t} WHERE value > {threshold} GROUP BY {k}",
+            k = keys.join(", ")
+        ))
+        .unwrap();
+    }
+    rw
+}
+
+fn rewrite_latency(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rewrite_latency");
+    for n in [1, 10, 100, 1000] {
+        let rw = rewriter(n);
+        let answered = rw
+            .rewrite_sql(
+                "SELECT event_type, sum(value) FROM events0 WHERE value > 0 GROUP BY event_type",
+            )
+            .unwrap();
+        assert!(answered.rewritten, "n = {n}");
+        let unanswered = rw
+            .rewrite_sql("SELECT user_id, max(value) FROM events0 GROUP BY user_id")
+            .unwrap();
+        assert!(!unanswered.rewritten);
+        let engine = mvrewrite::Engine::default();
+        for (name, plan) in [
+            ("answered", &answered.original),
+            ("unanswered", &unanswered.original),
+        ] {
+            group.bench_with_input(BenchmarkId::new(name, n), plan, |b, plan| {
+                b.iter(|| black_box(engine.rewrite(plan, rw.catalog())))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn query_time(c: &mut Criterion) {
+    let rows = 1_000_000;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let batches = datagen::events(rows, 1 << 16, 42, |_| {}).unwrap();
+    let table = Arc::new(MemTable::try_new(datagen::events_schema(), vec![batches]).unwrap());
+    let session = MvSession::new();
+    session
+        .context()
+        .register_table("events", table.clone())
+        .unwrap();
+    session
+        .catalog()
+        .write()
+        .unwrap()
+        .set_table_rows("events", rows as u64);
+    let plain = SessionContext::new();
+    plain.register_table("events", table).unwrap();
+    runtime.block_on(async {
+        for mv in mvrewrite::demo::DEMO_MVS {
+            session.sql(mv).await.unwrap();
+        }
+    });
+    let mut group = c.benchmark_group("query_time_1M_events");
+    group.sample_size(10);
+    let queries = [
+        (
+            "sum_by_type",
+            "SELECT event_type, sum(value) AS total, count(*) AS n FROM events GROUP BY event_type",
+        ),
+        (
+            "per_user",
+            "SELECT user_id, count(*) AS n, sum(value) AS total FROM events GROUP BY user_id",
+        ),
+        (
+            "hourly_avg",
+            "SELECT date_trunc('hour', ts) AS hour, avg(value) FROM events GROUP BY date_trunc('hour', ts)",
+        ),
+    ];
+    for (name, sql) in queries {
+        for (mode, ctx) in [("original", &plain), ("rewritten", session.context())] {
+            group.bench_function(BenchmarkId::new(name, mode), |b| {
+                b.iter(|| {
+                    runtime.block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, rewrite_latency, query_time);
+criterion_main!(benches);
