@@ -172,6 +172,7 @@ impl Engine {
                     let cols = convert.egraph.add(Node::List(def.outputs.clone().into()));
                     let scan = convert.egraph.add(Node::Mv([name_id, cols]));
                     convert.egraph.union(def.root, scan);
+                    convert.egraph.analysis.mv_roots.push(def.root);
                     mv_sources.insert(name, Arc::clone(&mv.source));
                     mv_roots.push((Arc::clone(mv), def));
                 }

@@ -103,6 +103,8 @@ pub struct PlanAnalysis {
     /// The classes of the query region (MV definitions match each other too; only failures
     /// on the query are worth reporting).
     pub query: Vec<Id>,
+    /// The root classes of the candidate MVs.
+    pub mv_roots: Vec<Id>,
 }
 
 impl PlanAnalysis {
@@ -127,14 +129,19 @@ impl PlanAnalysis {
     }
 }
 
-/// Records why `mv` could not answer `query_class`, if that class belongs to the query.
-pub fn reject(egraph: &mut PlanGraph, query_class: Id, mv: Symbol, rejection: Rejection) {
-    let class = egraph.find(query_class);
-    let in_query = egraph
+/// Whether `class` belongs to the query region.
+pub fn in_query(egraph: &PlanGraph, class: Id) -> bool {
+    let class = egraph.find(class);
+    egraph
         .analysis
         .query
         .iter()
-        .any(|i| egraph.find(*i) == class);
+        .any(|i| egraph.find(*i) == class)
+}
+
+/// Records why `mv` could not answer `query_class`, if that class belongs to the query.
+pub fn reject(egraph: &mut PlanGraph, query_class: Id, mv: Symbol, rejection: Rejection) {
+    let in_query = in_query(egraph, query_class);
     let rejections = &mut egraph.analysis.rejections;
     if in_query && !rejections.iter().any(|(m, r)| *m == mv && *r == rejection) {
         rejections.push((mv, rejection));

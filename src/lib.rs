@@ -51,3 +51,8 @@ pub use optimizer_rule::MvRewriteRule;
 pub use report::{CandidateStatus, ReasonCode, Rejection, Report};
 pub use rewrite::{RewriteResult, Rewriter};
 pub use session::MvSession;
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

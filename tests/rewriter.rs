@@ -130,3 +130,24 @@ fn errors_are_typed() {
         .unwrap();
     assert!(!rw.catalog().contains("user_stats"));
 }
+
+/// Hundreds of candidate MVs on one table: saturation stops at its limits, the report says so,
+/// and the answer is still a correct plan.
+#[test]
+fn many_candidates_stay_bounded() {
+    let mut rw = rewriter();
+    for i in 0..300 {
+        rw.execute(&format!(
+            "CREATE MATERIALIZED VIEW m{i} AS SELECT user_id, event_type, sum(value) AS s, count(*) AS n FROM events WHERE user_id > {i} GROUP BY user_id, event_type"
+        ))
+        .unwrap();
+    }
+    let r = rw
+        .rewrite_sql("SELECT event_type, count(*) FROM events GROUP BY event_type")
+        .unwrap();
+    assert_eq!(r.used_mvs, vec!["event_summary"]);
+    assert_eq!(r.report.saturation.len(), 1);
+    let stats = &r.report.saturation[0];
+    assert!(stats.iterations <= 10 && stats.nodes <= 20_000, "{stats:?}");
+    assert_eq!(r.report.candidates.len(), 302);
+}

@@ -2,6 +2,7 @@
 //!
 //! | name | holds when |
 //! |---|---|
+//! | `in-query ?q` | `?q` is part of the query being answered (MV definitions are not rewritten against each other) |
 //! | `is-mv ?m` | `?m` is a materialized view |
 //! | `differ ?a ?b` | `?a` and `?b` are different e-classes |
 //! | `computable ?e ?m` | every expression in `?e` (a list or an expression) can be computed from `?m`'s output columns without recomputing an aggregate |
@@ -18,6 +19,7 @@ use crate::report::{ReasonCode, Rejection};
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
+    InQuery,
     IsMv,
     Differ,
     Computable { rows: bool },
@@ -39,6 +41,7 @@ impl Check {
             .map(|w| w.parse::<Var>().map_err(|e| format!("{w}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let (kind, arity) = match name {
+            "in-query" => (Kind::InQuery, 1),
             "is-mv" => (Kind::IsMv, 1),
             "differ" => (Kind::Differ, 2),
             "computable" => (Kind::Computable { rows: false }, 2),
@@ -55,6 +58,7 @@ impl Check {
     fn check(&self, egraph: &mut PlanGraph, subst: &Subst, query: Option<Id>) -> bool {
         let v = |i: usize| egraph.find(subst[self.vars[i]]);
         match self.kind {
+            Kind::InQuery => crate::lang::in_query(egraph, v(0)),
             Kind::IsMv => mv_of(egraph, v(0)).is_some(),
             Kind::Differ => v(0) != v(1),
             Kind::Computable { rows } => {

@@ -11,11 +11,13 @@
 //! duplicate-insensitive FN...
 //! ```
 //!
-//! `SEARCHER` and `APPLIER` are egg patterns (multi-patterns `?a = (..), ?b = (..)` allowed);
-//! an applier `@name` is a Rust applier. Conditions are listed in [`conditions`].
+//! `SEARCHER` is `?m = MV_PATTERN, ?q = QUERY_PATTERN`: an MV and a part of the query that
+//! share variables ([`searcher`]). `APPLIER` is an egg pattern or multi-pattern (`?q = (..)`),
+//! or `@name` for a Rust applier. Conditions are listed in [`conditions`].
 
 pub mod conditions;
 pub mod rollup;
+pub mod searcher;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use egg::{MultiPattern, Rewrite};
 use crate::lang::{Node, PlanAnalysis};
 use conditions::{AllOf, Check, Guarded};
 use rollup::{RollupApplier, RollupTable};
+use searcher::MvQuerySearcher;
 
 /// The packs shipped with the crate, embedded at build time, in the order they are applied.
 pub const BUILTIN_PACKS: &[(&str, &str)] = &[
@@ -99,8 +102,7 @@ fn parse_rule(
     let (lhs, rhs) = body
         .split_once("=>")
         .ok_or("expected SEARCHER => APPLIER")?;
-    let searcher = MultiPattern::<Node>::from_str(&bind_root(lhs.trim()))
-        .map_err(|e| format!("bad searcher: {e}"))?;
+    let searcher = MvQuerySearcher::parse(lhs.trim())?;
     let condition = AllOf(
         conds
             .map(|c| {
@@ -131,5 +133,55 @@ fn bind_root(pattern: &str) -> String {
         pattern.to_string()
     } else {
         format!("?root = {pattern}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_packs_load() {
+        let rules = RuleSet::builtin();
+        assert_eq!(rules.rewrites.len(), 5);
+        assert_eq!(rules.rollups.rules["count"].via, "sum");
+        assert!(rules.rollups.rules["count"].zero_on_empty);
+        assert_eq!(rules.rollups.rules["avg"].from, ["sum", "count"]);
+    }
+
+    #[test]
+    fn bad_packs_name_the_line() {
+        let cases = [
+            ("rule x ?a => ?a", "expected 'rule NAME: ...'"),
+            (
+                "rule x: ?m = (mv ?a ?b), ?q = (proj ?c ?m) => ?q = (proj ?c ?m) if no-such-check ?q",
+                "unknown condition",
+            ),
+            (
+                "rule x: ?m = (mv ?a ?b), ?q = (proj ?c ?m) => @nope",
+                "unknown applier",
+            ),
+            (
+                "rule x: (proj ?a ?b) => (proj ?a ?b)",
+                "expected '?m = PATTERN, ?q = PATTERN'",
+            ),
+            (
+                "rule x: ?q = (proj ?a ?b), ?m = (mv ?c ?d) => ?q = (proj ?a ?b)",
+                "binds ?m",
+            ),
+            (
+                "rollup sum from sum via no_such_fn",
+                "unknown aggregate function",
+            ),
+            ("rollup avg from sum via divide", "two MV aggregates"),
+            ("frobnicate", "cannot read"),
+        ];
+        for (line, message) in cases {
+            let err = RuleSet::load(&[("p", &format!("# header\n{line}"))])
+                .err()
+                .unwrap_or_else(|| panic!("{line} loaded"));
+            assert!(err.starts_with("p.rules:2:"), "{err}");
+            assert!(err.contains(message), "{line}: {err}");
+        }
     }
 }
