@@ -146,6 +146,13 @@ impl Catalog {
             .collect()
     }
 
+    /// Whether any MV reads one of `tables` (a cheap test before any rewriting work).
+    pub fn has_mvs_over(&self, tables: &BTreeSet<String>) -> bool {
+        tables
+            .iter()
+            .any(|t| self.by_table.get(t).is_some_and(|mvs| !mvs.is_empty()))
+    }
+
     /// MVs that read some of `tables` but not exactly them (reported, never tried).
     pub fn overlapping(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
         let mut names = BTreeSet::new();

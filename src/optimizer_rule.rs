@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use datafusion::common::Result;
 use datafusion::common::tree_node::Transformed;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+use datafusion::optimizer::{ApplyOrder, Optimizer, OptimizerConfig, OptimizerRule};
 
 use crate::catalog::Catalog;
 use crate::engine::Engine;
@@ -18,6 +18,10 @@ use crate::report::Report;
 pub struct MvRewriteRule {
     catalog: Arc<RwLock<Catalog>>,
     engine: Arc<Engine>,
+    /// DataFusion's own rules, run to their fixpoint before rewriting: the rule may see a plan
+    /// in the optimizer's first pass, but MV definitions were normalized to the fixpoint, and
+    /// both must be in the same shape to match (and a query that folds to nothing needs no MV).
+    normalizer: Optimizer,
     last_report: Mutex<Option<Report>>,
 }
 
@@ -32,6 +36,7 @@ impl MvRewriteRule {
         MvRewriteRule {
             catalog,
             engine,
+            normalizer: Optimizer::new(),
             last_report: Mutex::new(None),
         }
     }
@@ -61,12 +66,18 @@ impl OptimizerRule for MvRewriteRule {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
         let Ok(catalog) = self.catalog.read() else {
             return Ok(Transformed::no(plan));
         };
-        let outcome = self.engine.rewrite(&plan, &catalog);
+        if !catalog.has_mvs_over(&crate::region::base_tables(&plan)) {
+            return Ok(Transformed::no(plan));
+        }
+        let Ok(normalized) = self.normalizer.optimize(plan.clone(), config, |_, _| {}) else {
+            return Ok(Transformed::no(plan));
+        };
+        let outcome = self.engine.rewrite(&normalized, &catalog);
         if !outcome.report.candidates.is_empty()
             && let Ok(mut last) = self.last_report.lock()
         {

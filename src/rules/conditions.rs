@@ -192,7 +192,12 @@ impl<A: Applier<Node, PlanAnalysis>> Applier<Node, PlanAnalysis> for Guarded<A> 
                 });
             }
         }
-        self.applier.apply_matches(egraph, &kept, rule_name)
+        // egg's multi-pattern applier reports every match as applied, even when the union was
+        // already there, which would keep saturation from ever being detected.
+        let before = (egraph.total_number_of_nodes(), egraph.number_of_classes());
+        let applied = self.applier.apply_matches(egraph, &kept, rule_name);
+        let after = (egraph.total_number_of_nodes(), egraph.number_of_classes());
+        if before == after { vec![] } else { applied }
     }
 
     fn apply_one(

@@ -3,8 +3,11 @@
 //! coarser GROUP BY. Which aggregate rolls up how is data: the `rollup` lines of the
 //! `aggregate` pack.
 //!
-//! Pattern variables it reads: `?q = (agg ?qk ?qa ?x)` (the query's aggregate) and
-//! `?m = (proj ?ml (agg ?mk ?ma ?x))` (the MV, over the same input `?x`).
+//! Pattern variables it reads: `?q = (agg ?qk ?qa ?x)` or `?q = (agg ?qk ?qa (filter ?p ?x))`
+//! (the query's aggregate, optionally over a filter) and `?m = (proj ?ml (agg ?mk ?ma ?x))`
+//! (the MV, over the same input `?x`). A query filter is applied to the MV's groups, which is
+//! only equivalent when every conjunct is computed from the MV's group keys: all rows of a
+//! group agree on those, so filtering rows and filtering groups keep the same groups whole.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -91,6 +94,7 @@ fn aggregate_udf(name: &str) -> Option<Arc<AggregateUDF>> {
 pub struct RollupApplier {
     table: Arc<RollupTable>,
     v: [Var; 7],
+    filter: Var,
 }
 
 impl RollupApplier {
@@ -99,6 +103,7 @@ impl RollupApplier {
         RollupApplier {
             table,
             v: ["?q", "?m", "?qk", "?qa", "?mk", "?ma", "?ml"].map(var),
+            filter: var("?p"),
         }
     }
 }
@@ -116,16 +121,17 @@ impl Applier<Node, PlanAnalysis> for RollupApplier {
         let Some(mv) = mv_of(egraph, m) else {
             return vec![];
         };
+        let filter = subst.get(self.filter).map(|p| egraph.find(*p));
+        if filter.is_none() && (qk, qa) == (mk, ma) {
+            return vec![]; // the MV's own aggregate: nothing to rewrite
+        }
         let mut plan = Rollup {
             egraph,
             table: &self.table,
             mv,
-            m,
+            input: m,
         };
-        if (qk, qa) == (mk, ma) {
-            return vec![]; // the MV's own aggregate: nothing to rewrite
-        }
-        match plan.answer(qk, qa, mk, ml) {
+        match plan.answer(qk, qa, mk, ml, filter) {
             Ok(Some(new)) if plan.egraph.union(q, new) => vec![q],
             Ok(_) => vec![],
             Err(rejection) => {
@@ -140,12 +146,20 @@ struct Rollup<'a> {
     egraph: &'a mut PlanGraph,
     table: &'a RollupTable,
     mv: Symbol,
-    m: Id,
+    /// What the answer reads: the MV, or the MV filtered by the query's filter.
+    input: Id,
 }
 
 impl Rollup<'_> {
     /// A relation equal to the query's aggregate (same output expressions), read from the MV.
-    fn answer(&mut self, qk: Id, qa: Id, mk: Id, ml: Id) -> Result<Option<Id>, Rejection> {
+    fn answer(
+        &mut self,
+        qk: Id,
+        qa: Id,
+        mk: Id,
+        ml: Id,
+        filter: Option<Id>,
+    ) -> Result<Option<Id>, Rejection> {
         let (keys, aggs) = (list_items(self.egraph, qk), list_items(self.egraph, qa));
         let (mv_keys, stored) = (list_items(self.egraph, mk), list_items(self.egraph, ml));
         let key_outputs: HashSet<Id> = stored
@@ -165,6 +179,21 @@ impl Rollup<'_> {
                 ));
             }
         }
+        if let Some(conjuncts) = filter {
+            for c in list_items(self.egraph, conjuncts) {
+                if first_missing(self.egraph, c, &key_outputs, false).is_some() {
+                    let what = display(self.egraph, c);
+                    return Err(Rejection::new(
+                        ReasonCode::FilterMismatch,
+                        format!(
+                            "the query filters on {what}, which is not computed from group keys of {}",
+                            self.mv
+                        ),
+                    ));
+                }
+            }
+            self.input = self.egraph.add(Node::Filter([conjuncts, self.input]));
+        }
         let stored: HashSet<Id> = stored.into_iter().collect();
         let same_grouping =
             keys.iter().collect::<HashSet<_>>() == mv_keys.iter().collect::<HashSet<_>>();
@@ -179,7 +208,7 @@ impl Rollup<'_> {
         }
         let key_list = self.set(keys);
         let agg_list = self.set(new_aggs);
-        let agg = self.egraph.add(Node::Agg([key_list, agg_list, self.m]));
+        let agg = self.egraph.add(Node::Agg([key_list, agg_list, self.input]));
         let items = self.egraph.add(Node::List(items.into()));
         Ok(Some(self.egraph.add(Node::Proj([items, agg]))))
     }
@@ -197,7 +226,7 @@ impl Rollup<'_> {
             items.push(self.named(*a, out));
         }
         let items = self.egraph.add(Node::List(items.into()));
-        Some(self.egraph.add(Node::Proj([items, self.m])))
+        Some(self.egraph.add(Node::Proj([items, self.input])))
     }
 
     /// The expression (over the new aggregate's outputs) that equals query aggregate `a`,
