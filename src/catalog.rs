@@ -67,6 +67,8 @@ pub struct Catalog {
     by_tables: HashMap<BTreeSet<String>, BTreeSet<String>>,
     by_table: HashMap<String, BTreeSet<String>>,
     table_rows: HashMap<String, u64>,
+    /// MVs whose base tables were written after they were computed, with the reason.
+    stale: HashMap<String, String>,
 }
 
 impl Catalog {
@@ -98,6 +100,7 @@ impl Catalog {
 
     /// Removes an MV; returns whether it existed.
     pub fn drop_mv(&mut self, name: &str) -> bool {
+        self.stale.remove(name);
         match self.mvs.remove(name) {
             Some(mv) => {
                 if let Some(set) = self.by_tables.get_mut(&mv.base_tables) {
@@ -165,6 +168,20 @@ impl Catalog {
             .filter(|mv| mv.base_tables != *tables)
             .cloned()
             .collect()
+    }
+
+    /// Marks every MV over `table` stale: it never answers again until it is recomputed.
+    pub fn mark_stale(&mut self, table: &str) {
+        for mv in self.by_table.get(table).into_iter().flatten() {
+            self.stale.entry(mv.clone()).or_insert_with(|| {
+                format!("{table} was written after {mv} was computed; recreate it to use it again")
+            });
+        }
+    }
+
+    /// Why `mv` is stale, if it is.
+    pub fn stale_reason(&self, mv: &str) -> Option<&str> {
+        self.stale.get(mv).map(String::as_str)
     }
 
     /// Records a base table's row count for costing.

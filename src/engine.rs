@@ -133,6 +133,11 @@ impl Engine {
         }
         let mut eligible = Vec::new();
         for mv in catalog.candidates(&tables) {
+            if let Some(why) = catalog.stale_reason(&mv.name) {
+                let r = Rejection::new(ReasonCode::Stale, why);
+                note(statuses, &mv.name, CandidateStatus::Rejected(r));
+                continue;
+            }
             match &mv.eligibility {
                 Ok(()) => eligible.push(mv),
                 Err(r) => note(statuses, &mv.name, CandidateStatus::Ineligible(r.clone())),

@@ -25,6 +25,8 @@ pub enum ReasonCode {
     FilterMismatch,
     /// The query has a shape the rewriter does not handle (joins, unions, subqueries, ...).
     UnsupportedQuery,
+    /// A base table was written after the MV was computed.
+    Stale,
     /// The MV could answer but another plan reads fewer rows.
     MoreExpensive,
 }
@@ -43,6 +45,7 @@ impl ReasonCode {
             ReasonCode::MvAggregatesQueryDoesNot => "mv_aggregates_query_does_not",
             ReasonCode::FilterMismatch => "filter_mismatch",
             ReasonCode::UnsupportedQuery => "unsupported_query",
+            ReasonCode::Stale => "stale",
             ReasonCode::MoreExpensive => "more_expensive",
         }
     }

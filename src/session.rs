@@ -9,7 +9,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::{Catalog, MaterializedView};
@@ -91,8 +91,11 @@ impl MvSession {
             .ok_or_else(|| MvError::Internal(format!("no data for table {name}")))?;
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         let table = MemTable::try_new(schema, vec![batches])?;
+        self.ctx.deregister_table(name)?;
         self.ctx.register_table(name, Arc::new(table))?;
-        self.write_catalog()?.set_table_rows(name, rows);
+        let mut catalog = self.write_catalog()?;
+        catalog.set_table_rows(name, rows);
+        catalog.mark_stale(name);
         Ok(())
     }
 
@@ -110,8 +113,29 @@ impl MvSession {
                 Ok(self.ctx.read_empty()?)
             }
             // Anything mvrewrite does not parse goes to DataFusion, which reports its own errors.
-            Ok(None) | Err(_) => Ok(self.ctx.sql(sql).await?),
+            Ok(None) | Err(_) => {
+                let plan = self.ctx.state().create_logical_plan(sql).await?;
+                self.note_writes(&plan)?;
+                Ok(self.ctx.execute_logical_plan(plan).await?)
+            }
         }
+    }
+
+    /// Marks the MVs over a table this statement writes as stale (conservatively, when it is
+    /// planned). Writes made on the context directly are not seen: see the README.
+    fn note_writes(&self, plan: &LogicalPlan) -> Result<()> {
+        let table = match plan {
+            LogicalPlan::Dml(dml) => Some(dml.table_name.table().to_string()),
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) if c.or_replace => {
+                Some(c.name.table().to_string())
+            }
+            LogicalPlan::Ddl(DdlStatement::DropTable(d)) => Some(d.name.table().to_string()),
+            _ => None,
+        };
+        if let Some(table) = table {
+            self.write_catalog()?.mark_stale(&table);
+        }
+        Ok(())
     }
 
     /// Executes the definition, stores the result in memory and registers the MV.

@@ -407,3 +407,26 @@ async fn mv_from_a_logical_plan() {
         vec!["from_plan"]
     );
 }
+
+#[tokio::test]
+async fn a_write_makes_the_mv_stale_until_it_is_recreated() {
+    let pair = common::sales_and_events();
+    let mv = "CREATE OR REPLACE MATERIALIZED VIEW by_sex AS SELECT sex, sum(quantity) AS q FROM sales GROUP BY sex";
+    pair.session.sql(mv).await.unwrap();
+    let q = "SELECT sex, sum(quantity) FROM sales GROUP BY sex";
+    assert_eq!(common::assert_same(&pair, q).await, vec!["by_sex"]);
+    pair.session
+        .sql("INSERT INTO sales VALUES (1, 'china', 'f', 1000, 1.0)")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    // The plain context shares the table, so it sees the new row too.
+    assert!(common::assert_same(&pair, q).await.is_empty());
+    let (code, reason) = rejection(&pair, "by_sex");
+    assert_eq!(code, ReasonCode::Stale);
+    assert!(reason.contains("sales"), "{reason}");
+    pair.session.sql(mv).await.unwrap();
+    assert_eq!(common::assert_same(&pair, q).await, vec!["by_sex"]);
+}
