@@ -31,6 +31,16 @@ pub const DEMO_QUERIES: &[&str] = &[
     "SELECT event_type, count(DISTINCT user_id) AS users FROM events GROUP BY event_type ORDER BY event_type",
 ];
 
+/// Rows an MV holds.
+fn stored_rows(session: &MvSession, mv: &str) -> u64 {
+    session
+        .catalog()
+        .read()
+        .ok()
+        .and_then(|c| c.get(mv).and_then(|m| m.row_count))
+        .unwrap_or(0)
+}
+
 async fn timed(ctx: &SessionContext, sql: &str) -> Result<(Vec<RecordBatch>, Duration)> {
     let start = Instant::now();
     let batches = ctx.sql(sql).await?.collect().await?;
@@ -72,12 +82,7 @@ pub async fn run(rows: usize, out: &mut impl Write) -> Result<()> {
         let start = Instant::now();
         session.sql(mv).await?;
         let name = mv.split_whitespace().nth(3).unwrap_or("?");
-        let mv_rows = session
-            .catalog()
-            .read()
-            .ok()
-            .and_then(|c| c.get(name).and_then(|m| m.row_count))
-            .unwrap_or(0);
+        let mv_rows = stored_rows(&session, name);
         writeln!(
             out,
             "materialized {name}: {mv_rows} rows in {:.2?}",
@@ -89,6 +94,7 @@ pub async fn run(rows: usize, out: &mut impl Write) -> Result<()> {
 
     for sql in DEMO_QUERIES {
         let (original, t_original) = timed(&plain, sql).await?;
+        session.clear_report();
         let (rewritten, t_rewritten) = timed(session.context(), sql).await?;
         let used = session
             .last_report()
@@ -98,12 +104,7 @@ pub async fn run(rows: usize, out: &mut impl Write) -> Result<()> {
         writeln!(out, "{sql}").map_err(io)?;
         match used.first() {
             Some(mv) => {
-                let mv_rows = session
-                    .catalog()
-                    .read()
-                    .ok()
-                    .and_then(|c| c.get(mv).and_then(|m| m.row_count))
-                    .unwrap_or(0);
+                let mv_rows = stored_rows(&session, mv);
                 writeln!(
                     out,
                     "  answered from {mv}: reads {mv_rows} rows instead of {rows}; {:.2?} -> {:.2?} ({:.0}x); same result: {}",
