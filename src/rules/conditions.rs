@@ -64,9 +64,11 @@ impl Check {
             Kind::Computable { rows } => {
                 let (exprs, source) = (v(0), v(1));
                 let avail = available(egraph, source);
-                let items = match list_items(egraph, exprs) {
-                    items if !items.is_empty() => items,
-                    _ => vec![exprs],
+                let is_list = egraph[exprs].nodes.iter().any(|n| matches!(n, Node::List(_)));
+                let items = if is_list {
+                    list_items(egraph, exprs)
+                } else {
+                    vec![exprs]
                 };
                 for item in items {
                     if let Some(missing) = first_missing(egraph, item, &avail, rows) {
