@@ -7,6 +7,7 @@
 //! | `differ ?a ?b` | `?a` and `?b` are different e-classes |
 //! | `computable ?e ?m` | every expression in `?e` (a list or an expression) can be computed from `?m`'s output columns without recomputing an aggregate |
 //! | `computable-rows ?e ?m` | the same, but aggregates may be recomputed from `?m`'s rows |
+//! | `computable-keys ?e ?m` | computable from the columns of `?m` that hold no aggregate (its group keys) |
 //!
 //! A condition that fails for an MV records why, for the report.
 
@@ -23,6 +24,7 @@ enum Kind {
     IsMv,
     Differ,
     Computable { rows: bool },
+    ComputableFromKeys,
 }
 
 /// One named condition applied to pattern variables.
@@ -46,6 +48,7 @@ impl Check {
             "differ" => (Kind::Differ, 2),
             "computable" => (Kind::Computable { rows: false }, 2),
             "computable-rows" => (Kind::Computable { rows: true }, 2),
+            "computable-keys" => (Kind::ComputableFromKeys, 2),
             other => return Err(format!("unknown condition '{other}'")),
         };
         if vars.len() != arity {
@@ -61,10 +64,17 @@ impl Check {
             Kind::InQuery => crate::lang::in_query(egraph, v(0)),
             Kind::IsMv => mv_of(egraph, v(0)).is_some(),
             Kind::Differ => v(0) != v(1),
-            Kind::Computable { rows } => {
+            Kind::Computable { .. } | Kind::ComputableFromKeys => {
                 let (exprs, source) = (v(0), v(1));
-                let avail = available(egraph, source);
-                let is_list = egraph[exprs].nodes.iter().any(|n| matches!(n, Node::List(_)));
+                let mut avail = available(egraph, source);
+                let rows = matches!(self.kind, Kind::Computable { rows: true });
+                if matches!(self.kind, Kind::ComputableFromKeys) {
+                    avail.retain(|c| !has_aggregate(egraph, *c));
+                }
+                let is_list = egraph[exprs]
+                    .nodes
+                    .iter()
+                    .any(|n| matches!(n, Node::List(_)));
                 let items = if is_list {
                     list_items(egraph, exprs)
                 } else {

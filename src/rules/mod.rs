@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn builtin_packs_load() {
         let rules = RuleSet::builtin();
-        assert_eq!(rules.rewrites.len(), 7);
+        assert_eq!(rules.rewrites.len(), 8);
         assert_eq!(rules.rollups.rules["count"].via, "sum");
         assert!(rules.rollups.rules["count"].zero_on_empty);
         assert_eq!(rules.rollups.rules["avg"].from, ["sum", "count"]);

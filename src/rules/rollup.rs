@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{AggregateUDF, Cast, Expr, lit};
+use datafusion::logical_expr::{AggregateUDF, Cast, Expr, Operator, lit};
 use egg::{Applier, Id, PatternAst, Subst, Symbol, Var};
 
 use super::conditions::{first_missing, has_aggregate};
@@ -179,8 +179,10 @@ impl Rollup<'_> {
                 ));
             }
         }
+        let mut pinned = HashSet::new();
         if let Some(conjuncts) = filter {
             for c in list_items(self.egraph, conjuncts) {
+                pinned.extend(self.pinned_key(c, &mv_keys));
                 if first_missing(self.egraph, c, &key_outputs, false).is_some() {
                     let what = display(self.egraph, c);
                     return Err(Rejection::new(
@@ -195,8 +197,13 @@ impl Rollup<'_> {
             self.input = self.egraph.add(Node::Filter([conjuncts, self.input]));
         }
         let stored: HashSet<Id> = stored.into_iter().collect();
-        let same_grouping =
-            keys.iter().collect::<HashSet<_>>() == mv_keys.iter().collect::<HashSet<_>>();
+        // MV keys the filter pins to one value (`name = 'x'`) group nothing further. Without a
+        // GROUP BY the query must return a row even when the filter keeps no group, which a
+        // read of the MV's rows would not, so that case always re-aggregates.
+        let mut effective: HashSet<Id> = keys.iter().copied().collect();
+        effective.extend(pinned);
+        let same_grouping = effective == mv_keys.iter().copied().collect::<HashSet<_>>()
+            && (filter.is_none() || !keys.is_empty());
         if same_grouping && let Some(direct) = self.direct(&keys, &aggs, &stored) {
             return Ok(Some(direct));
         }
@@ -211,6 +218,27 @@ impl Rollup<'_> {
         let agg = self.egraph.add(Node::Agg([key_list, agg_list, self.input]));
         let items = self.egraph.add(Node::List(items.into()));
         Ok(Some(self.egraph.add(Node::Proj([items, agg]))))
+    }
+
+    /// The MV key that `conjunct` (`key = literal`) fixes to one value, if any.
+    fn pinned_key(&self, conjunct: Id, mv_keys: &[Id]) -> Option<Id> {
+        let (head, children) = expr_node(self.egraph, conjunct)?;
+        let Expr::BinaryExpr(b) = self.egraph.analysis.head(head) else {
+            return None;
+        };
+        if b.op != Operator::Eq {
+            return None;
+        }
+        let is_literal = |c: Id| {
+            expr_node(self.egraph, c)
+                .is_some_and(|(h, _)| *self.egraph.analysis.kind(h) == HeadKind::Literal)
+        };
+        match children {
+            [a, l] | [l, a] if is_literal(*l) && mv_keys.contains(&self.egraph.find(*a)) => {
+                Some(self.egraph.find(*a))
+            }
+            _ => None,
+        }
     }
 
     /// Same GROUP BY: every aggregate is read from the MV's row for its group.
