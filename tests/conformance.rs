@@ -197,7 +197,12 @@ async fn without_limit(plain: &SessionContext, query: &str) -> Option<Vec<Record
 async fn conformance() {
     let dir = corpus_dir();
     let Ok(cases) = std::fs::read_to_string(dir.join("cases.jsonl")) else {
-        println!("conformance: skipped, no corpus at {}", dir.display());
+        writeln!(
+            std::io::stdout(),
+            "conformance: skipped, no corpus at {}",
+            dir.display()
+        )
+        .unwrap();
         return;
     };
     let tables = tables(&std::fs::read_to_string(dir.join("schema.sql")).unwrap()).await;
@@ -269,7 +274,12 @@ async fn conformance() {
     for f in &failures {
         eprintln!("{f}");
     }
-    println!("conformance: {r}/{e} rewrites, {w} wrong, {m} mismatches, {p} panics");
+    // Straight to stdout, past the test harness's capture: CI logs show the line.
+    writeln!(
+        std::io::stdout(),
+        "conformance: {r}/{e} rewrites, {w} wrong, {m} mismatches, {p} panics"
+    )
+    .unwrap();
     assert_eq!((w, m, p), (0, 0, 0), "wrong rewrites, mismatches or panics");
     assert!(r >= 100, "only {r} of {e} expected rewrites found");
 }
