@@ -41,10 +41,16 @@ fn stored_rows(session: &MvSession, mv: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Plans and runs `sql` three times; the result and the best time (planning included).
 async fn timed(ctx: &SessionContext, sql: &str) -> Result<(Vec<RecordBatch>, Duration)> {
-    let start = Instant::now();
-    let batches = ctx.sql(sql).await?.collect().await?;
-    Ok((batches, start.elapsed()))
+    let mut best = Duration::MAX;
+    let mut batches = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        batches = ctx.sql(sql).await?.collect().await?;
+        best = best.min(start.elapsed());
+    }
+    Ok((batches, best))
 }
 
 /// Runs the demo over `rows` generated events, writing the story to `out` and progress to

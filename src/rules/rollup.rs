@@ -109,6 +109,11 @@ impl RollupApplier {
 }
 
 impl Applier<Node, PlanAnalysis> for RollupApplier {
+    /// The variables it reads: a rule whose searcher does not bind them fails to load.
+    fn vars(&self) -> Vec<Var> {
+        self.v.to_vec()
+    }
+
     fn apply_one(
         &self,
         egraph: &mut PlanGraph,
