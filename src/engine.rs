@@ -79,7 +79,14 @@ impl Engine {
             if region::not_a_region(&node, Determinism::AllowStable).is_some() {
                 return Ok(Transformed::no(node));
             }
-            let rewritten = self.rewrite_region(&node, catalog, &mut statuses, &mut report);
+            // A bug in a rule must cost the rewrite, never the query: keep the region as it is.
+            let rewritten = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.rewrite_region(&node, catalog, &mut statuses, &mut report)
+            }))
+            .unwrap_or_else(|_| {
+                report.unsupported = Some("internal error while rewriting; plan kept".into());
+                None
+            });
             Ok(match rewritten {
                 Some(new) => Transformed::new(new, true, TreeNodeRecursion::Jump),
                 None => Transformed::new(node, false, TreeNodeRecursion::Jump),
