@@ -1,0 +1,217 @@
+//! Random differential testing: a seeded generator of MV and query pairs over the `sales`
+//! table (NULLs and skew included). Each pair is registered, rewritten, and both plans executed;
+//! results must agree. `DIFF_CASES` and `DIFF_SEED` choose how many pairs and which; the test
+//! prints `differential: N pairs, K rewritten, M mismatches, P panics`.
+
+mod common;
+
+use std::io::Write;
+
+use futures::FutureExt;
+use mvrewrite::datagen::Rng;
+
+const KEYS: [&str; 6] = [
+    "country",
+    "sex",
+    "user_id",
+    "upper(country)",
+    "quantity % 3",
+    "price > 50",
+];
+const MV_AGGS: [&str; 8] = [
+    "count(*)",
+    "count(price)",
+    "sum(quantity)",
+    "sum(price)",
+    "min(price)",
+    "max(quantity)",
+    "avg(price)",
+    "count(quantity)",
+];
+const QUERY_AGGS: [&str; 10] = [
+    "count(*)",
+    "count(price)",
+    "sum(quantity)",
+    "sum(price)",
+    "min(price)",
+    "max(quantity)",
+    "avg(price)",
+    "count(DISTINCT sex)",
+    "max(country)",
+    "sum(quantity) + count(*)",
+];
+const FILTERS: [&str; 5] = [
+    "",
+    "country = 'china'",
+    "quantity > 5",
+    "price IS NOT NULL",
+    "sex = 'f' OR country IS NULL",
+];
+
+fn pick<'a>(rng: &mut Rng, from: &[&'a str], at_least: usize) -> Vec<&'a str> {
+    let mut out: Vec<&str> = from.iter().copied().filter(|_| rng.chance(0.4)).collect();
+    while out.len() < at_least {
+        let x = from[rng.below(from.len() as u64) as usize];
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// An MV and a query that often, but not always, it can answer.
+fn pair(rng: &mut Rng) -> (String, String) {
+    let mv_filter = FILTERS[rng.skewed(FILTERS.len() as u64) as usize];
+    let where_mv = if mv_filter.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {mv_filter}")
+    };
+    if rng.chance(0.2) {
+        // A projection MV.
+        let cols = pick(
+            rng,
+            &[
+                "country",
+                "sex",
+                "user_id",
+                "quantity",
+                "price",
+                "upper(country) AS uc",
+            ],
+            2,
+        );
+        let mv = format!("SELECT {} FROM sales{where_mv}", cols.join(", "));
+        let keys = pick(rng, &["country", "sex", "user_id"], 1);
+        let aggs = pick(rng, &QUERY_AGGS, 1);
+        let query = format!(
+            "SELECT {k}, {a} FROM sales{where_mv} GROUP BY {k}",
+            k = keys.join(", "),
+            a = aggs.join(", ")
+        );
+        return (mv, query);
+    }
+    let mv_keys = pick(rng, &KEYS, 1);
+    let mv_aggs = pick(rng, &MV_AGGS, 1);
+    let mv = format!(
+        "SELECT {k}, {a} FROM sales{where_mv} GROUP BY {k}",
+        k = mv_keys.join(", "),
+        a = mv_aggs.join(", ")
+    );
+    // Query keys mostly from the MV's keys.
+    let mut keys: Vec<&str> = mv_keys
+        .iter()
+        .copied()
+        .filter(|_| rng.chance(0.5))
+        .collect();
+    let extra = KEYS[rng.below(KEYS.len() as u64) as usize];
+    if rng.chance(0.15) && !keys.contains(&extra) {
+        keys.push(extra);
+    }
+    // Mostly aggregates the MV keeps, sometimes one it may not.
+    let mut aggs = if rng.chance(0.8) {
+        pick(rng, &mv_aggs, 1)
+    } else {
+        vec![]
+    };
+    let extra = QUERY_AGGS[rng.below(QUERY_AGGS.len() as u64) as usize];
+    if (aggs.is_empty() || rng.chance(0.3)) && !aggs.contains(&extra) {
+        aggs.push(extra);
+    }
+    let query_filter = if rng.chance(0.8) {
+        mv_filter.to_string()
+    } else if rng.chance(0.5) && mv_filter.is_empty() {
+        format!("{} = 'china'", "country")
+    } else {
+        FILTERS[rng.below(FILTERS.len() as u64) as usize].to_string()
+    };
+    let select: Vec<&str> = keys.iter().copied().chain(aggs.iter().copied()).collect();
+    let mut query = format!("SELECT {} FROM sales", select.join(", "));
+    if !query_filter.is_empty() {
+        query += &format!(" WHERE {query_filter}");
+    }
+    if !keys.is_empty() {
+        query += &format!(" GROUP BY {}", keys.join(", "));
+        if rng.chance(0.2) {
+            query += " HAVING count(*) > 3";
+        }
+    }
+    (mv, query)
+}
+
+#[tokio::test]
+async fn differential() {
+    let cases: usize = std::env::var("DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let seed: u64 = std::env::var("DIFF_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2026);
+    let mut rng = Rng::new(seed);
+    let (mut rewritten, mut mismatches, mut panics) = (0, 0, 0);
+    for i in 0..cases {
+        let (mv, query) = pair(&mut rng);
+        let run = async {
+            let pair = common::sales_and_events();
+            if pair
+                .session
+                .sql(&format!("CREATE MATERIALIZED VIEW m AS {mv}"))
+                .await
+                .is_err()
+            {
+                return Ok(false);
+            }
+            pair.session.clear_report();
+            let expected = pair
+                .plain
+                .sql(&query)
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let actual = pair
+                .session
+                .sql(&query)
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let used = pair
+                .session
+                .last_report()
+                .map(|r| r.used_mvs())
+                .unwrap_or_default();
+            match common::compare(&expected, &actual) {
+                Ok(()) => Ok(!used.is_empty()),
+                Err(diff) => Err(format!(
+                    "case {i} (DIFF_SEED={seed}): results differ: {diff}\n  MV:    {mv}\n  query: {query}\n  used:  {used:?}"
+                )),
+            }
+        };
+        match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+            Ok(Ok(r)) => rewritten += usize::from(r),
+            Ok(Err(report)) => {
+                mismatches += 1;
+                eprintln!("{report}");
+            }
+            Err(_) => {
+                panics += 1;
+                eprintln!("case {i} (DIFF_SEED={seed}) panicked\n  MV:    {mv}\n  query: {query}");
+            }
+        }
+    }
+    writeln!(
+        std::io::stdout(),
+        "differential: {cases} pairs, {rewritten} rewritten, {mismatches} mismatches, {panics} panics"
+    )
+    .unwrap();
+    assert_eq!((mismatches, panics), (0, 0));
+    assert!(
+        rewritten * 5 >= cases,
+        "only {rewritten} of {cases} pairs rewritten: the generator lost its aim"
+    );
+}
