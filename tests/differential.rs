@@ -144,7 +144,7 @@ async fn differential() {
     let cases: usize = std::env::var("DIFF_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(2000);
     let seed: u64 = std::env::var("DIFF_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
