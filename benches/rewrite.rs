@@ -129,5 +129,63 @@ fn query_time(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rewrite_latency, query_time);
+/// Planning time (SQL to optimized plan) in a plain DataFusion context and in an `MvSession`
+/// holding 100 MVs over the queried table: the whole cost of the rule, normalization included.
+fn planning_overhead(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let batches = datagen::events(1000, 1000, 1, |_| {}).unwrap();
+    let table = Arc::new(MemTable::try_new(datagen::events_schema(), vec![batches]).unwrap());
+    let session = MvSession::new();
+    session
+        .context()
+        .register_table("events", table.clone())
+        .unwrap();
+    session
+        .catalog()
+        .write()
+        .unwrap()
+        .set_table_rows("events", 10_000_000);
+    let plain = SessionContext::new();
+    plain.register_table("events", table).unwrap();
+    runtime.block_on(async {
+        for i in 0..100 {
+            let keys = ["event_type", "user_id", "date_trunc('hour', ts)", "date_trunc('day', ts)"];
+            let k: Vec<&str> = keys.iter().enumerate().filter(|(b, _)| (i + 1) >> b & 1 == 1).map(|(_, k)| *k).collect();
+            let k = if k.is_empty() { vec!["event_type"] } else { k };
+            session
+                .sql(&format!(
+                    "CREATE MATERIALIZED VIEW mv{i} AS SELECT {k}, count(*) AS n, sum(value) AS total FROM events WHERE value > {t} GROUP BY {k}",
+                    k = k.join(", "),
+                    t = i / 15
+                ))
+                .await
+                .unwrap();
+        }
+    });
+    let mut group = c.benchmark_group("planning_100_mvs");
+    let queries = [
+        (
+            "answered",
+            "SELECT event_type, sum(value) FROM events WHERE value > 0 GROUP BY event_type",
+        ),
+        (
+            "unanswered",
+            "SELECT user_id, max(value) FROM events GROUP BY user_id",
+        ),
+    ];
+    for (name, sql) in queries {
+        for (mode, ctx) in [("without_rule", &plain), ("with_rule", session.context())] {
+            group.bench_function(BenchmarkId::new(name, mode), |b| {
+                b.iter(|| {
+                    runtime.block_on(async {
+                        ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap()
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, rewrite_latency, query_time, planning_overhead);
 criterion_main!(benches);

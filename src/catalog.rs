@@ -69,6 +69,8 @@ pub struct Catalog {
     table_rows: HashMap<String, u64>,
     /// MVs whose base tables were written after they were computed, with the reason.
     stale: HashMap<String, String>,
+    /// Bumped on every change that can change a rewrite.
+    version: u64,
 }
 
 impl Catalog {
@@ -78,6 +80,7 @@ impl Catalog {
 
     /// Registers `mv`; with `replace`, an MV of the same name is replaced, otherwise it is an error.
     pub fn register(&mut self, mv: MaterializedView, replace: bool) -> Result<()> {
+        self.version += 1;
         if self.mvs.contains_key(&mv.name) {
             if !replace {
                 return Err(MvError::DuplicateMv(mv.name));
@@ -100,6 +103,7 @@ impl Catalog {
 
     /// Removes an MV; returns whether it existed.
     pub fn drop_mv(&mut self, name: &str) -> bool {
+        self.version += 1;
         self.stale.remove(name);
         match self.mvs.remove(name) {
             Some(mv) => {
@@ -115,6 +119,11 @@ impl Catalog {
             }
             None => false,
         }
+    }
+
+    /// Changes whenever the catalog changes in a way that can change a rewrite.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<MaterializedView>> {
@@ -172,6 +181,7 @@ impl Catalog {
 
     /// Marks every MV over `table` stale: it never answers again until it is recomputed.
     pub fn mark_stale(&mut self, table: &str) {
+        self.version += 1;
         for mv in self.by_table.get(table).into_iter().flatten() {
             self.stale.entry(mv.clone()).or_insert_with(|| {
                 format!("{table} was written after {mv} was computed; recreate it to use it again")
@@ -186,6 +196,7 @@ impl Catalog {
 
     /// Records a base table's row count for costing.
     pub fn set_table_rows(&mut self, table: impl Into<String>, rows: u64) {
+        self.version += 1;
         self.table_rows.insert(table.into(), rows);
     }
 

@@ -22,6 +22,9 @@ pub struct MvRewriteRule {
     /// in the optimizer's first pass, but MV definitions were normalized to the fixpoint, and
     /// both must be in the same shape to match (and a query that folds to nothing needs no MV).
     normalizer: Optimizer,
+    /// The last plan nothing was found for, with the catalog version: DataFusion calls the rule
+    /// once per optimizer pass, and an unchanged plan needs no second attempt.
+    last_miss: Mutex<Option<(u64, LogicalPlan, Report)>>,
     last_report: Mutex<Option<Report>>,
 }
 
@@ -37,6 +40,7 @@ impl MvRewriteRule {
             catalog,
             engine,
             normalizer: Optimizer::new(),
+            last_miss: Mutex::new(None),
             last_report: Mutex::new(None),
         }
     }
@@ -45,6 +49,15 @@ impl MvRewriteRule {
     pub fn clear_report(&self) {
         if let Ok(mut last) = self.last_report.lock() {
             *last = None;
+        }
+    }
+
+    /// Keeps `report` as the last one if some MV was considered.
+    fn remember(&self, report: Report) {
+        if !report.candidates.is_empty()
+            && let Ok(mut last) = self.last_report.lock()
+        {
+            *last = Some(report);
         }
     }
 
@@ -74,19 +87,27 @@ impl OptimizerRule for MvRewriteRule {
         if !catalog.has_mvs_over(&crate::region::base_tables(&plan)) {
             return Ok(Transformed::no(plan));
         }
+        let version = catalog.version();
+        let cached = self.last_miss.lock().ok().and_then(|last| {
+            last.as_ref()
+                .filter(|(v, p, _)| *v == version && *p == plan)
+                .map(|(_, _, report)| report.clone())
+        });
+        if let Some(report) = cached {
+            self.remember(report);
+            return Ok(Transformed::no(plan));
+        }
         let Ok(normalized) = self.normalizer.optimize(plan.clone(), config, |_, _| {}) else {
             return Ok(Transformed::no(plan));
         };
         let outcome = self.engine.rewrite(&normalized, &catalog);
-        if !outcome.report.candidates.is_empty()
-            && let Ok(mut last) = self.last_report.lock()
-        {
-            *last = Some(outcome.report);
+        self.remember(outcome.report.clone());
+        if outcome.rewritten {
+            return Ok(Transformed::yes(outcome.plan));
         }
-        Ok(if outcome.rewritten {
-            Transformed::yes(outcome.plan)
-        } else {
-            Transformed::no(plan)
-        })
+        if let Ok(mut last) = self.last_miss.lock() {
+            *last = Some((version, plan.clone(), outcome.report));
+        }
+        Ok(Transformed::no(plan))
     }
 }
