@@ -19,6 +19,8 @@ pub struct MaterializedView {
     pub plan: LogicalPlan,
     /// Base tables the definition reads.
     pub base_tables: BTreeSet<String>,
+    /// Base-table columns the definition reads (`table.column`).
+    pub base_columns: BTreeSet<String>,
     /// `Err` when the definition can never answer a query; the reason is reported.
     pub eligibility: std::result::Result<(), Rejection>,
     /// Rows stored, when known (the session records it when it materializes the MV).
@@ -41,6 +43,7 @@ impl MaterializedView {
             name: name.into(),
             sql,
             base_tables: validate::base_tables(&plan),
+            base_columns: crate::region::base_columns(&plan),
             plan,
             eligibility,
             row_count,

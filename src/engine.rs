@@ -138,17 +138,32 @@ impl Engine {
                 )),
             );
         }
+        let columns = region::base_columns(region);
+        let group_columns = region::group_columns(region);
         let mut eligible = Vec::new();
         for mv in catalog.candidates(&tables) {
-            if let Some(why) = catalog.stale_reason(&mv.name) {
-                let r = Rejection::new(ReasonCode::Stale, why);
-                note(statuses, &mv.name, CandidateStatus::Rejected(r));
+            let rejection = if let Err(r) = &mv.eligibility {
+                note(statuses, &mv.name, CandidateStatus::Ineligible(r.clone()));
                 continue;
-            }
-            match &mv.eligibility {
-                Ok(()) => eligible.push(mv),
-                Err(r) => note(statuses, &mv.name, CandidateStatus::Ineligible(r.clone())),
-            }
+            } else if let Some(why) = catalog.stale_reason(&mv.name) {
+                Rejection::new(ReasonCode::Stale, why)
+            } else if let Some(missing) = columns.difference(&mv.base_columns).next() {
+                // A cheap necessary condition: keeps most MVs that cannot answer out of the e-graph.
+                let (code, verb) = if group_columns.contains(missing) {
+                    (ReasonCode::GroupByNotKept, "groups by")
+                } else {
+                    (ReasonCode::ColumnMissing, "reads")
+                };
+                let reason = format!(
+                    "the query {verb} {missing}, which {} does not keep",
+                    mv.name
+                );
+                Rejection::new(code, reason)
+            } else {
+                eligible.push(mv);
+                continue;
+            };
+            note(statuses, &mv.name, CandidateStatus::Rejected(rejection));
         }
         if eligible.is_empty() {
             return None;

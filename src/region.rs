@@ -108,3 +108,50 @@ pub fn base_tables(plan: &LogicalPlan) -> BTreeSet<String> {
     });
     tables
 }
+
+/// Base-table columns `plan` reads (`table.column`), from its scans' projections and pushed-down
+/// filters. An MV can only answer a query whose columns it reads too: every expression equal to
+/// a query's mentions the same columns.
+pub fn base_columns(plan: &LogicalPlan) -> BTreeSet<String> {
+    let mut columns = BTreeSet::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let table = scan.table_name.table();
+            let schema = scan.source.schema();
+            let projected: Vec<usize> = match &scan.projection {
+                Some(p) => p.clone(),
+                None => (0..schema.fields().len()).collect(),
+            };
+            for i in projected {
+                columns.insert(format!("{table}.{}", schema.field(i).name()));
+            }
+            for filter in &scan.filters {
+                for c in filter.column_refs() {
+                    columns.insert(format!("{table}.{}", c.name));
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    columns
+}
+
+/// Base-table columns (`table.column`) the GROUP BY of `plan` reads directly.
+pub fn group_columns(plan: &LogicalPlan) -> BTreeSet<String> {
+    let mut columns = BTreeSet::new();
+    let tables = base_tables(plan);
+    let (Some(table), 1) = (tables.first(), tables.len()) else {
+        return columns;
+    };
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::Aggregate(agg) = node {
+            for e in &agg.group_expr {
+                for c in e.column_refs() {
+                    columns.insert(format!("{table}.{}", c.name));
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    columns
+}
