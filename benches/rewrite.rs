@@ -79,9 +79,9 @@ fn rewrite_latency(c: &mut Criterion) {
     group.finish();
 }
 
-fn query_time(c: &mut Criterion) {
-    let rows = 1_000_000;
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+/// An `MvSession` and a plain context over the same generated `events` table, whose recorded
+/// size (for costing) is `costed_rows`.
+fn events_contexts(rows: usize, costed_rows: usize) -> (MvSession, SessionContext) {
     let batches = datagen::events(rows, 1 << 16, 42, |_| {}).unwrap();
     let table = Arc::new(MemTable::try_new(datagen::events_schema(), vec![batches]).unwrap());
     let session = MvSession::new();
@@ -89,13 +89,20 @@ fn query_time(c: &mut Criterion) {
         .context()
         .register_table("events", table.clone())
         .unwrap();
-    session
-        .catalog()
+    let catalog = session.catalog();
+    catalog
         .write()
         .unwrap()
-        .set_table_rows("events", rows as u64);
+        .set_table_rows("events", costed_rows as u64);
     let plain = SessionContext::new();
     plain.register_table("events", table).unwrap();
+    (session, plain)
+}
+
+fn query_time(c: &mut Criterion) {
+    let rows = 1_000_000;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (session, plain) = events_contexts(rows, rows);
     runtime.block_on(async {
         for mv in mvrewrite::demo::DEMO_MVS {
             session.sql(mv).await.unwrap();
@@ -133,20 +140,8 @@ fn query_time(c: &mut Criterion) {
 /// holding 100 MVs over the queried table: the whole cost of the rule, normalization included.
 fn planning_overhead(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let batches = datagen::events(1000, 1000, 1, |_| {}).unwrap();
-    let table = Arc::new(MemTable::try_new(datagen::events_schema(), vec![batches]).unwrap());
-    let session = MvSession::new();
-    session
-        .context()
-        .register_table("events", table.clone())
-        .unwrap();
-    session
-        .catalog()
-        .write()
-        .unwrap()
-        .set_table_rows("events", 10_000_000);
-    let plain = SessionContext::new();
-    plain.register_table("events", table).unwrap();
+    // A small table, costed as a big one: planning does not depend on the data.
+    let (session, plain) = events_contexts(1000, 10_000_000);
     runtime.block_on(async {
         for i in 0..100 {
             let keys = ["event_type", "user_id", "date_trunc('hour', ts)", "date_trunc('day', ts)"];
