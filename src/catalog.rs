@@ -105,9 +105,11 @@ impl Catalog {
     }
 
     /// Removes an MV; returns whether it existed.
+    /// MVs defined over it become stale: their contents came from the old one.
     pub fn drop_mv(&mut self, name: &str) -> bool {
         self.version += 1;
         self.stale.remove(name);
+        self.mark_stale(name);
         match self.mvs.remove(name) {
             Some(mv) => {
                 if let Some(set) = self.by_tables.get_mut(&mv.base_tables) {

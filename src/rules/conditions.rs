@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `in-query ?q` | `?q` is part of the query being answered (MV definitions are not rewritten against each other) |
 //! | `is-mv ?m` | `?m` is a materialized view |
+//! | `non-empty ?l` | the list `?l` has an item (a GROUP BY that is not global) |
 //! | `differ ?a ?b` | `?a` and `?b` are different e-classes |
 //! | `computable ?e ?m` | every expression in `?e` (a list or an expression) can be computed from `?m`'s output columns without recomputing an aggregate |
 //! | `computable-rows ?e ?m` | the same, but aggregates may be recomputed from `?m`'s rows |
@@ -21,6 +22,7 @@ use crate::report::{ReasonCode, Rejection};
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     InQuery,
+    NonEmpty,
     IsMv,
     Differ,
     Computable { rows: bool },
@@ -44,6 +46,7 @@ impl Check {
             .collect::<Result<Vec<_>, _>>()?;
         let (kind, arity) = match name {
             "in-query" => (Kind::InQuery, 1),
+            "non-empty" => (Kind::NonEmpty, 1),
             "is-mv" => (Kind::IsMv, 1),
             "differ" => (Kind::Differ, 2),
             "computable" => (Kind::Computable { rows: false }, 2),
@@ -62,6 +65,7 @@ impl Check {
         let v = |i: usize| egraph.find(subst[self.vars[i]]);
         match self.kind {
             Kind::InQuery => crate::lang::in_query(egraph, v(0)),
+            Kind::NonEmpty => !list_items(egraph, v(0)).is_empty(),
             Kind::IsMv => mv_of(egraph, v(0)).is_some(),
             Kind::Differ => v(0) != v(1),
             Kind::Computable { .. } | Kind::ComputableFromKeys => {

@@ -225,7 +225,8 @@ impl Rollup<'_> {
         Ok(Some(self.egraph.add(Node::Proj([items, agg]))))
     }
 
-    /// The MV key that `conjunct` (`key = literal`) fixes to one value, if any.
+    /// The MV key that `conjunct` (`key = literal`) fixes to one group, if any. Never a float
+    /// key: `x = 0.0` holds for the two groups `0.0` and `-0.0`.
     fn pinned_key(&self, conjunct: Id, mv_keys: &[Id]) -> Option<Id> {
         let (head, children) = expr_node(self.egraph, conjunct)?;
         let Expr::BinaryExpr(b) = self.egraph.analysis.head(head) else {
@@ -240,7 +241,13 @@ impl Rollup<'_> {
         };
         match children {
             [a, l] | [l, a] if is_literal(*l) && mv_keys.contains(&self.egraph.find(*a)) => {
-                Some(self.egraph.find(*a))
+                let key = self.egraph.find(*a);
+                let float = self.egraph[key]
+                    .data
+                    .data_type
+                    .as_ref()
+                    .is_none_or(DataType::is_floating);
+                (!float).then_some(key)
             }
             _ => None,
         }
