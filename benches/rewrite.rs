@@ -18,6 +18,27 @@ const GROUP_COLUMNS: [&str; 4] = [
     "date_trunc('day', ts)",
 ];
 
+/// The `variant`-th MV over `table`: a GROUP BY on a subset of `GROUP_COLUMNS` (the bits of
+/// `variant + 1`) under a filter that changes every 15 variants.
+fn mv_definition(name: &str, variant: usize, table: &str) -> String {
+    let keys: Vec<&str> = GROUP_COLUMNS
+        .iter()
+        .enumerate()
+        .filter(|(b, _)| ((variant + 1) >> b) & 1 == 1)
+        .map(|(_, c)| *c)
+        .collect();
+    let keys = if keys.is_empty() {
+        vec![GROUP_COLUMNS[0]]
+    } else {
+        keys
+    };
+    format!(
+        "CREATE MATERIALIZED VIEW {name} AS SELECT {k}, count(*) AS n, sum(value) AS total FROM {table} WHERE value > {t} GROUP BY {k}",
+        k = keys.join(", "),
+        t = variant / 15
+    )
+}
+
 /// A catalog of `n` MVs spread over `TABLES` copies of the events table (events0 is the one
 /// queried), each a different grouping of the same measures.
 fn rewriter(n: usize) -> Rewriter {
@@ -30,24 +51,9 @@ fn rewriter(n: usize) -> Rewriter {
         rw.set_table_rows(&format!("events{t}"), 10_000_000);
     }
     for i in 0..n {
-        let t = i % TABLES;
-        let keys: Vec<&str> = GROUP_COLUMNS
-            .iter()
-            .enumerate()
-            .filter(|(b, _)| (i / TABLES + 1) >> b & 1 == 1)
-            .map(|(_, c)| *c)
-            .collect();
-        let keys = if keys.is_empty() {
-            vec!["event_type"]
-        } else {
-            keys
-        };
-        let threshold = i / (TABLES * 15);
-        rw.execute(&format!(
-            "CREATE MATERIALIZED VIEW mv{i} AS SELECT {k}, count(*) AS n, sum(value) AS total FROM events{t} WHERE value > {threshold} GROUP BY {k}",
-            k = keys.join(", ")
-        ))
-        .unwrap();
+        let table = format!("events{}", i % TABLES);
+        rw.execute(&mv_definition(&format!("mv{i}"), i / TABLES, &table))
+            .unwrap();
     }
     rw
 }
@@ -144,17 +150,8 @@ fn planning_overhead(c: &mut Criterion) {
     let (session, plain) = events_contexts(1000, 10_000_000);
     runtime.block_on(async {
         for i in 0..100 {
-            let keys = ["event_type", "user_id", "date_trunc('hour', ts)", "date_trunc('day', ts)"];
-            let k: Vec<&str> = keys.iter().enumerate().filter(|(b, _)| (i + 1) >> b & 1 == 1).map(|(_, k)| *k).collect();
-            let k = if k.is_empty() { vec!["event_type"] } else { k };
-            session
-                .sql(&format!(
-                    "CREATE MATERIALIZED VIEW mv{i} AS SELECT {k}, count(*) AS n, sum(value) AS total FROM events WHERE value > {t} GROUP BY {k}",
-                    k = k.join(", "),
-                    t = i / 15
-                ))
-                .await
-                .unwrap();
+            let sql = mv_definition(&format!("mv{i}"), i, "events");
+            session.sql(&sql).await.unwrap();
         }
     });
     let mut group = c.benchmark_group("planning_100_mvs");

@@ -217,8 +217,11 @@ fn random_column(field: &Field, rows: usize, rng: &mut Rng) -> ArrayRef {
             let max = 10i128.pow(u32::from(p.min(18))) / 10;
             let values: Vec<_> = (0..rows)
                 .map(|_| {
-                    valid(rng)
-                        .then(|| (int(rng) as i128 * 10i128.pow(s.max(0) as u32) / 4) % max.max(1))
+                    valid(rng).then(|| {
+                        (int(rng) as i128).saturating_mul(10i128.saturating_pow(s.max(0) as u32))
+                            / 4
+                            % max.max(1)
+                    })
                 })
                 .collect();
             match Decimal128Array::from(values).with_precision_and_scale(p, s) {

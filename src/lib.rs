@@ -4,7 +4,7 @@
 //! transparently and never wrongly. Queries are planned by DataFusion; each maximal
 //! select-project-aggregate region of the plan goes into an e-graph (egg) together with the
 //! definitions of the MVs over the same tables, rule packs (`rules/*.rules`) saturate it, and
-//! the cheapest equivalent plan (rows read) is extracted — an MV scan with whatever
+//! the cheapest equivalent plan (cells read: rows × columns) is extracted — an MV scan with whatever
 //! re-aggregation, filter or expression it needs, or the original plan.
 //!
 //! Three ways to use it:
