@@ -431,7 +431,7 @@ fn diagnose(
     };
     if egraph.find(query.base) != egraph.find(mv.base) {
         return Rejection::new(
-            ReasonCode::FilterMismatch,
+            ReasonCode::FilterNotImplied,
             format!(
                 "the query reads rows where {}, {name} keeps rows where {}",
                 describe(conjuncts(query.base)),

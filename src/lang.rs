@@ -291,6 +291,15 @@ pub fn list_items(egraph: &PlanGraph, id: Id) -> Vec<Id> {
         .unwrap_or_default()
 }
 
+/// Adds a `list` of the distinct classes in `ids` in a canonical order: how conjuncts, GROUP
+/// BY keys and aggregates are stored, so equal sets are one class.
+pub fn add_set(egraph: &mut PlanGraph, ids: &[Id]) -> Id {
+    let mut items: Vec<Id> = ids.iter().map(|i| egraph.find(*i)).collect();
+    items.sort();
+    items.dedup();
+    egraph.add(Node::List(items.into()))
+}
+
 /// The name held by a `Name` class.
 pub fn name_of(egraph: &PlanGraph, id: Id) -> Option<Symbol> {
     egraph[id].nodes.iter().find_map(|n| match n {

@@ -36,6 +36,7 @@ pub mod engine;
 pub mod error;
 pub mod lang;
 pub mod optimizer_rule;
+pub mod predicate;
 pub mod region;
 pub mod report;
 pub mod rewrite;

@@ -21,8 +21,10 @@ pub enum ReasonCode {
     DistinctNotOnKey,
     /// The MV aggregates but the query reads rows.
     MvAggregatesQueryDoesNot,
-    /// The query's filter differs from the MV's (filter subsumption is not implemented yet).
-    FilterMismatch,
+    /// The query's filter does not imply the MV's: the MV lacks rows the query needs.
+    FilterNotImplied,
+    /// Over an aggregated MV, the filter still to apply reads a column that is not a group key.
+    FilterNotOnGroupKeys,
     /// The query has a shape the rewriter does not handle (joins, unions, subqueries, ...).
     UnsupportedQuery,
     /// A base table was written after the MV was computed.
@@ -43,7 +45,8 @@ impl ReasonCode {
             ReasonCode::AvgNeedsSumAndCount => "avg_needs_sum_and_count",
             ReasonCode::DistinctNotOnKey => "distinct_not_on_key",
             ReasonCode::MvAggregatesQueryDoesNot => "mv_aggregates_query_does_not",
-            ReasonCode::FilterMismatch => "filter_mismatch",
+            ReasonCode::FilterNotImplied => "filter_not_implied",
+            ReasonCode::FilterNotOnGroupKeys => "filter_not_on_group_keys",
             ReasonCode::UnsupportedQuery => "unsupported_query",
             ReasonCode::Stale => "stale",
             ReasonCode::MoreExpensive => "more_expensive",

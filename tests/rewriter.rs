@@ -102,7 +102,7 @@ fn queries_no_mv_answers_keep_their_plan() {
     // user_stats keeps user_id but not value; event_summary keeps neither.
     assert_eq!(
         code("user_stats"),
-        ReasonCode::FilterMismatch,
+        ReasonCode::FilterNotOnGroupKeys,
         "{}",
         r.report
     );

@@ -164,12 +164,8 @@ impl ToEGraph<'_> {
         self.egraph.add(Node::Filter([list, input]))
     }
 
-    /// A `list` of the distinct classes in `ids`, in a canonical order.
     fn set(&mut self, ids: &[Id]) -> Id {
-        let mut items: Vec<Id> = ids.iter().map(|i| self.egraph.find(*i)).collect();
-        items.sort();
-        items.dedup();
-        self.egraph.add(Node::List(items.into()))
+        crate::lang::add_set(self.egraph, ids)
     }
 
     /// Adds an expression evaluated over a relation whose columns are `outs` (with `schema`).

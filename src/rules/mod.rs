@@ -18,6 +18,7 @@
 pub mod conditions;
 pub mod rollup;
 pub mod searcher;
+pub mod subsume;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -28,11 +29,13 @@ use crate::lang::{Node, PlanAnalysis};
 use conditions::{AllOf, Check, Guarded};
 use rollup::{RollupApplier, RollupTable};
 use searcher::MvQuerySearcher;
+use subsume::SubsumeApplier;
 
 /// The packs shipped with the crate, embedded at build time, in the order they are applied.
 pub const BUILTIN_PACKS: &[(&str, &str)] = &[
     ("core", include_str!("../../rules/core.rules")),
     ("aggregate", include_str!("../../rules/aggregate.rules")),
+    ("filter", include_str!("../../rules/filter.rules")),
 ];
 
 /// Rewrites ready for egg, and the rollup table they use.
@@ -115,11 +118,17 @@ fn parse_rule(
     );
     let rhs = rhs.trim();
     if let Some(applier) = rhs.strip_prefix('@') {
-        let applier = match applier {
-            "rollup" => RollupApplier::new(Arc::clone(table)),
-            other => return Err(format!("unknown applier @{other}")),
-        };
-        Rewrite::new(name, searcher, Guarded { condition, applier })
+        match applier {
+            "rollup" => {
+                let applier = RollupApplier::new(Arc::clone(table));
+                Rewrite::new(name, searcher, Guarded { condition, applier })
+            }
+            "subsume" => {
+                let applier = SubsumeApplier::default();
+                Rewrite::new(name, searcher, Guarded { condition, applier })
+            }
+            other => Err(format!("unknown applier @{other}")),
+        }
     } else {
         let applier = MultiPattern::<Node>::from_str(&bind_root(rhs))
             .map_err(|e| format!("bad applier: {e}"))?;
@@ -143,7 +152,7 @@ mod tests {
     #[test]
     fn builtin_packs_load() {
         let rules = RuleSet::builtin();
-        assert_eq!(rules.rewrites.len(), 8);
+        assert_eq!(rules.rewrites.len(), 11);
         assert_eq!(rules.rollups.rules["count"].via, "sum");
         assert!(rules.rollups.rules["count"].zero_on_empty);
         assert_eq!(rules.rollups.rules["avg"].from, ["sum", "count"]);

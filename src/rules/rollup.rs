@@ -191,7 +191,7 @@ impl Rollup<'_> {
                 if first_missing(self.egraph, c, &key_outputs, false).is_some() {
                     let what = display(self.egraph, c);
                     return Err(Rejection::new(
-                        ReasonCode::FilterMismatch,
+                        ReasonCode::FilterNotOnGroupKeys,
                         format!(
                             "the query filters on {what}, which is not computed from group keys of {}",
                             self.mv
@@ -422,10 +422,8 @@ impl Rollup<'_> {
         }
     }
 
-    fn set(&mut self, mut ids: Vec<Id>) -> Id {
-        ids.sort();
-        ids.dedup();
-        self.egraph.add(Node::List(ids.into()))
+    fn set(&mut self, ids: Vec<Id>) -> Id {
+        crate::lang::add_set(self.egraph, &ids)
     }
 
     fn missing(&self, a: Id) -> Rejection {
