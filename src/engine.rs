@@ -298,8 +298,9 @@ fn note(statuses: &mut BTreeMap<String, CandidateStatus>, mv: &str, status: Cand
     }
 }
 
-/// Rows an MV holds: recorded when materialized, otherwise guessed from its shape (an
-/// aggregate with `k` keys over `n` rows: `n^(k/(k+1))`, so coarser MVs look smaller).
+/// Rows an MV holds: recorded when materialized, otherwise guessed from its shape: each
+/// conjunct of its filter keeps half the rows, and an aggregate with `k` keys over `n` rows
+/// keeps `n^(k/(k+1))`, so narrower and coarser MVs look smaller.
 fn estimated_rows(
     mv: &MaterializedView,
     def: &RegionInEGraph,
@@ -309,6 +310,15 @@ fn estimated_rows(
     if let Some(rows) = mv.row_count {
         return rows as f64;
     }
+    let conjuncts = egraph[def.base]
+        .nodes
+        .iter()
+        .find_map(|n| match n {
+            Node::Filter([list, _]) => Some(list_items(egraph, *list).len()),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let base_rows = (base_rows * 0.5f64.powi(conjuncts.min(16) as i32)).max(1.0);
     if !def.aggregated {
         return base_rows;
     }
