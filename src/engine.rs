@@ -434,16 +434,16 @@ fn diagnose(
     };
     let describe = |c: Vec<String>| {
         if c.is_empty() {
-            "no filter".to_string()
+            "every row".to_string()
         } else {
-            c.join(" AND ")
+            format!("rows where {}", c.join(" AND "))
         }
     };
     if egraph.find(query.base) != egraph.find(mv.base) {
         return Rejection::new(
             ReasonCode::FilterNotImplied,
             format!(
-                "the query reads rows where {}, {name} keeps rows where {}",
+                "the query reads {}, but {name} keeps only {}",
                 describe(conjuncts(query.base)),
                 describe(conjuncts(mv.base))
             ),

@@ -329,9 +329,34 @@ pub fn display(egraph: &PlanGraph, class: Id) -> String {
             .collect::<Option<Vec<_>>>()?;
         recompose(egraph.analysis.head(head), kids).ok()
     }
+    // DataFusion's unparser writes literals as SQL does ('b', not b); human_display is the
+    // fallback for what it cannot print.
     build(egraph, class, 0)
-        .map(|e| e.human_display().to_string())
+        .map(|e| match datafusion::sql::unparser::expr_to_sql(&e) {
+            Ok(sql) => without_outer_parentheses(sql.to_string()),
+            Err(_) => e.human_display().to_string(),
+        })
         .unwrap_or_else(|| format!("expression {class}"))
+}
+
+/// `(a = 1)` as `a = 1`; `(a) OR (b)` unchanged.
+fn without_outer_parentheses(sql: String) -> String {
+    let mut depth = 0;
+    for (i, c) in sql.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            return if i == sql.len() - 1 && sql.starts_with('(') {
+                sql[1..i].to_string()
+            } else {
+                sql
+            };
+        }
+    }
+    sql
 }
 
 /// A numbered placeholder, for building heads by hand.

@@ -92,3 +92,8 @@ async fn core_pack() {
 async fn aggregate_pack() {
     run_pack("aggregate").await;
 }
+
+#[tokio::test]
+async fn filter_pack() {
+    run_pack("filter").await;
+}

@@ -217,22 +217,16 @@ impl Branch {
 
     /// What this branch allows where `atom` asks for less, for the report.
     fn allows(&self, egraph: &PlanGraph, atom: &Atom, query: &[Id]) -> String {
-        match atom {
-            Atom::In { term, .. } => {
-                let allowed = self.values(egraph, *term);
-                let term = display(egraph, *term);
-                if allowed == ValueSet::any() {
-                    format!("any {term}")
-                } else {
-                    allowed.describe(&term)
-                }
+        if let Atom::In { term, .. } = atom {
+            let allowed = self.values(egraph, *term);
+            if allowed != ValueSet::any() {
+                return allowed.describe(&display(egraph, *term));
             }
-            _ if query.is_empty() => "every row".to_string(),
-            _ => query
-                .iter()
-                .map(|c| display(egraph, *c))
-                .collect::<Vec<_>>()
-                .join(" AND "),
         }
+        if query.is_empty() {
+            return "every row".to_string();
+        }
+        let filter: Vec<String> = query.iter().map(|c| display(egraph, *c)).collect();
+        format!("rows where {}", filter.join(" AND "))
     }
 }

@@ -3,23 +3,44 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
 pub use mvrewrite::compare::compare;
 use mvrewrite::{MvSession, datagen};
 
-/// A session with MVs and a plain DataFusion context over the same `sales` and `events` data.
+/// A session with MVs and a plain DataFusion context over the same data.
 pub struct Pair {
     pub session: MvSession,
     pub plain: SessionContext,
 }
 
+/// `orders`: one column of each type filters compare (NULLs in every nullable column).
+pub fn orders_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("order_id", DataType::Int64, false),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("paid", DataType::Boolean, true),
+        Field::new("amount", DataType::Decimal128(10, 2), true),
+        Field::new("day", DataType::Date32, true),
+        Field::new("qty", DataType::Int32, true),
+        Field::new("min_qty", DataType::Int32, true),
+        Field::new("ratio", DataType::Float64, true),
+    ]))
+}
+
+/// `sales`, `events` and `orders`, generated.
 pub fn sales_and_events() -> Pair {
     let session = MvSession::new();
     let plain = SessionContext::new();
     let sales = datagen::sales(3000, 7).unwrap();
     let events = datagen::events(20_000, 4096, 11, |_| {}).unwrap();
-    for (name, batches) in [("sales", vec![sales]), ("events", events)] {
+    let orders = datagen::random_batch(orders_schema(), 3000, 5).unwrap();
+    for (name, batches) in [
+        ("sales", vec![sales]),
+        ("events", events),
+        ("orders", vec![orders]),
+    ] {
         let schema = batches[0].schema();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let table = Arc::new(MemTable::try_new(schema, vec![batches]).unwrap());
