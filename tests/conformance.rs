@@ -68,6 +68,20 @@ struct Outcome {
     used: Vec<String>,
     mismatch: Option<String>,
     error: Option<String>,
+    /// The rewriter's report, for triage.
+    report: String,
+}
+
+impl Outcome {
+    fn failed(error: String) -> Self {
+        Outcome {
+            rewritten: false,
+            used: vec![],
+            mismatch: None,
+            error: Some(error),
+            report: String::new(),
+        }
+    }
 }
 
 async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outcome {
@@ -106,12 +120,8 @@ async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outc
         .or(case["query"].as_str())
         .unwrap_or_default()
         .to_string();
-    let mut outcome = Outcome {
-        rewritten: false,
-        used: vec![],
-        mismatch: None,
-        error: None,
-    };
+    let mut outcome = Outcome::failed(String::new());
+    outcome.error = None;
     for (name, mv) in names.iter().zip(&mvs) {
         let ddl = format!("CREATE MATERIALIZED VIEW {name} AS {mv}");
         if let Err(e) = session.sql(&ddl).await {
@@ -135,6 +145,10 @@ async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outc
         .filter(|m| names.contains(m))
         .collect();
     outcome.rewritten = !outcome.used.is_empty();
+    outcome.report = session
+        .last_report()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
     match (expected, actual) {
         (Ok(e), Ok(a)) => {
             if outcome.rewritten {
@@ -225,21 +239,11 @@ async fn conformance() {
         let run = std::panic::AssertUnwindSafe(run_case(&case, &tables)).catch_unwind();
         let outcome = match tokio::time::timeout(CASE_TIME_LIMIT, run).await {
             Ok(Ok(o)) => o,
-            Err(_) => Outcome {
-                rewritten: false,
-                used: vec![],
-                mismatch: None,
-                error: Some(format!("not finished in {CASE_TIME_LIMIT:?}")),
-            },
+            Err(_) => Outcome::failed(format!("not finished in {CASE_TIME_LIMIT:?}")),
             Ok(Err(_)) => {
                 p += 1;
                 failures.push(format!("PANIC {id}"));
-                Outcome {
-                    rewritten: false,
-                    used: vec![],
-                    mismatch: None,
-                    error: Some("panic".into()),
-                }
+                Outcome::failed("panic".into())
             }
         };
         if std::env::var("CONFORMANCE_TIMING").is_ok() {
@@ -266,6 +270,7 @@ async fn conformance() {
             "expect": expect,
             "rewritten": outcome.rewritten,
             "used_mvs": outcome.used,
+            "report": outcome.report,
             "mismatch": outcome.mismatch,
             "error": outcome.error,
         });

@@ -16,6 +16,7 @@
 //! or `@name` for a Rust applier. Conditions are listed in [`conditions`].
 
 pub mod conditions;
+pub mod having;
 pub mod rollup;
 pub mod searcher;
 pub mod subsume;
@@ -27,6 +28,7 @@ use egg::{MultiPattern, Rewrite};
 
 use crate::lang::{Node, PlanAnalysis};
 use conditions::{AllOf, Check, Guarded};
+use having::HavingApplier;
 use rollup::{RollupApplier, RollupTable};
 use searcher::MvQuerySearcher;
 use subsume::SubsumeApplier;
@@ -127,6 +129,10 @@ fn parse_rule(
                 let applier = SubsumeApplier::default();
                 Rewrite::new(name, searcher, Guarded { condition, applier })
             }
+            "having" => {
+                let applier = HavingApplier::default();
+                Rewrite::new(name, searcher, Guarded { condition, applier })
+            }
             other => Err(format!("unknown applier @{other}")),
         }
     } else {
@@ -152,7 +158,7 @@ mod tests {
     #[test]
     fn builtin_packs_load() {
         let rules = RuleSet::builtin();
-        assert_eq!(rules.rewrites.len(), 11);
+        assert_eq!(rules.rewrites.len(), 15);
         assert_eq!(rules.rollups.rules["count"].via, "sum");
         assert!(rules.rollups.rules["count"].zero_on_empty);
         assert_eq!(rules.rollups.rules["avg"].from, ["sum", "count"]);
