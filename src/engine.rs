@@ -92,20 +92,6 @@ impl Engine {
                 None => Transformed::new(node, false, TreeNodeRecursion::Jump),
             })
         });
-        // DataFusion calls the rule once per optimizer pass: an MV read by the plan was chosen
-        // in an earlier pass (or queried by name) and is reported as used.
-        let _ = plan.apply(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && catalog.contains(scan.table_name.table())
-            {
-                note(
-                    &mut statuses,
-                    scan.table_name.table(),
-                    CandidateStatus::Used,
-                );
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
         report.candidates = statuses
             .into_iter()
             .map(|(mv, status)| Candidate { mv, status })

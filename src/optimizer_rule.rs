@@ -1,10 +1,11 @@
 //! The DataFusion `OptimizerRule`: add it to any `SessionState` and queries are answered from
 //! the MVs in its catalog.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::common::Result;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::optimizer::{ApplyOrder, Optimizer, OptimizerConfig, OptimizerRule};
 
@@ -26,6 +27,10 @@ pub struct MvRewriteRule {
     /// once per optimizer pass, and an unchanged plan needs no second attempt.
     last_miss: Mutex<Option<(u64, LogicalPlan, Report)>>,
     last_report: Mutex<Option<Report>>,
+    /// The MVs the last rewrite put into a plan, with its query's start time: DataFusion calls
+    /// the rule again in later passes over the same query, on a plan that already reads them,
+    /// and they must stay reported as used (but not in the next query that reads them by name).
+    introduced: Mutex<(Option<i64>, HashSet<String>)>,
 }
 
 impl std::fmt::Debug for MvRewriteRule {
@@ -42,6 +47,7 @@ impl MvRewriteRule {
             normalizer: Optimizer::new(),
             last_miss: Mutex::new(None),
             last_report: Mutex::new(None),
+            introduced: Mutex::new((None, HashSet::new())),
         }
     }
 
@@ -59,6 +65,27 @@ impl MvRewriteRule {
         {
             *last = Some(report);
         }
+    }
+
+    /// The MVs the last rewrite of the same query put into `plan`.
+    fn introduced_in(&self, query: Option<i64>, plan: &LogicalPlan) -> Vec<String> {
+        let Ok(guard) = self.introduced.lock() else {
+            return vec![];
+        };
+        let (started, introduced) = &*guard;
+        if query.is_none() || *started != query {
+            return vec![];
+        }
+        let mut found = Vec::new();
+        let _ = plan.apply(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && introduced.contains(scan.table_name.table())
+            {
+                found.push(scan.table_name.table().to_string());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
     }
 
     /// The report of the last plan in which some MV was considered.
@@ -93,16 +120,25 @@ impl OptimizerRule for MvRewriteRule {
                 .filter(|(v, p, _)| *v == version && *p == plan)
                 .map(|(_, _, report)| report.clone())
         });
-        if let Some(report) = cached {
+        let query = config
+            .query_execution_start_time()
+            .and_then(|t| t.timestamp_nanos_opt());
+        let carried = self.introduced_in(query, &plan);
+        if let Some(mut report) = cached {
+            carried.iter().for_each(|mv| report.mark_used(mv));
             self.remember(report);
             return Ok(Transformed::no(plan));
         }
         let Ok(normalized) = self.normalizer.optimize(plan.clone(), config, |_, _| {}) else {
             return Ok(Transformed::no(plan));
         };
-        let outcome = self.engine.rewrite(&normalized, &catalog);
+        let mut outcome = self.engine.rewrite(&normalized, &catalog);
+        carried.iter().for_each(|mv| outcome.report.mark_used(mv));
         self.remember(outcome.report.clone());
         if outcome.rewritten {
+            if let Ok(mut introduced) = self.introduced.lock() {
+                *introduced = (query, outcome.report.used_mvs().into_iter().collect());
+            }
             return Ok(Transformed::yes(outcome.plan));
         }
         if let Ok(mut last) = self.last_miss.lock() {

@@ -136,6 +136,17 @@ impl Report {
             .collect()
     }
 
+    /// Records `mv` as read by the rewritten plan.
+    pub fn mark_used(&mut self, mv: &str) {
+        match self.candidates.iter_mut().find(|c| c.mv == mv) {
+            Some(c) => c.status = CandidateStatus::Used,
+            None => self.candidates.push(Candidate {
+                mv: mv.to_string(),
+                status: CandidateStatus::Used,
+            }),
+        }
+    }
+
     /// The status of one MV, if it was considered.
     pub fn status_of(&self, mv: &str) -> Option<&CandidateStatus> {
         self.candidates

@@ -322,3 +322,16 @@ async fn datafusion_materialized_views_cases() {
         .to_string();
     assert!(plan.contains("Filter: NOT not_true.active"), "{plan}");
 }
+
+/// Calcite's testUnionAll: one branch of a UNION ALL is answered from the MV, the other is not;
+/// the MV stays reported as used through DataFusion's later optimizer passes.
+#[tokio::test]
+async fn one_union_branch_answered() {
+    let pair = common::sales_and_events();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW low_qty AS SELECT * FROM orders WHERE qty < 50")
+        .await
+        .unwrap();
+    let query = "SELECT order_id, qty FROM orders WHERE qty > 300 UNION ALL SELECT order_id, qty FROM orders WHERE qty < 20";
+    assert_eq!(common::assert_same(&pair, query).await, vec!["low_qty"]);
+}

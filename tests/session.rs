@@ -489,7 +489,8 @@ async fn replacing_an_mv_makes_mvs_over_it_stale() {
     let answer = s.sql(q).await.unwrap().collect().await.unwrap();
     assert!(
         s.last_report().unwrap().used_mvs().is_empty(),
-        "a stale MV answered"
+        "a stale MV answered: {}",
+        s.last_report().unwrap()
     );
     let (code, _) = rejection(&pair, "over_mv");
     assert_eq!(code, ReasonCode::Stale);
