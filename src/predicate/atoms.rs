@@ -168,9 +168,10 @@ fn in_list(egraph: &PlanGraph, term: Id, items: &[Id], negated: bool) -> Option<
         .iter()
         .map(|i| literal(egraph, egraph.find(*i)))
         .collect::<Option<Vec<_>>>()?;
-    if !values
-        .iter()
-        .all(|v| v.is_null() || fits(egraph, term, v, v))
+    if values.is_empty()
+        || !values
+            .iter()
+            .all(|v| v.is_null() || fits(egraph, term, v, v))
     {
         return None;
     }

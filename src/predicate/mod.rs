@@ -198,10 +198,12 @@ impl Branch {
         match atom {
             Atom::In { term, set } => self.values(egraph, *term).is_subset(set) == Some(true),
             Atom::Equal(a, b) => {
+                // `a = a` is not true where `a` is NULL: the class must exclude NULL.
                 let same_class = self
                     .class_of(egraph, *a)
                     .zip(self.class_of(egraph, *b))
-                    .is_some_and(|(x, y)| x == y);
+                    .is_some_and(|(x, y)| x == y)
+                    && !self.values(egraph, *a).null;
                 let (va, vb) = (self.values(egraph, *a), self.values(egraph, *b));
                 let same_constant = match (va.single_value(), vb.single_value()) {
                     (Some(x), Some(y)) => values::compare(x, y) == Some(std::cmp::Ordering::Equal),

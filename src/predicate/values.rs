@@ -301,10 +301,15 @@ pub fn compare(a: &ScalarValue, b: &ScalarValue) -> Option<Ordering> {
             }
         }
     }
+    // Arrow orders a NaN with its sign bit set below -inf: such literals are not compared.
+    let odd_nan = |x: f64| x.is_nan() && x.is_sign_negative();
     match (a, b) {
-        (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => Some(float(*x, *y)),
+        (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => {
+            (!odd_nan(*x) && !odd_nan(*y)).then(|| float(*x, *y))
+        }
         (ScalarValue::Float32(Some(x)), ScalarValue::Float32(Some(y))) => {
-            Some(float(f64::from(*x), f64::from(*y)))
+            let (x, y) = (f64::from(*x), f64::from(*y));
+            (!odd_nan(x) && !odd_nan(y)).then(|| float(x, y))
         }
         (ScalarValue::Float16(_), _) | (_, ScalarValue::Float16(_)) => None,
         _ if a.is_null() || b.is_null() || a.data_type() != b.data_type() => None,
@@ -503,6 +508,7 @@ mod tests {
         );
         assert_eq!(compare(&f(f64::NAN), &f(f64::NAN)), Some(Ordering::Equal));
         assert_eq!(compare(&f(1.0), &int(1)), None);
+        assert_eq!(compare(&f(-f64::NAN), &f(1.0)), None);
     }
 
     #[test]
