@@ -90,6 +90,9 @@ pub enum HeadKind {
     Scalar,
 }
 
+/// The residual filter, or why the query's filter does not imply the MV's.
+pub type Implication = Result<Vec<Id>, crate::predicate::NotImplied>;
+
 /// Per-e-graph data: the head interner, statistics for costing and the reasons rules gave for
 /// not firing (read by the report).
 #[derive(Default)]
@@ -105,6 +108,9 @@ pub struct PlanAnalysis {
     pub query: Vec<Id>,
     /// The root classes of the candidate MVs.
     pub mv_roots: Vec<Id>,
+    /// Filter implication results by (query conjuncts, MV conjuncts): egg applies every match
+    /// again in each iteration, and the answer does not change.
+    pub implications: HashMap<(Vec<Id>, Vec<Id>), Implication>,
 }
 
 impl PlanAnalysis {

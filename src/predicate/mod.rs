@@ -37,6 +37,21 @@ pub struct NotImplied {
     pub mv_keeps: String,
 }
 
+/// [`compensation`], remembered in the e-graph's analysis.
+pub fn cached_compensation(
+    egraph: &mut PlanGraph,
+    query: &[Id],
+    mv: &[Id],
+) -> Result<Vec<Id>, NotImplied> {
+    let key = (query.to_vec(), mv.to_vec());
+    if let Some(known) = egraph.analysis.implications.get(&key) {
+        return known.clone();
+    }
+    let result = compensation(egraph, query, mv);
+    egraph.analysis.implications.insert(key, result.clone());
+    result
+}
+
 /// If the query's conjuncts imply the MV's, the query conjuncts that must still be applied to
 /// the MV's rows (those the MV's filter does not already imply), otherwise which MV conjunct
 /// is not implied. The residual `R` satisfies `R AND mv ≡ query` on every row.

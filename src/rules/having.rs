@@ -15,7 +15,7 @@ use egg::{Applier, Id, PatternAst, Subst, Symbol, Var};
 
 use super::conditions::{available, first_missing};
 use crate::lang::{Node, PlanAnalysis, PlanGraph, add_set, display, list_items, mv_of, reject};
-use crate::predicate::compensation;
+use crate::predicate::cached_compensation;
 use crate::report::{ReasonCode, Rejection};
 
 pub struct HavingApplier {
@@ -79,7 +79,7 @@ impl Applier<Node, PlanAnalysis> for HavingApplier {
         }
         let mut wanted = list_items(egraph, qh);
         wanted.extend(key_filter);
-        let residual = match compensation(egraph, &wanted, &mv_having) {
+        let residual = match cached_compensation(egraph, &wanted, &mv_having) {
             Ok(residual) => residual,
             Err(why) => {
                 let reason = format!(

@@ -10,7 +10,7 @@
 use egg::{Applier, Id, PatternAst, Subst, Symbol, Var};
 
 use crate::lang::{Node, PlanAnalysis, PlanGraph, add_set, list_items, mv_of, reject};
-use crate::predicate::compensation;
+use crate::predicate::cached_compensation;
 use crate::report::{ReasonCode, Rejection};
 
 pub struct SubsumeApplier {
@@ -44,7 +44,7 @@ impl Applier<Node, PlanAnalysis> for SubsumeApplier {
             return vec![];
         };
         let (query, kept) = (list_items(egraph, qp), list_items(egraph, mp));
-        match compensation(egraph, &query, &kept) {
+        match cached_compensation(egraph, &query, &kept) {
             Ok(residual) => {
                 let mut new = egraph.add(Node::Filter([mp, x]));
                 if !residual.is_empty() {
