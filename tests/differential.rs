@@ -140,14 +140,8 @@ fn pair(rng: &mut Rng) -> (String, String) {
 
 #[tokio::test]
 async fn differential() {
-    let cases: usize = std::env::var("DIFF_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let seed: u64 = std::env::var("DIFF_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2026);
+    let cases: usize = common::env_or("DIFF_CASES", 2000);
+    let seed: u64 = common::env_or("DIFF_SEED", 2026);
     let mut rng = Rng::new(seed);
     let (mut rewritten, mut mismatches, mut panics) = (0, 0, 0);
     for i in 0..cases {

@@ -181,14 +181,8 @@ async fn count(ctx: &SessionContext, sql: &str) -> i64 {
 /// every row of the exhaustive table, and the rewritten query must return the same rows.
 #[tokio::test]
 async fn claimed_implications_hold_on_every_row() {
-    let cases: usize = std::env::var("FILTER_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(400);
-    let seed: u64 = std::env::var("DIFF_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2026);
+    let cases: usize = common::env_or("FILTER_CASES", 400);
+    let seed: u64 = common::env_or("DIFF_SEED", 2026);
     let table = exhaustive_table();
     let session = MvSession::new();
     let plain = SessionContext::new();

@@ -430,14 +430,12 @@ fn step(v: &ScalarValue, direction: Step) -> Option<ScalarValue> {
     }
 }
 
-/// A value as SQL would spell it, for reports.
+/// A value as SQL spells it, for reports (DataFusion's unparser: `'b'`, `CAST('2024-01-31
+/// 23:59:59' AS TIMESTAMP)`).
 fn sql_value(v: &ScalarValue) -> String {
-    match v {
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => format!("'{}'", s.replace('\'', "''")),
-        ScalarValue::Date32(_) | ScalarValue::Date64(_) => format!("DATE '{v}'"),
-        _ => v.to_string(),
+    match datafusion::sql::unparser::expr_to_sql(&datafusion::logical_expr::lit(v.clone())) {
+        Ok(sql) => sql.to_string(),
+        Err(_) => v.to_string(),
     }
 }
 

@@ -109,7 +109,7 @@ impl Check {
 
 thread_local! {
     /// Rules name the side they answer `?q`.
-    static QUERY_VAR: Var = "?q".parse().expect("valid variable");
+    static QUERY_VAR: Var = super::var("?q");
 }
 
 /// All conditions must hold.

@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 
+use super::var;
 use egg::{Applier, Id, PatternAst, Subst, Symbol, Var};
 
 use super::conditions::{available, first_missing};
@@ -26,7 +27,6 @@ pub struct HavingApplier {
 
 impl Default for HavingApplier {
     fn default() -> Self {
-        let var = |s: &str| s.parse().expect("valid variable");
         HavingApplier {
             v: ["?q", "?qh", "?qa", "?mk", "?m"].map(var),
             mv_having: var("?mh"),

@@ -24,7 +24,7 @@ pub mod subsume;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use egg::{MultiPattern, Rewrite};
+use egg::{MultiPattern, Rewrite, Var};
 
 use crate::lang::{Node, PlanAnalysis};
 use conditions::{AllOf, Check, Guarded};
@@ -140,6 +140,11 @@ fn parse_rule(
             .map_err(|e| format!("bad applier: {e}"))?;
         Rewrite::new(name, searcher, Guarded { condition, applier })
     }
+}
+
+/// Pattern variables by name, for the Rust appliers (the names are literals in the code).
+pub(crate) fn var(name: &str) -> Var {
+    name.parse().expect("valid variable name")
 }
 
 /// Lets a single pattern be written without `?root =`.

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
+use super::var;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{AggregateUDF, Cast, Expr, Operator, lit};
@@ -99,7 +100,6 @@ pub struct RollupApplier {
 
 impl RollupApplier {
     pub fn new(table: Arc<RollupTable>) -> Self {
-        let var = |s: &str| s.parse().expect("valid variable");
         RollupApplier {
             table,
             v: ["?q", "?m", "?qk", "?qa", "?mk", "?ma", "?ml"].map(var),

@@ -7,6 +7,7 @@
 //! Pattern variables it reads: `?q = (filter ?qp ?x)` (the query's filter) and `?mp`, the MV's
 //! conjuncts over the same `?x`; `?m` names the MV for the report.
 
+use super::var;
 use egg::{Applier, Id, PatternAst, Subst, Symbol, Var};
 
 use crate::lang::{Node, PlanAnalysis, PlanGraph, add_set, list_items, mv_of, reject};
@@ -19,7 +20,6 @@ pub struct SubsumeApplier {
 
 impl Default for SubsumeApplier {
     fn default() -> Self {
-        let var = |s: &str| s.parse().expect("valid variable");
         SubsumeApplier {
             v: ["?q", "?qp", "?mp", "?x", "?m"].map(var),
         }

@@ -85,3 +85,11 @@ pub async fn assert_same(pair: &Pair, sql: &str) -> Vec<String> {
     }
     used
 }
+
+/// The environment variable `name` parsed, or `default` when unset or unreadable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
