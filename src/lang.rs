@@ -86,6 +86,9 @@ pub enum HeadKind {
     Aggregate { name: String, distinct: bool },
     /// An aggregate that no rule may take apart (FILTER/ORDER BY clause).
     OpaqueAggregate,
+    /// A time bucket in its canonical spelling (`crate::timeseries`): one child, the
+    /// bucketed timestamp.
+    Bucket(crate::timeseries::Grain),
     /// Any other scalar expression.
     Scalar,
 }
@@ -166,6 +169,12 @@ fn classify(head: &Expr) -> HeadKind {
                     name: f.func.name().to_string(),
                     distinct: f.params.distinct,
                 }
+            }
+        }
+        Expr::ScalarFunction(call) => {
+            match crate::timeseries::grain_of_call(call.name(), &call.args) {
+                Some(grain) => HeadKind::Bucket(grain),
+                None => HeadKind::Scalar,
             }
         }
         _ => HeadKind::Scalar,
@@ -280,6 +289,15 @@ impl Analysis<Node> for PlanAnalysis {
 /// The expression node of an expression class, if it is one.
 pub fn expr_node(egraph: &PlanGraph, id: Id) -> Option<(Head, &[Id])> {
     egraph[id].nodes.iter().find_map(|n| match n {
+        Node::Expr(h, children) => Some((*h, children.as_slice())),
+        _ => None,
+    })
+}
+
+/// Every expression node of a class: equal expressions spelled differently (a day bucket of
+/// the timestamp and a day bucket of its hour bucket); whoever reads one may need another.
+pub fn expr_nodes(egraph: &PlanGraph, id: Id) -> impl Iterator<Item = (Head, &[Id])> {
+    egraph[id].nodes.iter().filter_map(|n| match n {
         Node::Expr(h, children) => Some((*h, children.as_slice())),
         _ => None,
     })

@@ -43,6 +43,7 @@ pub mod rewrite;
 pub mod rules;
 pub mod session;
 pub mod sql;
+pub mod timeseries;
 pub mod validate;
 
 pub use catalog::{Catalog, MaterializedView};

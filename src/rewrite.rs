@@ -57,8 +57,10 @@ impl Default for Rewriter {
 
 impl Rewriter {
     pub fn new() -> Self {
+        let ctx = SessionContext::new();
+        crate::timeseries::register(&ctx);
         Rewriter {
-            ctx: SessionContext::new(),
+            ctx,
             catalog: Catalog::new(),
             engine: Engine::default(),
         }

@@ -7,8 +7,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::provider_as_source;
-use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -51,12 +51,19 @@ impl MvSession {
             .with_default_features()
             .with_optimizer_rule(Arc::clone(&rule) as _)
             .build();
-        let plain = SessionStateBuilder::new()
+        let mut plain = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .build();
+        // CarbonData's and ClickHouse's bucket functions, in MV definitions and queries alike.
+        for f in crate::timeseries::functions::functions() {
+            // Registering a function replaces one of the same name; there is no failure path.
+            let _ = plain.register_udf(Arc::new(f));
+        }
+        let ctx = SessionContext::new_with_state(state);
+        crate::timeseries::register(&ctx);
         MvSession {
-            ctx: SessionContext::new_with_state(state),
+            ctx,
             catalog,
             rule,
             plain,

@@ -13,7 +13,7 @@ use datafusion::logical_expr::{
 };
 use egg::{Id, Symbol};
 
-use crate::lang::{Node, PlanGraph, decompose};
+use crate::lang::{Node, PlanGraph, decompose, placeholder};
 
 /// Where the region landed: its root class (always a `proj`) and its output expressions.
 #[derive(Clone, Debug)]
@@ -177,6 +177,18 @@ impl ToEGraph<'_> {
                 outs.get(i)
                     .copied()
                     .ok_or_else(|| format!("column {c} out of range"))
+            }
+            _ if let Some((grain, ts)) = crate::timeseries::recognize(expr, schema) => {
+                // Every spelling of a bucket is added as its canonical one.
+                let data_type = ts.get_type(schema).map_err(|e| e.to_string())?;
+                let term = self.expr(ts, schema, outs)?;
+                let head = grain
+                    .bucket(placeholder(0), &data_type)
+                    .ok_or("a recognized bucket has a canonical form")?;
+                let h = self.egraph.analysis.intern(head);
+                let id = self.egraph.add(Node::Expr(h, vec![term]));
+                self.egraph[id].data.data_type.get_or_insert(data_type);
+                Ok(id)
             }
             _ => {
                 let data_type = expr.get_type(schema).ok();

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 use egg::{Extractor, Id, Symbol};
 
 use crate::cost::RowsRead;
-use crate::lang::{HeadKind, Node, PlanGraph, expr_node, list_items, name_of, recompose};
+use crate::lang::{Head, HeadKind, Node, PlanGraph, expr_nodes, list_items, name_of, recompose};
 
 type Out<T> = Result<T, String>;
 
@@ -159,10 +159,26 @@ impl ToPlan<'_> {
         self.rebuild(class, input, ids)
     }
 
-    /// Rebuilds `class` from its head, resolving its children over `input`.
+    /// Rebuilds `class` from its head, resolving its children over `input`: the first of its
+    /// spellings that `input` can compute.
     fn rebuild(&self, class: Id, input: &LogicalPlan, ids: &[Id]) -> Out<Expr> {
-        let (head, children) =
-            expr_node(self.egraph, class).ok_or("expected an expression class")?;
+        let mut error = Err("expected an expression class".to_string());
+        for (head, children) in expr_nodes(self.egraph, class) {
+            error = self.rebuild_node(head, children, input, ids);
+            if error.is_ok() {
+                break;
+            }
+        }
+        error
+    }
+
+    fn rebuild_node(
+        &self,
+        head: Head,
+        children: &[Id],
+        input: &LogicalPlan,
+        ids: &[Id],
+    ) -> Out<Expr> {
         let analysis = &self.egraph.analysis;
         if *analysis.kind(head) == HeadKind::Column {
             return Err(format!("{} is not available here", analysis.head(head)));

@@ -12,7 +12,7 @@
 //! P is true makes M true, so NULLs count (`x > 5` implies `x IS NOT NULL`; `x = false OR x IS
 //! NULL` does not imply `NOT x`).
 
-mod atoms;
+pub mod atoms;
 pub mod values;
 
 use std::collections::HashMap;

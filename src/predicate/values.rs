@@ -112,6 +112,25 @@ impl ValueSet {
         self
     }
 
+    /// The finite bounds of a set of half-open ranges `[a, b)` (either end may be unbounded),
+    /// NULL allowed or not: the sets a time bucket can stand in for. `None` for any other set.
+    pub fn half_open_bounds(&self) -> Option<Vec<ScalarValue>> {
+        let mut bounds = Vec::new();
+        for Interval { lo, hi } in &self.intervals {
+            match lo {
+                Bound::Included(v) => bounds.push(v.clone()),
+                Bound::Unbounded => {}
+                Bound::Excluded(_) => return None,
+            }
+            match hi {
+                Bound::Excluded(v) => bounds.push(v.clone()),
+                Bound::Unbounded => {}
+                Bound::Included(_) => return None,
+            }
+        }
+        (!bounds.is_empty()).then_some(bounds)
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.null && self.intervals.is_empty()
     }

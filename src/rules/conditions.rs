@@ -16,7 +16,9 @@ use std::collections::HashSet;
 
 use egg::{Applier, Condition, Id, PatternAst, SearchMatches, Subst, Symbol, Var};
 
-use crate::lang::{HeadKind, Node, PlanAnalysis, PlanGraph, expr_node, list_items, mv_of};
+use crate::lang::{
+    HeadKind, Node, PlanAnalysis, PlanGraph, expr_node, expr_nodes, list_items, mv_of,
+};
 use crate::report::{ReasonCode, Rejection};
 
 #[derive(Clone, Copy, Debug)]
@@ -138,7 +140,8 @@ pub fn available(egraph: &PlanGraph, relation: Id) -> HashSet<Id> {
 }
 
 /// The first sub-expression of `class` that cannot be computed from `avail`, if any. With
-/// `rows`, an aggregate may be computed over the rows (its arguments must be available).
+/// `rows`, an aggregate may be computed over the rows (its arguments must be available). A
+/// class with several spellings is computable when one of them is.
 pub fn first_missing(egraph: &PlanGraph, class: Id, avail: &HashSet<Id>, rows: bool) -> Option<Id> {
     let class = egraph.find(class);
     if avail.contains(&class) {
@@ -150,20 +153,27 @@ pub fn first_missing(egraph: &PlanGraph, class: Id, avail: &HashSet<Id>, rows: b
     }) {
         return first_missing(egraph, value, avail, rows);
     }
-    let Some((head, children)) = expr_node(egraph, class) else {
-        return Some(class);
-    };
-    match egraph.analysis.kind(head) {
-        HeadKind::Column => Some(class),
-        HeadKind::Literal => None,
-        HeadKind::Aggregate { .. } | HeadKind::OpaqueAggregate if !rows => Some(class),
-        HeadKind::Aggregate { .. } | HeadKind::OpaqueAggregate => children
-            .iter()
-            .find_map(|c| first_missing(egraph, *c, avail, false)),
-        HeadKind::Scalar => children
-            .iter()
-            .find_map(|c| first_missing(egraph, *c, avail, rows)),
+    let mut first = None;
+    for (head, children) in expr_nodes(egraph, class) {
+        let missing = match egraph.analysis.kind(head) {
+            HeadKind::Column => Some(class),
+            HeadKind::Literal => None,
+            HeadKind::Aggregate { .. } | HeadKind::OpaqueAggregate if !rows => Some(class),
+            HeadKind::Aggregate { .. } | HeadKind::OpaqueAggregate => children
+                .iter()
+                .find_map(|c| first_missing(egraph, *c, avail, false)),
+            HeadKind::Bucket(_) | HeadKind::Scalar => children
+                .iter()
+                .find_map(|c| first_missing(egraph, *c, avail, rows)),
+        };
+        match missing {
+            None => return None,
+            Some(m) => {
+                first.get_or_insert(m);
+            }
+        }
     }
+    Some(first.unwrap_or(class))
 }
 
 /// Whether `class` contains an aggregate.

@@ -7,14 +7,20 @@
 //! ```text
 //! # a comment
 //! rule NAME: SEARCHER => APPLIER [if CONDITION ?var... [; CONDITION ?var...]]
+//! rule NAME: @REWRITE
 //! rollup QUERY_FN from MV_FN... via REAGG_FN [zero-on-empty]
 //! duplicate-insensitive FN...
+//! grain NAME = DEFINITION
+//! nests FINE in COARSE...
 //! ```
 //!
 //! `SEARCHER` is `?m = MV_PATTERN, ?q = QUERY_PATTERN`: an MV and a part of the query that
 //! share variables ([`searcher`]). `APPLIER` is an egg pattern or multi-pattern (`?q = (..)`),
-//! or `@name` for a Rust applier. Conditions are listed in [`conditions`].
+//! or `@name` for a Rust applier. `rule NAME: @REWRITE` names a rewrite written in Rust whole
+//! (searcher and applier: [`bucket`]). `grain` and `nests` lines build the time-bucket
+//! lattice ([`crate::timeseries::lattice`]). Conditions are listed in [`conditions`].
 
+pub mod bucket;
 pub mod conditions;
 pub mod having;
 pub mod rollup;
@@ -27,6 +33,8 @@ use std::sync::Arc;
 use egg::{MultiPattern, Rewrite, Var};
 
 use crate::lang::{Node, PlanAnalysis};
+use crate::timeseries::Lattice;
+use bucket::{AlignedRange, CoarserBucket};
 use conditions::{AllOf, Check, Guarded};
 use having::HavingApplier;
 use rollup::{RollupApplier, RollupTable};
@@ -38,12 +46,14 @@ pub const BUILTIN_PACKS: &[(&str, &str)] = &[
     ("core", include_str!("../../rules/core.rules")),
     ("aggregate", include_str!("../../rules/aggregate.rules")),
     ("filter", include_str!("../../rules/filter.rules")),
+    ("timeseries", include_str!("../../rules/timeseries.rules")),
 ];
 
-/// Rewrites ready for egg, and the rollup table they use.
+/// Rewrites ready for egg, and the rollup table and time-bucket lattice they use.
 pub struct RuleSet {
     pub rewrites: Vec<Rewrite<Node, PlanAnalysis>>,
     pub rollups: Arc<RollupTable>,
+    pub lattice: Arc<Lattice>,
 }
 
 impl RuleSet {
@@ -56,6 +66,7 @@ impl RuleSet {
     /// Parses packs given as `(pack name, text)`.
     pub fn load(packs: &[(&str, &str)]) -> Result<Self, String> {
         let mut table = RollupTable::default();
+        let mut lattice = Lattice::default();
         let mut rules = Vec::new();
         for (pack, text) in packs {
             for (n, line) in text.lines().enumerate() {
@@ -70,6 +81,14 @@ impl RuleSet {
                     table
                         .parse_rollup(rest)
                         .map_err(|e| format!("{}: {e}", at()))?;
+                } else if let Some(rest) = line.strip_prefix("grain ") {
+                    lattice
+                        .parse_grain(rest)
+                        .map_err(|e| format!("{}: {e}", at()))?;
+                } else if let Some(rest) = line.strip_prefix("nests ") {
+                    lattice
+                        .parse_nests(rest)
+                        .map_err(|e| format!("{}: {e}", at()))?;
                 } else if let Some(rest) = line.strip_prefix("duplicate-insensitive ") {
                     table
                         .duplicate_insensitive
@@ -79,16 +98,17 @@ impl RuleSet {
                 }
             }
         }
-        let table = Arc::new(table);
+        let (table, lattice) = (Arc::new(table), Arc::new(lattice));
         let rewrites = rules
             .into_iter()
             .map(|(prefix, text, at)| {
-                parse_rule(&prefix, &text, &table).map_err(|e| format!("{at}: {e}"))
+                parse_rule(&prefix, &text, &table, &lattice).map_err(|e| format!("{at}: {e}"))
             })
             .collect::<Result<_, _>>()?;
         Ok(RuleSet {
             rewrites,
             rollups: table,
+            lattice,
         })
     }
 }
@@ -97,9 +117,23 @@ fn parse_rule(
     prefix: &str,
     text: &str,
     table: &Arc<RollupTable>,
+    lattice: &Arc<Lattice>,
 ) -> Result<Rewrite<Node, PlanAnalysis>, String> {
     let (name, body) = text.split_once(':').ok_or("expected 'rule NAME: ...'")?;
     let name = format!("{prefix}{}", name.trim());
+    match body.trim() {
+        "@coarser-bucket" => {
+            let rewrite = CoarserBucket {
+                lattice: Arc::clone(lattice),
+            };
+            let applier = CoarserBucket {
+                lattice: Arc::clone(lattice),
+            };
+            return Rewrite::new(name, rewrite, applier);
+        }
+        "@aligned-range" => return Rewrite::new(name, AlignedRange, AlignedRange),
+        _ => {}
+    }
     let (body, conds) = match body.split_once(" if ") {
         Some((b, c)) => (b, Some(c)),
         None => (body, None),
@@ -163,7 +197,7 @@ mod tests {
     #[test]
     fn builtin_packs_load() {
         let rules = RuleSet::builtin();
-        assert_eq!(rules.rewrites.len(), 15);
+        assert_eq!(rules.rewrites.len(), 17);
         assert_eq!(rules.rollups.rules["count"].via, "sum");
         assert!(rules.rollups.rules["count"].zero_on_empty);
         assert_eq!(rules.rollups.rules["avg"].from, ["sum", "count"]);

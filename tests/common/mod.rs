@@ -33,6 +33,7 @@ pub fn orders_schema() -> SchemaRef {
 pub fn sales_and_events() -> Pair {
     let session = MvSession::new();
     let plain = SessionContext::new();
+    mvrewrite::timeseries::register(&plain);
     let sales = datagen::sales(3000, 7).unwrap();
     let events = datagen::events(20_000, 4096, 11, |_| {}).unwrap();
     let orders = datagen::random_batch(orders_schema(), 3000, 5).unwrap();

@@ -1,0 +1,240 @@
+//! The time-bucket rewrites of the `timeseries` pack: `@coarser-bucket` (a coarser bucket
+//! computed from a finer one) and `@aligned-range` (a range on the raw timestamp as a range on
+//! a bucket). Both look at every bucket of a term at once, which no single pattern can: they
+//! are a searcher and an applier each.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use egg::{Applier, Id, PatternAst, SearchMatches, Searcher, Subst, Symbol, Var};
+
+use super::var;
+use crate::lang::{HeadKind, Node, PlanAnalysis, PlanGraph, expr_nodes, list_items};
+use crate::predicate::atoms::{self, Atom};
+use crate::timeseries::{Grain, Lattice};
+
+/// The buckets in the e-graph by the class of the term they bucket: `(grain, head, class)`.
+fn buckets_by_term(egraph: &PlanGraph) -> BTreeMap<Id, Vec<(Grain, crate::lang::Head, Id)>> {
+    let mut out: BTreeMap<Id, Vec<_>> = BTreeMap::new();
+    for class in egraph.classes() {
+        for node in &class.nodes {
+            if let Node::Expr(head, children) = node
+                && let HeadKind::Bucket(grain) = egraph.analysis.kind(*head)
+                && let [term] = children.as_slice()
+            {
+                out.entry(egraph.find(*term))
+                    .or_default()
+                    .push((*grain, *head, class.id));
+            }
+        }
+    }
+    out
+}
+
+/// One match per class: the substitutions the applier needs, all on `eclass`.
+fn group(pairs: Vec<(Id, Subst)>) -> Vec<SearchMatches<'static, Node>> {
+    let mut by_class: BTreeMap<Id, Vec<Subst>> = BTreeMap::new();
+    for (class, subst) in pairs {
+        by_class.entry(class).or_default().push(subst);
+    }
+    by_class
+        .into_iter()
+        .map(|(eclass, substs)| SearchMatches {
+            eclass,
+            substs,
+            ast: None,
+        })
+        .collect()
+}
+
+fn subst(bindings: &[(&str, Id)]) -> Subst {
+    let mut s = Subst::with_capacity(bindings.len());
+    for (name, id) in bindings {
+        s.insert(var(name), *id);
+    }
+    s
+}
+
+/// Adds `node` to `class`; the class when that changed the e-graph.
+fn union_new(egraph: &mut PlanGraph, class: Id, node: Node) -> Vec<Id> {
+    let added = egraph.add(node);
+    if egraph.union(class, added) {
+        vec![class]
+    } else {
+        vec![]
+    }
+}
+
+/// `bucket(coarse, t) = bucket(coarse, bucket(fine, t))` for every pair of buckets of one term
+/// `t` whose grains nest in the lattice. Matches `?coarse`'s class, binding `?fine`.
+pub struct CoarserBucket {
+    pub lattice: Arc<Lattice>,
+}
+
+impl CoarserBucket {
+    fn pairs(&self, egraph: &PlanGraph) -> Vec<(Id, Subst)> {
+        let mut pairs = Vec::new();
+        for buckets in buckets_by_term(egraph).values() {
+            for (coarse_grain, head, coarse) in buckets {
+                for (fine_grain, _, fine) in buckets {
+                    let done = egraph
+                        .lookup(Node::Expr(*head, vec![*fine]))
+                        .is_some_and(|c| egraph.find(c) == *coarse);
+                    if !done && self.lattice.nests(*fine_grain, *coarse_grain) {
+                        pairs.push((*coarse, subst(&[("?fine", *fine)])));
+                    }
+                }
+            }
+        }
+        pairs
+    }
+}
+
+impl Searcher<Node, PlanAnalysis> for CoarserBucket {
+    fn search_eclass_with_limit(
+        &self,
+        egraph: &PlanGraph,
+        eclass: Id,
+        limit: usize,
+    ) -> Option<SearchMatches<'_, Node>> {
+        let eclass = egraph.find(eclass);
+        let pairs = self.pairs(egraph).into_iter().filter(|(c, _)| *c == eclass);
+        group(pairs.take(limit).collect()).pop()
+    }
+
+    fn search_with_limit(&self, egraph: &PlanGraph, limit: usize) -> Vec<SearchMatches<'_, Node>> {
+        group(self.pairs(egraph).into_iter().take(limit).collect())
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        vec![var("?fine")]
+    }
+}
+
+impl Applier<Node, PlanAnalysis> for CoarserBucket {
+    fn apply_one(
+        &self,
+        egraph: &mut PlanGraph,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Node>>,
+        _rule: Symbol,
+    ) -> Vec<Id> {
+        let fine = subst[var("?fine")];
+        let Some((head, _)) = expr_nodes(egraph, eclass)
+            .find(|(h, _)| matches!(egraph.analysis.kind(*h), HeadKind::Bucket(_)))
+        else {
+            return vec![];
+        };
+        union_new(egraph, eclass, Node::Expr(head, vec![fine]))
+    }
+}
+
+/// A filter conjunct over a timestamp term `t` (`t >= '2024-03-01'`, `t BETWEEN ..`, `t IN
+/// (..)`) whose allowed values are half-open ranges `[a, b)` with every bound starting a bucket
+/// of `bucket(g, t)`: then `t` is in the ranges exactly when its bucket is, and the conjunct
+/// gets the same expression over the bucket. Matches the conjunct, binding `?term` and
+/// `?bucket`.
+pub struct AlignedRange;
+
+impl AlignedRange {
+    fn pairs(egraph: &PlanGraph) -> Vec<(Id, Subst)> {
+        let buckets = buckets_by_term(egraph);
+        if buckets.is_empty() {
+            return vec![];
+        }
+        let mut conjuncts: Vec<Id> = egraph
+            .classes()
+            .flat_map(|c| c.nodes.iter())
+            .filter_map(|n| match n {
+                Node::Filter([list, _]) => Some(list_items(egraph, *list)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        conjuncts.sort();
+        conjuncts.dedup();
+        let mut pairs = Vec::new();
+        for conjunct in conjuncts {
+            let atoms = atoms::read(egraph, conjunct);
+            let [Atom::In { term, set }] = atoms.as_slice() else {
+                continue;
+            };
+            let term = egraph.find(*term);
+            let (Some(of_term), Some(bounds)) = (buckets.get(&term), set.half_open_bounds()) else {
+                continue;
+            };
+            for (grain, _, bucket) in of_term {
+                let replaced = replaced_node(egraph, conjunct, term, *bucket);
+                let done = replaced
+                    .clone()
+                    .and_then(|n| egraph.lookup(n))
+                    .is_some_and(|c| egraph.find(c) == conjunct);
+                if !done && replaced.is_some() && bounds.iter().all(|b| grain.starts_bucket(b)) {
+                    pairs.push((conjunct, subst(&[("?term", term), ("?bucket", *bucket)])));
+                }
+            }
+        }
+        pairs
+    }
+}
+
+/// The conjunct's node with `term` replaced by `bucket`, when the conjunct reads `term` as a
+/// direct operand and its other operands are literals (so it is a function of `term` alone).
+fn replaced_node(egraph: &PlanGraph, conjunct: Id, term: Id, bucket: Id) -> Option<Node> {
+    expr_nodes(egraph, conjunct).find_map(|(head, children)| {
+        let reads_term = children.iter().any(|c| egraph.find(*c) == term);
+        let rest_literal = children.iter().all(|c| {
+            egraph.find(*c) == term
+                || expr_nodes(egraph, *c)
+                    .any(|(h, _)| *egraph.analysis.kind(h) == HeadKind::Literal)
+        });
+        (reads_term && rest_literal).then(|| {
+            let children = children
+                .iter()
+                .map(|c| if egraph.find(*c) == term { bucket } else { *c })
+                .collect();
+            Node::Expr(head, children)
+        })
+    })
+}
+
+impl Searcher<Node, PlanAnalysis> for AlignedRange {
+    fn search_eclass_with_limit(
+        &self,
+        egraph: &PlanGraph,
+        eclass: Id,
+        limit: usize,
+    ) -> Option<SearchMatches<'_, Node>> {
+        let eclass = egraph.find(eclass);
+        let pairs = Self::pairs(egraph)
+            .into_iter()
+            .filter(|(c, _)| *c == eclass);
+        group(pairs.take(limit).collect()).pop()
+    }
+
+    fn search_with_limit(&self, egraph: &PlanGraph, limit: usize) -> Vec<SearchMatches<'_, Node>> {
+        group(Self::pairs(egraph).into_iter().take(limit).collect())
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        vec![var("?term"), var("?bucket")]
+    }
+}
+
+impl Applier<Node, PlanAnalysis> for AlignedRange {
+    fn apply_one(
+        &self,
+        egraph: &mut PlanGraph,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Node>>,
+        _rule: Symbol,
+    ) -> Vec<Id> {
+        let (term, bucket) = (subst[var("?term")], subst[var("?bucket")]);
+        match replaced_node(egraph, eclass, egraph.find(term), bucket) {
+            Some(node) => union_new(egraph, eclass, node),
+            None => vec![],
+        }
+    }
+}
