@@ -103,6 +103,82 @@ pub fn events(
     Ok(batches)
 }
 
+/// 2022-11-01T00:00:00Z and 2025-02-01T00:00:00Z in seconds: the `readings` span.
+const READINGS_START_S: i64 = 1_667_260_800;
+const READINGS_END_S: i64 = 1_738_368_000;
+/// Instants time buckets get wrong first (UTC seconds): New York's daylight-saving changes,
+/// Kathmandu's midnight (UTC+05:45), ends of months, quarters and years, a Sunday/Monday.
+const READINGS_EDGES_S: [i64; 8] = [
+    1_678_604_400, // 2023-03-12 07:00Z, New York springs forward
+    1_699_164_000, // 2023-11-05 06:00Z, New York falls back
+    1_710_054_000, // 2024-03-10 07:00Z, New York springs forward
+    1_688_169_600, // 2023-07-01 00:00Z, a quarter starts
+    1_704_067_200, // 2024-01-01 00:00Z, a year starts
+    1_709_164_800, // 2024-02-29 00:00Z, a leap day
+    1_704_049_200, // 2023-12-31 19:00Z, midnight in Kathmandu
+    1_706_400_000, // 2024-01-28 00:00Z, a Sunday
+];
+
+/// The `readings` table, for time-bucket tests: `reading_id BIGINT, ts TIMESTAMP, ts_ny
+/// TIMESTAMP (America/New_York), ts_np TIMESTAMP (Asia/Kathmandu), day DATE, sensor VARCHAR,
+/// value DOUBLE (NULL in ~3%), amount BIGINT`. The three timestamps are the same instant; `day`
+/// is its UTC date. Spread over 2022-11 to 2025-01, a third of the rows within two hours of
+/// the instants in `READINGS_EDGES_S`.
+pub fn readings_schema() -> SchemaRef {
+    let ts = |zone: Option<&str>| DataType::Timestamp(TimeUnit::Nanosecond, zone.map(Arc::from));
+    Arc::new(Schema::new(vec![
+        Field::new("reading_id", DataType::Int64, false),
+        Field::new("ts", ts(None), false),
+        Field::new("ts_ny", ts(Some("America/New_York")), false),
+        Field::new("ts_np", ts(Some("Asia/Kathmandu")), false),
+        Field::new("day", DataType::Date32, false),
+        Field::new("sensor", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, true),
+        Field::new("amount", DataType::Int64, false),
+    ]))
+}
+
+/// `rows` readings (see [`readings_schema`]).
+pub fn readings(rows: usize, seed: u64) -> Result<RecordBatch, ArrowError> {
+    let mut rng = Rng::new(seed);
+    let seconds: Vec<i64> = (0..rows)
+        .map(|_| {
+            if rng.chance(0.33) {
+                let edge = READINGS_EDGES_S[rng.below(READINGS_EDGES_S.len() as u64) as usize];
+                edge - 7_200 + rng.below(14_400) as i64
+            } else {
+                READINGS_START_S + rng.below((READINGS_END_S - READINGS_START_S) as u64) as i64
+            }
+        })
+        .collect();
+    let nanos = |zone: Option<&str>| {
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(seconds.iter().map(|s| s * 1_000_000_000))
+                .with_timezone_opt(zone.map(Arc::<str>::from)),
+        ) as ArrayRef
+    };
+    let sensors = ["s1", "s2", "s3", "s4"];
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+        nanos(None),
+        nanos(Some("America/New_York")),
+        nanos(Some("Asia/Kathmandu")),
+        Arc::new(Date32Array::from_iter_values(
+            seconds.iter().map(|s| s.div_euclid(86_400) as i32),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|_| sensors[rng.skewed(4) as usize]),
+        )),
+        Arc::new(Float64Array::from_iter((0..rows).map(|_| {
+            (!rng.chance(0.03)).then(|| rng.below(10_000) as f64 / 10.0)
+        }))),
+        Arc::new(Int64Array::from_iter_values(
+            (0..rows).map(|_| rng.below(1_000) as i64),
+        )),
+    ];
+    RecordBatch::try_new(readings_schema(), columns)
+}
+
 /// The CarbonData documentation's `sales` table: `user_id BIGINT, country VARCHAR, sex
 /// VARCHAR, quantity INT, price DOUBLE`, with NULLs in country, quantity and price.
 pub fn sales(rows: usize, seed: u64) -> Result<RecordBatch, ArrowError> {

@@ -97,3 +97,8 @@ async fn aggregate_pack() {
 async fn filter_pack() {
     run_pack("filter").await;
 }
+
+#[tokio::test]
+async fn timeseries_pack() {
+    run_pack("timeseries").await;
+}
