@@ -94,7 +94,7 @@ pub async fn assert_same(pair: &Pair, sql: &str) -> Vec<String> {
     );
     for (a, b) in s1.fields().iter().zip(s2.fields()) {
         assert!(
-            !(a.is_nullable() && !b.is_nullable()),
+            !a.is_nullable() || b.is_nullable(),
             "{} became non-nullable in {sql}",
             a.name()
         );
