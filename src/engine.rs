@@ -252,6 +252,7 @@ impl Engine {
                 best: &extractor,
                 tables: &table_sources,
                 mvs: &mv_sources,
+                rebuilding: Default::default(),
             };
             match to_plan.root(root, region.schema()) {
                 Ok(p) => plan = Some(p),

@@ -6,14 +6,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, TableSource,
+    BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, TableSource, cast,
 };
 use egg::{Id, Symbol};
 
-use crate::lang::{Node, PlanGraph, decompose, placeholder};
+use crate::lang::{HeadKind, Node, PlanGraph, decompose, placeholder};
 
 /// Where the region landed: its root class (always a `proj`) and its output expressions.
 #[derive(Clone, Debug)]
@@ -168,6 +169,26 @@ impl ToEGraph<'_> {
         crate::lang::add_set(self.egraph, ids)
     }
 
+    /// `date` is `CAST(bucket AS DATE)`. When the bucket starts at midnight of a timestamp
+    /// without time zone (`toStartOfMonth(ts)`, `toDate(ts)`), the date holds it exactly: the
+    /// bucket is also `CAST(date AS TIMESTAMP)`, so an MV storing the date answers coarser
+    /// buckets. (A zoned bucket's midnight is not the DATE's UTC midnight.)
+    fn date_of_bucket(&mut self, date: Id, bucket: Id) {
+        let starts_at_midnight = crate::lang::expr_nodes(self.egraph, bucket).any(|(h, _)| {
+            matches!(self.egraph.analysis.kind(h), HeadKind::Bucket(g) if g.starts_at_midnight())
+        });
+        let Some(ts_type @ DataType::Timestamp(_, None)) =
+            self.egraph[bucket].data.data_type.clone()
+        else {
+            return;
+        };
+        if starts_at_midnight {
+            let head = self.egraph.analysis.intern(cast(placeholder(0), ts_type));
+            let back = self.egraph.add(Node::Expr(head, vec![date]));
+            self.egraph.union(bucket, back);
+        }
+    }
+
     /// Adds an expression evaluated over a relation whose columns are `outs` (with `schema`).
     fn expr(&mut self, expr: &Expr, schema: &DFSchema, outs: &[Id]) -> Out<Id> {
         match expr {
@@ -199,9 +220,14 @@ impl ToEGraph<'_> {
                     .collect::<Out<Vec<_>>>()?;
                 let head = canonical_operands(head, &mut ids, self.egraph);
                 let h = self.egraph.analysis.intern(head);
-                let id = self.egraph.add(Node::Expr(h, ids));
+                let id = self.egraph.add(Node::Expr(h, ids.clone()));
                 if self.egraph[id].data.data_type.is_none() {
-                    self.egraph[id].data.data_type = data_type;
+                    self.egraph[id].data.data_type = data_type.clone();
+                }
+                if data_type == Some(DataType::Date32)
+                    && let [bucket] = ids.as_slice()
+                {
+                    self.date_of_bucket(id, *bucket);
                 }
                 Ok(id)
             }

@@ -4,6 +4,7 @@
 //! becomes a column reference, anything else is rebuilt from its head. The root projection
 //! takes the original query's qualified names and types, so DataFusion's schema check passes.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -24,6 +25,8 @@ pub struct ToPlan<'a> {
     pub best: &'a Extractor<'a, RowsRead<'a>, Node, crate::lang::PlanAnalysis>,
     pub tables: &'a HashMap<Symbol, Arc<dyn TableSource>>,
     pub mvs: &'a HashMap<Symbol, Arc<dyn TableSource>>,
+    /// The classes whose expressions are being rebuilt, innermost last.
+    pub rebuilding: RefCell<Vec<Id>>,
 }
 
 impl ToPlan<'_> {
@@ -161,15 +164,23 @@ impl ToPlan<'_> {
 
     /// Rebuilds `class` from its head, resolving its children over `input`: the first of its
     /// spellings that `input` can compute.
+    /// Spellings are never followed through a class being rebuilt: the e-graph has cycles (a
+    /// bucket is the cast of its own DATE).
     fn rebuild(&self, class: Id, input: &LogicalPlan, ids: &[Id]) -> Out<Expr> {
-        let mut error = Err("expected an expression class".to_string());
+        let class = self.egraph.find(class);
+        if self.rebuilding.borrow().contains(&class) {
+            return Err("a cycle of spellings".into());
+        }
+        self.rebuilding.borrow_mut().push(class);
+        let mut result = Err("expected an expression class".to_string());
         for (head, children) in expr_nodes(self.egraph, class) {
-            error = self.rebuild_node(head, children, input, ids);
-            if error.is_ok() {
+            result = self.rebuild_node(head, children, input, ids);
+            if result.is_ok() {
                 break;
             }
         }
-        error
+        self.rebuilding.borrow_mut().pop();
+        result
     }
 
     fn rebuild_node(

@@ -143,15 +143,43 @@ pub fn available(egraph: &PlanGraph, relation: Id) -> HashSet<Id> {
 /// `rows`, an aggregate may be computed over the rows (its arguments must be available). A
 /// class with several spellings is computable when one of them is.
 pub fn first_missing(egraph: &PlanGraph, class: Id, avail: &HashSet<Id>, rows: bool) -> Option<Id> {
+    missing_on_path(egraph, class, avail, rows, &mut Vec::new())
+}
+
+/// `first_missing`, never following a spelling through a class it is already computing: the
+/// e-graph has cycles (a bucket is the cast of its own DATE).
+fn missing_on_path(
+    egraph: &PlanGraph,
+    class: Id,
+    avail: &HashSet<Id>,
+    rows: bool,
+    path: &mut Vec<Id>,
+) -> Option<Id> {
     let class = egraph.find(class);
     if avail.contains(&class) {
         return None;
     }
+    if path.contains(&class) {
+        return Some(class);
+    }
+    path.push(class);
+    let missing = missing_here(egraph, class, avail, rows, path);
+    path.pop();
+    missing
+}
+
+fn missing_here(
+    egraph: &PlanGraph,
+    class: Id,
+    avail: &HashSet<Id>,
+    rows: bool,
+    path: &mut Vec<Id>,
+) -> Option<Id> {
     if let Some(value) = egraph[class].nodes.iter().find_map(|n| match n {
         Node::As([_, v]) => Some(*v),
         _ => None,
     }) {
-        return first_missing(egraph, value, avail, rows);
+        return missing_on_path(egraph, value, avail, rows, path);
     }
     let mut first = None;
     for (head, children) in expr_nodes(egraph, class) {
@@ -161,10 +189,10 @@ pub fn first_missing(egraph: &PlanGraph, class: Id, avail: &HashSet<Id>, rows: b
             HeadKind::Aggregate { .. } | HeadKind::OpaqueAggregate if !rows => Some(class),
             HeadKind::Aggregate { .. } | HeadKind::OpaqueAggregate => children
                 .iter()
-                .find_map(|c| first_missing(egraph, *c, avail, false)),
+                .find_map(|c| missing_on_path(egraph, *c, avail, false, path)),
             HeadKind::Bucket(_) | HeadKind::Scalar => children
                 .iter()
-                .find_map(|c| first_missing(egraph, *c, avail, rows)),
+                .find_map(|c| missing_on_path(egraph, *c, avail, rows, path)),
         };
         match missing {
             None => return None,
@@ -176,15 +204,28 @@ pub fn first_missing(egraph: &PlanGraph, class: Id, avail: &HashSet<Id>, rows: b
     Some(first.unwrap_or(class))
 }
 
-/// Whether `class` contains an aggregate.
+/// Whether `class` contains an aggregate (aggregates are never equal to a scalar, so one
+/// spelling tells; a cycle through the spellings has none).
 pub fn has_aggregate(egraph: &PlanGraph, class: Id) -> bool {
-    match expr_node(egraph, class) {
-        Some((head, children)) => match egraph.analysis.kind(head) {
+    fn walk(egraph: &PlanGraph, class: Id, path: &mut Vec<Id>) -> bool {
+        let class = egraph.find(class);
+        if path.contains(&class) {
+            return false;
+        }
+        let Some((head, children)) = expr_node(egraph, class) else {
+            return false;
+        };
+        match egraph.analysis.kind(head) {
             HeadKind::Aggregate { .. } | HeadKind::OpaqueAggregate => true,
-            _ => children.iter().any(|c| has_aggregate(egraph, *c)),
-        },
-        None => false,
+            _ => {
+                path.push(class);
+                let found = children.iter().any(|c| walk(egraph, *c, path));
+                path.pop();
+                found
+            }
+        }
     }
+    walk(egraph, class, &mut Vec::new())
 }
 
 /// An applier that runs only on the matches whose conditions hold. Unlike egg's

@@ -83,6 +83,13 @@ impl Grain {
         }
     }
 
+    /// Whether every bucket starts at midnight (a day or a union of days): a DATE then holds
+    /// the bucket exactly, and casting it back to a timestamp gives the bucket.
+    pub fn starts_at_midnight(self) -> bool {
+        let day = Grain::fixed_const(NANOS_PER_DAY, 0);
+        self == day || day.divides(self)
+    }
+
     /// The grain `date_trunc(unit, ..)` buckets by.
     pub fn of_date_trunc(unit: &str) -> Option<Grain> {
         let unit = unit.to_ascii_lowercase();
