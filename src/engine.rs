@@ -266,10 +266,12 @@ impl Engine {
             } else if reachable.contains(&name) {
                 CandidateStatus::MoreExpensive
             } else {
+                // The last reason: later iterations know more equalities than earlier ones.
                 let recorded = egraph
                     .analysis
                     .rejections
                     .iter()
+                    .rev()
                     .find(|(m, _)| *m == name)
                     .map(|(_, r)| r.clone());
                 CandidateStatus::Rejected(

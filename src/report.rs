@@ -21,6 +21,12 @@ pub enum ReasonCode {
     DistinctNotOnKey,
     /// The MV aggregates but the query reads rows.
     MvAggregatesQueryDoesNot,
+    /// The query buckets a timestamp by a grain the MV's bucket of it does not nest in (week to
+    /// month, ten to fifteen minutes, month to hour, another time zone's clock).
+    BucketNotNested,
+    /// A range on a timestamp whose bounds do not start buckets of the MV's (or the query's)
+    /// grain, or whose upper bound is inclusive.
+    TimeRangeNotAligned,
     /// The query's filter does not imply the MV's: the MV lacks rows the query needs.
     FilterNotImplied,
     /// Over an aggregated MV, the filter still to apply reads a column that is not a group key.
@@ -45,6 +51,8 @@ impl ReasonCode {
             ReasonCode::AvgNeedsSumAndCount => "avg_needs_sum_and_count",
             ReasonCode::DistinctNotOnKey => "distinct_not_on_key",
             ReasonCode::MvAggregatesQueryDoesNot => "mv_aggregates_query_does_not",
+            ReasonCode::BucketNotNested => "bucket_not_nested",
+            ReasonCode::TimeRangeNotAligned => "time_range_not_aligned",
             ReasonCode::FilterNotImplied => "filter_not_implied",
             ReasonCode::FilterNotOnGroupKeys => "filter_not_on_group_keys",
             ReasonCode::UnsupportedQuery => "unsupported_query",

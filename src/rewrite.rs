@@ -16,7 +16,7 @@ use crate::definition::{normalize_definition, plan_definition};
 use crate::engine::Engine;
 use crate::error::{MvError, Result};
 use crate::report::Report;
-use crate::sql::{MvStatement, parse_create_mv, parse_mv_statement};
+use crate::sql::{MvStatement, parse_create_mv, parse_mv_statement, standard_sql};
 
 /// What [`Rewriter::rewrite_sql`] and [`Rewriter::rewrite`] return.
 #[derive(Clone, Debug)]
@@ -73,7 +73,7 @@ impl Rewriter {
     /// Runs DDL: `CREATE TABLE` (schema only), `CREATE MATERIALIZED VIEW`, `DROP MATERIALIZED
     /// VIEW`. Several statements may be given, separated by `;`.
     pub fn execute(&mut self, sql: &str) -> Result<()> {
-        for statement in split_statements(sql)? {
+        for statement in split_statements(&standard_sql(sql))? {
             match parse_mv_statement(&statement)? {
                 Some(MvStatement::Create(_)) => self.create_materialized_view(&statement)?,
                 Some(MvStatement::Drop { names, if_exists }) => {
@@ -105,7 +105,7 @@ impl Rewriter {
 
     /// Registers `CREATE [OR REPLACE] MATERIALIZED VIEW [IF NOT EXISTS] name AS query`.
     pub fn create_materialized_view(&mut self, sql: &str) -> Result<()> {
-        let create = parse_create_mv(sql)?;
+        let create = parse_create_mv(&standard_sql(sql))?;
         if self.catalog.contains(&create.name) && create.if_not_exists {
             return Ok(());
         }
@@ -148,7 +148,7 @@ impl Rewriter {
     /// Plans and rewrites a query.
     pub fn rewrite_sql(&self, sql: &str) -> Result<RewriteResult> {
         let state = self.state();
-        let plan = block_on(state.create_logical_plan(sql))?;
+        let plan = block_on(state.create_logical_plan(&standard_sql(sql)))?;
         self.rewrite(&plan)
     }
 

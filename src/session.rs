@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::error::{MvError, Result};
 use crate::optimizer_rule::MvRewriteRule;
 use crate::report::Report;
-use crate::sql::{CreateMv, MvStatement, parse_mv_statement};
+use crate::sql::{CreateMv, MvStatement, parse_mv_statement, standard_sql};
 
 /// A `SessionContext` with the mvrewrite rule and an MV catalog.
 pub struct MvSession {
@@ -108,6 +108,8 @@ impl MvSession {
 
     /// Runs one SQL statement: MV statements are handled here, the rest by DataFusion.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        let sql = standard_sql(sql);
+        let sql = sql.as_ref();
         match parse_mv_statement(sql) {
             Ok(Some(MvStatement::Create(create))) => {
                 self.create_materialized_view(&create).await?;

@@ -1,10 +1,70 @@
 //! The MV statements mvrewrite adds to SQL, parsed with DataFusion's sqlparser.
 
-use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+use std::borrow::Cow;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    CeilFloorKind, DateTimeField, Expr, ObjectType, Statement, visit_expressions_mut,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::error::{MvError, Result};
+
+/// `sql` with the dialect spellings DataFusion does not plan replaced by ones it does:
+/// Calcite's `FLOOR(ts TO HOUR)` becomes `date_trunc('hour', ts)`. The text is returned as is
+/// when it has none (or does not parse: DataFusion then reports the error).
+pub fn standard_sql(sql: &str) -> Cow<'_, str> {
+    if !sql.to_ascii_lowercase().contains("floor") {
+        return Cow::Borrowed(sql);
+    }
+    let Ok(mut statements) = Parser::parse_sql(&GenericDialect {}, sql) else {
+        return Cow::Borrowed(sql);
+    };
+    let mut changed = false;
+    for statement in &mut statements {
+        let _ = visit_expressions_mut(statement, |e: &mut Expr| {
+            if let Some(replacement) = floor_to_date_trunc(e) {
+                *e = replacement;
+                changed = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    if !changed {
+        return Cow::Borrowed(sql);
+    }
+    let text: Vec<String> = statements.iter().map(|s| s.to_string()).collect();
+    Cow::Owned(text.join(";\n"))
+}
+
+/// `FLOOR(x TO unit)` as `date_trunc('unit', x)`, for the units `date_trunc` has.
+fn floor_to_date_trunc(e: &Expr) -> Option<Expr> {
+    let Expr::Floor {
+        expr,
+        field: CeilFloorKind::DateTimeField(field),
+    } = e
+    else {
+        return None;
+    };
+    let unit = match field {
+        DateTimeField::Year => "year",
+        DateTimeField::Quarter => "quarter",
+        DateTimeField::Month => "month",
+        DateTimeField::Week(None) => "week",
+        DateTimeField::Day => "day",
+        DateTimeField::Hour => "hour",
+        DateTimeField::Minute => "minute",
+        DateTimeField::Second => "second",
+        DateTimeField::Millisecond | DateTimeField::Milliseconds => "millisecond",
+        DateTimeField::Microsecond | DateTimeField::Microseconds => "microsecond",
+        _ => return None,
+    };
+    Parser::new(&GenericDialect {})
+        .try_with_sql(&format!("date_trunc('{unit}', {expr})"))
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
 
 /// `CREATE MATERIALIZED VIEW` / `DROP MATERIALIZED VIEW`.
 #[derive(Clone, Debug, PartialEq, Eq)]

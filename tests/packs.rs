@@ -56,7 +56,7 @@ async fn run_pack(pack: &str) {
         let plan = pair
             .session
             .context()
-            .sql(&case.query)
+            .sql(&mvrewrite::sql::standard_sql(&case.query))
             .await
             .unwrap()
             .into_optimized_plan()

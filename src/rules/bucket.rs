@@ -3,14 +3,15 @@
 //! a bucket). Both look at every bucket of a term at once, which no single pattern can: they
 //! are a searcher and an applier each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use egg::{Applier, Id, PatternAst, SearchMatches, Searcher, Subst, Symbol, Var};
 
 use super::var;
-use crate::lang::{HeadKind, Node, PlanAnalysis, PlanGraph, expr_nodes, list_items};
+use crate::lang::{HeadKind, Node, PlanAnalysis, PlanGraph, display, expr_nodes, list_items};
 use crate::predicate::atoms::{self, Atom};
+use crate::report::{ReasonCode, Rejection};
 use crate::timeseries::{Grain, Lattice};
 
 /// The buckets in the e-graph by the class of the term they bucket: `(grain, head, class)`.
@@ -63,6 +64,79 @@ fn union_new(egraph: &mut PlanGraph, class: Id, node: Node) -> Vec<Id> {
     } else {
         vec![]
     }
+}
+
+/// The buckets (and DATEs of buckets) of `term` among `classes`.
+fn buckets_of(egraph: &PlanGraph, term: Id, classes: &HashSet<Id>) -> Vec<Id> {
+    let is_bucket_of = |c: Id| {
+        expr_nodes(egraph, c).any(|(h, children)| {
+            matches!(egraph.analysis.kind(h), HeadKind::Bucket(_))
+                && children.first().is_some_and(|t| egraph.find(*t) == term)
+        })
+    };
+    let mut out: Vec<Id> = classes
+        .iter()
+        .copied()
+        .filter(|c| {
+            is_bucket_of(*c)
+                || expr_nodes(egraph, *c).any(|(_, ch)| ch.len() == 1 && is_bucket_of(ch[0]))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The bucketed term of `class`, if it is a bucket.
+fn term_of(egraph: &PlanGraph, class: Id) -> Option<Id> {
+    expr_nodes(egraph, class).find_map(|(h, children)| match (egraph.analysis.kind(h), children) {
+        (HeadKind::Bucket(_), [t]) => Some(egraph.find(*t)),
+        _ => None,
+    })
+}
+
+/// Why `missing` (a query expression, or a filter conjunct) cannot be read from an MV whose
+/// group keys are `keys`, when the reason is time buckets: the MV buckets the same timestamp
+/// at a grain that does not nest, or the query's range does not fall on bucket boundaries.
+pub fn explain(
+    egraph: &PlanGraph,
+    missing: Id,
+    keys: &HashSet<Id>,
+    mv: Symbol,
+) -> Option<Rejection> {
+    let missing = egraph.find(missing);
+    let stored = |term: Id| {
+        let b = buckets_of(egraph, term, keys);
+        (!b.is_empty()).then(|| {
+            b.iter()
+                .map(|c| display(egraph, *c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
+    if let Some(term) = term_of(egraph, missing) {
+        let kept = stored(term)?;
+        return Some(Rejection::new(
+            ReasonCode::BucketNotNested,
+            format!(
+                "the query groups by {}, and {mv} keeps only {kept}, whose buckets do not nest in it",
+                display(egraph, missing)
+            ),
+        ));
+    }
+    let atoms = atoms::read(egraph, missing);
+    let [Atom::In { term, set }] = atoms.as_slice() else {
+        return None;
+    };
+    let term = egraph.find(*term);
+    let kept = stored(term)?;
+    let what = display(egraph, term);
+    Some(Rejection::new(
+        ReasonCode::TimeRangeNotAligned,
+        format!(
+            "the query keeps rows where {}, which do not start and end on buckets of {mv}'s {kept}",
+            set.describe(&what)
+        ),
+    ))
 }
 
 /// `bucket(coarse, t) = bucket(coarse, bucket(fine, t))` for every pair of buckets of one term

@@ -174,6 +174,9 @@ impl Rollup<'_> {
             .collect();
         for k in &keys {
             if first_missing(self.egraph, *k, &key_outputs, false).is_some() {
+                if let Some(why) = super::bucket::explain(self.egraph, *k, &key_outputs, self.mv) {
+                    return Err(why);
+                }
                 let what = display(self.egraph, *k);
                 return Err(Rejection::new(
                     ReasonCode::GroupByNotKept,
@@ -189,6 +192,10 @@ impl Rollup<'_> {
             for c in list_items(self.egraph, conjuncts) {
                 pinned.extend(self.pinned_key(c, &mv_keys));
                 if first_missing(self.egraph, c, &key_outputs, false).is_some() {
+                    if let Some(why) = super::bucket::explain(self.egraph, c, &key_outputs, self.mv)
+                    {
+                        return Err(why);
+                    }
                     let what = display(self.egraph, c);
                     return Err(Rejection::new(
                         ReasonCode::FilterNotOnGroupKeys,
