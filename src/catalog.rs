@@ -152,7 +152,7 @@ impl Catalog {
     }
 
     /// The MVs over exactly `tables`: the only ones that can answer a region reading them
-    /// (single-table regions; joins are a later issue). A hash lookup, so thousands of
+    /// (an MV joining other tables is not tried yet). A hash lookup, so thousands of
     /// unrelated MVs cost nothing.
     pub fn candidates(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
         self.by_tables

@@ -34,7 +34,7 @@ impl CostFunction<Node> for RowsRead<'_> {
             Node::Scan([name, cols]) => cells(*name, *cols),
             // An MV read costs one cell more than it holds: on a tie, the base table wins.
             Node::Mv([name, cols]) => cells(*name, *cols) + 1.0,
-            Node::Filter(_) | Node::Agg(_) | Node::Proj(_) => children + 1.0,
+            Node::Filter(_) | Node::Agg(_) | Node::Proj(_) | Node::Join(_) => children + 1.0,
             Node::Expr(..) | Node::As(_) => children + 1e-3,
             Node::List(_) | Node::Name(_) => children,
         }

@@ -103,6 +103,32 @@ pub fn events(
     Ok(batches)
 }
 
+/// A `users` dimension for `events`: `user_id BIGINT` (unique, `0..rows`; events with a
+/// larger user_id have no user), `name VARCHAR`, `country VARCHAR` (NULL in ~5%), `tier INT`.
+pub fn users(rows: usize, seed: u64) -> Result<RecordBatch, ArrowError> {
+    let mut rng = Rng::new(seed);
+    let countries = ["fr", "us", "de", "in", "br"];
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("country", DataType::Utf8, true),
+        Field::new("tier", DataType::Int32, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+        Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| format!("user{}", i % 500)),
+        )),
+        Arc::new(StringArray::from_iter((0..rows).map(|_| {
+            (!rng.chance(0.05)).then(|| countries[rng.skewed(5) as usize])
+        }))),
+        Arc::new(Int32Array::from_iter_values(
+            (0..rows).map(|_| rng.below(4) as i32),
+        )),
+    ];
+    RecordBatch::try_new(schema, columns)
+}
+
 /// 2022-11-01T00:00:00Z and 2025-02-01T00:00:00Z in seconds: the `readings` span.
 const READINGS_START_S: i64 = 1_667_260_800;
 const READINGS_END_S: i64 = 1_738_368_000;

@@ -75,8 +75,17 @@ impl Engine {
                 report,
             };
         }
+        // Table sets of join regions already tried: their sub-regions over the same tables are
+        // the same question.
+        let mut tried_joins = HashSet::new();
         let result = plan.clone().transform_down(|node| {
             if region::not_a_region(&node, Determinism::AllowStable).is_some() {
+                return Ok(Transformed::no(node));
+            }
+            let joins = node
+                .exists(|n| Ok(matches!(n, LogicalPlan::Join(_))))
+                .unwrap_or(false);
+            if joins && !tried_joins.insert(region::base_tables(&node)) {
                 return Ok(Transformed::no(node));
             }
             // A bug in a rule must cost the rewrite, never the query: keep the region as it is.
@@ -87,8 +96,10 @@ impl Engine {
                 report.unsupported = Some("internal error while rewriting; plan kept".into());
                 None
             });
+            // A join no MV answers whole may still have inputs that one answers.
             Ok(match rewritten {
                 Some(new) => Transformed::new(new, true, TreeNodeRecursion::Jump),
+                None if joins => Transformed::new(node, false, TreeNodeRecursion::Continue),
                 None => Transformed::new(node, false, TreeNodeRecursion::Jump),
             })
         });

@@ -30,6 +30,7 @@ define_language! {
         "filter" = Filter([Id; 2]),
         "agg" = Agg([Id; 3]),
         "proj" = Proj([Id; 2]),
+        "join" = Join([Id; 1]),
         "as" = As([Id; 2]),
         "list" = List(Box<[Id]>),
         Expr(Head, Vec<Id>),
@@ -44,6 +45,10 @@ define_language! {
 // - `(filter (list conjuncts...) input)`: conjuncts are a sorted, deduplicated set.
 // - `(agg (list keys...) (list aggregates...) input)`: both lists are sorted sets.
 // - `(proj (list items...) input)`: positional outputs.
+// - `(join (list inputs...))`: the inner join of its inputs (a sorted set) with no condition,
+//   outputting their columns in that order. Join conditions are conjuncts of a `filter` above
+//   it: `A JOIN B ON a = b WHERE p` is `(filter (list a=b p) (join (list A B)))`, so join order,
+//   ON versus WHERE and column equalities need no rules (Goldstein & Larson).
 // - `(as target value)`, only inside a `proj` list: compute `value` and let it stand for the
 //   expression `target` above (so a re-aggregated `sum(count)` answers `count(*)`).
 // - `Expr(head, children)`: a scalar or aggregate expression, an interned [`Head`].
@@ -244,6 +249,11 @@ impl Analysis<Node> for PlanAnalysis {
         let schema = match enode {
             Node::Scan([_, cols]) | Node::Mv([_, cols]) => Some(list(egraph, *cols)),
             Node::Filter([_, input]) => egraph[*input].data.schema.clone(),
+            Node::Join([inputs]) => list(egraph, *inputs)
+                .into_iter()
+                .map(|i| egraph[i].data.schema.clone())
+                .collect::<Option<Vec<_>>>()
+                .map(|schemas| schemas.concat()),
             Node::Agg([keys, aggs, _]) => {
                 let mut s = list(egraph, *keys);
                 s.extend(list(egraph, *aggs));

@@ -1,10 +1,12 @@
-//! Rewritable regions: maximal select-project-aggregate subtrees over a single base table.
+//! Rewritable regions: maximal select-project-join-aggregate subtrees (inner joins, each base
+//! table read once).
 //! Everything outside a region stays as DataFusion planned it.
 
 use std::collections::BTreeSet;
 
+use datafusion::common::NullEquality;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, Volatility};
 
 /// How strict the determinism check is: MVs must be immutable (`now()` changes between refresh
 /// and query); queries may use stable functions, which are evaluated at query time either way.
@@ -40,7 +42,18 @@ pub fn not_a_region(plan: &LogicalPlan, determinism: Determinism) -> Option<Stri
                 .then(|| "it uses GROUPING SETS, CUBE or ROLLUP".to_string()),
             LogicalPlan::Limit(_) => Some("it has a LIMIT".to_string()),
             LogicalPlan::Window(_) => Some("it uses a window function".to_string()),
-            LogicalPlan::Join(_) => Some("it joins tables (join MVs are not supported yet)".into()),
+            LogicalPlan::Join(join) => match join.join_type {
+                JoinType::Inner
+                    if join.null_equality == NullEquality::NullEqualsNothing
+                        && !join.null_aware =>
+                {
+                    None
+                }
+                JoinType::Inner => Some("it joins on NULL-equal keys".to_string()),
+                other => Some(format!(
+                    "it has a {other} join (only inner joins are supported yet)"
+                )),
+            },
             LogicalPlan::Union(_) => Some("it has a UNION".to_string()),
             LogicalPlan::Sort(_) => Some("it has an ORDER BY below its top".to_string()),
             other => Some(format!("it contains a {} node", other.display())),
@@ -58,9 +71,12 @@ pub fn not_a_region(plan: &LogicalPlan, determinism: Determinism) -> Option<Stri
     });
     match (why, scans) {
         (Some(w), _) => Some(w),
-        (None, 1) => None,
         (None, 0) => Some("it reads no table".to_string()),
-        (None, _) => Some("it reads more than one table".to_string()),
+        // Columns are identified by base column: two scans of one table would be confused.
+        (None, n) if n > base_tables(plan).len() => {
+            Some("it reads a table twice (self-joins are not supported yet)".to_string())
+        }
+        (None, _) => None,
     }
 }
 

@@ -102,3 +102,8 @@ async fn filter_pack() {
 async fn timeseries_pack() {
     run_pack("timeseries").await;
 }
+
+#[tokio::test]
+async fn join_pack() {
+    run_pack("join").await;
+}

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, TableSource, cast,
+    BinaryExpr, Expr, ExprSchemable, JoinType, LogicalPlan, Operator, TableSource, cast,
 };
 use egg::{Id, Symbol};
 
@@ -144,8 +144,59 @@ impl ToEGraph<'_> {
                 Ok((rel, keys.into_iter().chain(aggs).collect()))
             }
             LogicalPlan::SubqueryAlias(alias) => self.rel(&alias.input),
+            LogicalPlan::Join(join) if join.join_type == JoinType::Inner => {
+                let (left, left_outs) = self.rel(&join.left)?;
+                let (right, right_outs) = self.rel(&join.right)?;
+                let outs: Vec<Id> = left_outs.into_iter().chain(right_outs).collect();
+                // Inner joins commute, associate and let filters through: one filter over one
+                // set of inputs, whatever the join order and wherever a condition was written.
+                let (mut conjuncts, mut inputs) = self.unjoined(left);
+                let (more, right_inputs) = self.unjoined(right);
+                conjuncts.extend(more);
+                inputs.extend(right_inputs);
+                let on = join.on.iter().map(|(l, r)| l.clone().eq(r.clone())).chain(
+                    join.filter.iter().flat_map(|f| {
+                        split_conjunction(f)
+                            .into_iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    }),
+                );
+                for condition in on {
+                    conjuncts.push(self.expr(&condition, &join.schema, &outs)?);
+                }
+                let inputs = self.set(&inputs);
+                let product = self.egraph.add(Node::Join([inputs]));
+                let rel = if conjuncts.is_empty() {
+                    product
+                } else {
+                    self.filter(conjuncts, product)
+                };
+                Ok((rel, outs))
+            }
             other => Err(format!("unsupported plan node {}", other.display())),
         }
+    }
+
+    /// A relation as (filter conjuncts, join inputs): its own filter's conjuncts and the inputs
+    /// of its join, or itself as the only input.
+    fn unjoined(&self, rel: Id) -> (Vec<Id>, Vec<Id>) {
+        let (conjuncts, inner) = match self.egraph[rel].nodes.iter().find_map(|n| match n {
+            Node::Filter([list, inner]) => Some((*list, *inner)),
+            _ => None,
+        }) {
+            Some((list, inner)) => (crate::lang::list_items(self.egraph, list), inner),
+            None => (vec![], rel),
+        };
+        let inputs = self.egraph[inner]
+            .nodes
+            .iter()
+            .find_map(|n| match n {
+                Node::Join([inputs]) => Some(crate::lang::list_items(self.egraph, *inputs)),
+                _ => None,
+            })
+            .unwrap_or_else(|| vec![inner]);
+        (conjuncts, inputs)
     }
 
     /// `(filter conjuncts input)`, merging with a filter directly below.

@@ -86,6 +86,20 @@ impl ToPlan<'_> {
                 ))?;
                 Ok((plan, cols))
             }
+            Node::Join([inputs]) => {
+                let mut ids = Vec::new();
+                let mut plan: Option<LogicalPlanBuilder> = None;
+                for input in list_items(self.egraph, *inputs) {
+                    let (p, cols) = self.rel(input)?;
+                    ids.extend(cols);
+                    plan = Some(match plan {
+                        None => LogicalPlanBuilder::from(p),
+                        Some(b) => b.cross_join(p).map_err(|e| e.to_string())?,
+                    });
+                }
+                let plan = plan.ok_or("a join without inputs")?;
+                Ok((build(Ok(plan))?, ids))
+            }
             Node::Filter([conjuncts, input]) => {
                 let (input, ids) = self.rel(*input)?;
                 let predicate = list_items(self.egraph, *conjuncts)

@@ -29,7 +29,7 @@ pub fn orders_schema() -> SchemaRef {
     ]))
 }
 
-/// `sales`, `events`, `orders` and `readings`, generated.
+/// `sales`, `events`, `orders`, `readings` and `users`, generated.
 pub fn sales_and_events() -> Pair {
     let session = MvSession::new();
     let plain = SessionContext::new();
@@ -38,11 +38,13 @@ pub fn sales_and_events() -> Pair {
     let events = datagen::events(20_000, 4096, 11, |_| {}).unwrap();
     let orders = datagen::random_batch(orders_schema(), 3000, 5).unwrap();
     let readings = datagen::readings(20_000, 3).unwrap();
+    let users = datagen::users(2_000, 13).unwrap();
     for (name, batches) in [
         ("sales", vec![sales]),
         ("events", events),
         ("orders", vec![orders]),
         ("readings", vec![readings]),
+        ("users", vec![users]),
     ] {
         let schema = batches[0].schema();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
