@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use datafusion::logical_expr::{LogicalPlan, TableSource};
 
+use crate::constraints::Constraints;
 use crate::error::{MvError, Result};
 use crate::report::Rejection;
+use crate::sql::DeclaredKey;
 use crate::validate;
 
 /// A registered materialized view.
@@ -74,6 +76,8 @@ pub struct Catalog {
     stale: HashMap<String, String>,
     /// Bumped on every change that can change a rewrite.
     version: u64,
+    /// Declared unique and foreign keys.
+    constraints: Constraints,
 }
 
 impl Catalog {
@@ -207,5 +211,25 @@ impl Catalog {
 
     pub fn table_rows(&self, table: &str) -> Option<u64> {
         self.table_rows.get(table).copied()
+    }
+
+    /// Declares a unique or foreign key (trusted: see [`crate::constraints`]).
+    pub fn declare_key(&mut self, key: DeclaredKey) -> Result<()> {
+        self.version += 1;
+        match key {
+            DeclaredKey::Unique { table, columns } => {
+                let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                self.constraints.declare_unique(&table, &columns);
+                Ok(())
+            }
+            DeclaredKey::Foreign(key) => self
+                .constraints
+                .declare_foreign_key(key)
+                .map_err(MvError::InvalidKey),
+        }
+    }
+
+    pub fn constraints(&self) -> &Constraints {
+        &self.constraints
     }
 }

@@ -129,6 +129,32 @@ pub fn users(rows: usize, seed: u64) -> Result<RecordBatch, ArrowError> {
     RecordBatch::try_new(schema, columns)
 }
 
+/// A `visits` fact table over [`users`] (`0..users` user ids) whose foreign keys hold:
+/// `visit_id BIGINT, user_id BIGINT NOT NULL` (always a user), `referrer_id BIGINT` (a user, or
+/// NULL in ~10%), `duration INT`.
+pub fn visits(rows: usize, users: usize, seed: u64) -> Result<RecordBatch, ArrowError> {
+    let mut rng = Rng::new(seed);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("visit_id", DataType::Int64, false),
+        Field::new("user_id", DataType::Int64, false),
+        Field::new("referrer_id", DataType::Int64, true),
+        Field::new("duration", DataType::Int32, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+        Arc::new(Int64Array::from_iter_values(
+            (0..rows).map(|_| rng.skewed(users as u64) as i64),
+        )),
+        Arc::new(Int64Array::from_iter((0..rows).map(|_| {
+            (!rng.chance(0.1)).then(|| rng.below(users as u64) as i64)
+        }))),
+        Arc::new(Int32Array::from_iter_values(
+            (0..rows).map(|_| rng.below(600) as i32),
+        )),
+    ];
+    RecordBatch::try_new(schema, columns)
+}
+
 /// 2022-11-01T00:00:00Z and 2025-02-01T00:00:00Z in seconds: the `readings` span.
 const READINGS_START_S: i64 = 1_667_260_800;
 const READINGS_END_S: i64 = 1_738_368_000;

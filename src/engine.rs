@@ -13,6 +13,7 @@ use crate::catalog::{Catalog, MaterializedView};
 use crate::convert::{RegionInEGraph, ToEGraph, ToPlan};
 use crate::cost::{RowsRead, UNKNOWN_ROWS};
 use crate::lang::{Node, PlanAnalysis, PlanGraph, display, list_items};
+use crate::lossless;
 use crate::region::{self, Determinism};
 use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 use crate::rules::RuleSet;
@@ -132,27 +133,18 @@ impl Engine {
         report: &mut Report,
     ) -> Option<LogicalPlan> {
         let tables = region::base_tables(region);
+        // MVs over more tables may answer through declared keys (src/lossless.rs).
+        let mut wider = Vec::new();
         for mv in catalog.overlapping(&tables) {
-            let reads: Vec<_> = mv.base_tables.iter().cloned().collect();
-            let query: Vec<_> = tables.iter().cloned().collect();
-            note(
-                statuses,
-                &mv.name,
-                CandidateStatus::Rejected(Rejection::new(
-                    ReasonCode::DifferentTables,
-                    format!(
-                        "{} reads {}, the query reads {}",
-                        mv.name,
-                        reads.join(", "),
-                        query.join(", ")
-                    ),
-                )),
-            );
+            match lossless::missing_key(catalog.constraints(), &tables, &mv.base_tables, &mv.name) {
+                None => wider.push(mv),
+                Some(r) => note(statuses, &mv.name, CandidateStatus::Rejected(r)),
+            }
         }
         let columns = region::base_columns(region);
         let group_columns = region::group_columns(region);
         let mut eligible = Vec::new();
-        for mv in catalog.candidates(&tables) {
+        for mv in catalog.candidates(&tables).into_iter().chain(wider) {
             let rejection = if let Err(r) = &mv.eligibility {
                 note(statuses, &mv.name, CandidateStatus::Ineligible(r.clone()));
                 continue;
@@ -203,7 +195,26 @@ impl Engine {
         let mut mv_roots = Vec::new();
         let mut mv_sources: HashMap<Symbol, Arc<dyn TableSource>> = HashMap::new();
         for mv in &eligible {
-            match convert.add_region(&mv.plan) {
+            let added = convert
+                .add_region(&mv.plan)
+                .map_err(|why| Rejection::new(ReasonCode::Ineligible, why));
+            let added = added.and_then(|def| {
+                if mv.base_tables == tables {
+                    return Ok(def);
+                }
+                lossless::add_lossless_joins(
+                    convert.egraph,
+                    &query,
+                    &def,
+                    &mv.name,
+                    catalog.constraints(),
+                    convert.tables,
+                )?;
+                // The new form is part of the query: rules answer it.
+                convert.egraph.analysis.query = reachable_classes(convert.egraph, query.root);
+                Ok(def)
+            });
+            match added {
                 Ok(def) => {
                     let name = Symbol::from(&mv.name);
                     let name_id = convert.egraph.add(Node::Name(name));
@@ -214,10 +225,10 @@ impl Engine {
                     mv_sources.insert(name, Arc::clone(&mv.source));
                     mv_roots.push((Arc::clone(mv), def));
                 }
-                Err(why) => {
-                    let r = Rejection::new(ReasonCode::Ineligible, why);
+                Err(r) if r.code == ReasonCode::Ineligible => {
                     note(statuses, &mv.name, CandidateStatus::Ineligible(r));
                 }
+                Err(r) => note(statuses, &mv.name, CandidateStatus::Rejected(r)),
             }
         }
         let base_rows = tables

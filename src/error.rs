@@ -19,6 +19,8 @@ pub enum MvError {
     NameTaken { name: String },
     #[error("expected {expected}, got: {got}")]
     UnexpectedStatement { expected: &'static str, got: String },
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]

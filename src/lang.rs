@@ -334,6 +334,27 @@ pub fn add_set(egraph: &mut PlanGraph, ids: &[Id]) -> Id {
     egraph.add(Node::List(items.into()))
 }
 
+/// A relation as (its filter's conjuncts, the inputs of the join under it): an inner join
+/// is a filter over a set of inputs; a relation that is no join is its own only input.
+pub fn unjoined(egraph: &PlanGraph, rel: Id) -> (Vec<Id>, Vec<Id>) {
+    let (conjuncts, inner) = match egraph[rel].nodes.iter().find_map(|n| match n {
+        Node::Filter([list, inner]) => Some((*list, *inner)),
+        _ => None,
+    }) {
+        Some((list, inner)) => (list_items(egraph, list), egraph.find(inner)),
+        None => (vec![], egraph.find(rel)),
+    };
+    let inputs = egraph[inner]
+        .nodes
+        .iter()
+        .find_map(|n| match n {
+            Node::Join([inputs]) => Some(list_items(egraph, *inputs)),
+            _ => None,
+        })
+        .unwrap_or_else(|| vec![inner]);
+    (conjuncts, inputs)
+}
+
 /// The name held by a `Name` class.
 pub fn name_of(egraph: &PlanGraph, id: Id) -> Option<Symbol> {
     egraph[id].nodes.iter().find_map(|n| match n {

@@ -27,6 +27,7 @@
 
 pub mod catalog;
 pub mod compare;
+pub mod constraints;
 pub mod convert;
 pub mod cost;
 pub mod datagen;
@@ -35,6 +36,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod lang;
+pub mod lossless;
 pub mod optimizer_rule;
 pub mod predicate;
 pub mod region;

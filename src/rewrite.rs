@@ -76,6 +76,11 @@ impl Rewriter {
         for statement in split_statements(&standard_sql(sql))? {
             match parse_mv_statement(&statement)? {
                 Some(MvStatement::Create(_)) => self.create_materialized_view(&statement)?,
+                Some(MvStatement::AddKeys(keys)) => {
+                    for key in keys {
+                        self.catalog.declare_key(key)?;
+                    }
+                }
                 Some(MvStatement::Drop { names, if_exists }) => {
                     for name in names {
                         if !self.catalog.drop_mv(&name) && !if_exists {

@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::error::{MvError, Result};
 use crate::optimizer_rule::MvRewriteRule;
 use crate::report::Report;
-use crate::sql::{CreateMv, MvStatement, parse_mv_statement, standard_sql};
+use crate::sql::{CreateMv, DeclaredKey, MvStatement, parse_mv_statement, standard_sql};
 
 /// A `SessionContext` with the mvrewrite rule and an MV catalog.
 pub struct MvSession {
@@ -115,6 +115,12 @@ impl MvSession {
                 self.create_materialized_view(&create).await?;
                 Ok(self.ctx.read_empty()?)
             }
+            Ok(Some(MvStatement::AddKeys(keys))) => {
+                for key in keys {
+                    self.declare_key(key)?;
+                }
+                Ok(self.ctx.read_empty()?)
+            }
             Ok(Some(MvStatement::Drop { names, if_exists })) => {
                 for name in names {
                     self.drop_materialized_view(&name, if_exists)?;
@@ -128,6 +134,22 @@ impl MvSession {
                 Ok(self.ctx.execute_logical_plan(plan).await?)
             }
         }
+    }
+
+    /// Declares a unique or foreign key on registered tables (what `ALTER TABLE .. ADD PRIMARY
+    /// KEY | UNIQUE | FOREIGN KEY` does): MVs joining more tables than a query may then answer
+    /// it, through NOT NULL foreign keys to unique keys. Keys are trusted, not checked.
+    pub fn declare_key(&self, key: DeclaredKey) -> Result<()> {
+        let tables = match &key {
+            DeclaredKey::Unique { table, .. } => vec![table.clone()],
+            DeclaredKey::Foreign(fk) => vec![fk.table.clone(), fk.references.clone()],
+        };
+        for t in tables {
+            if !self.ctx.table_exist(t.as_str())? {
+                return Err(MvError::UnknownTable(t));
+            }
+        }
+        self.write_catalog()?.declare_key(key)
     }
 
     /// Marks the MVs over a table this statement writes as stale (conservatively, when it is

@@ -4,11 +4,13 @@ use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    CeilFloorKind, DateTimeField, Expr, ObjectType, Statement, visit_expressions_mut,
+    AlterTable, AlterTableOperation, CeilFloorKind, DateTimeField, Expr, Ident, IndexColumn,
+    ObjectType, Statement, TableConstraint, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
+use crate::constraints::ForeignKey;
 use crate::error::{MvError, Result};
 
 /// `sql` with the dialect spellings DataFusion does not plan replaced by ones it does:
@@ -70,7 +72,20 @@ fn floor_to_date_trunc(e: &Expr) -> Option<Expr> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MvStatement {
     Create(CreateMv),
-    Drop { names: Vec<String>, if_exists: bool },
+    Drop {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    /// `ALTER TABLE t ADD PRIMARY KEY (..) | UNIQUE (..) | FOREIGN KEY (..) REFERENCES r (..)`:
+    /// keys the rewriter may rely on (see [`crate::constraints`]).
+    AddKeys(Vec<DeclaredKey>),
+}
+
+/// A key declared with `ALTER TABLE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeclaredKey {
+    Unique { table: String, columns: Vec<String> },
+    Foreign(ForeignKey),
 }
 
 /// `CREATE [OR REPLACE] MATERIALIZED VIEW [IF NOT EXISTS] name [(columns)] AS query`.
@@ -115,8 +130,47 @@ pub fn parse_mv_statement(sql: &str) -> Result<Option<MvStatement>> {
                 .collect(),
             if_exists: *if_exists,
         }),
+        Statement::AlterTable(alter) => declared_keys(alter).map(MvStatement::AddKeys),
         _ => None,
     })
+}
+
+/// The keys an `ALTER TABLE` adds, if it does nothing else (anything else is DataFusion's).
+fn declared_keys(alter: &AlterTable) -> Option<Vec<DeclaredKey>> {
+    let table = normalize_name(&alter.name.to_string());
+    let ident = |i: &Ident| normalize_name(&i.to_string());
+    let indexed = |cols: &[IndexColumn]| -> Option<Vec<String>> {
+        cols.iter()
+            .map(|c| match &c.column.expr {
+                Expr::Identifier(i) => Some(ident(i)),
+                _ => None,
+            })
+            .collect()
+    };
+    alter
+        .operations
+        .iter()
+        .map(|op| match op {
+            AlterTableOperation::AddConstraint { constraint, .. } => match constraint {
+                TableConstraint::PrimaryKey(k) => Some(DeclaredKey::Unique {
+                    table: table.clone(),
+                    columns: indexed(&k.columns)?,
+                }),
+                TableConstraint::Unique(k) => Some(DeclaredKey::Unique {
+                    table: table.clone(),
+                    columns: indexed(&k.columns)?,
+                }),
+                TableConstraint::ForeignKey(k) => Some(DeclaredKey::Foreign(ForeignKey {
+                    table: table.clone(),
+                    columns: k.columns.iter().map(ident).collect(),
+                    references: normalize_name(&k.foreign_table.to_string()),
+                    referenced: k.referred_columns.iter().map(ident).collect(),
+                })),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// Parses a `CREATE MATERIALIZED VIEW` statement.

@@ -10,6 +10,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::arrow::array::{AsArray, Int32Array};
+use datafusion::arrow::datatypes::Int32Type;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -55,12 +57,43 @@ async fn tables(schema_sql: &str) -> HashMap<String, Arc<MemTable>> {
             .unwrap()
             .schema();
         let batch = datagen::random_batch(schema.clone(), ROWS_PER_TABLE, 1000 + i as u64).unwrap();
+        let batch = honor_declared_keys(&name, batch);
         out.insert(
             name,
             Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
         );
     }
     out
+}
+
+/// The keys the corpus declares (Calcite's HrFKUKSchema, in a comment of `schema.sql`).
+const DECLARED_KEYS: [&str; 2] = [
+    "ALTER TABLE depts ADD PRIMARY KEY (deptno)",
+    "ALTER TABLE emps ADD FOREIGN KEY (deptno) REFERENCES depts (deptno)",
+];
+
+/// Makes the generated data satisfy [`DECLARED_KEYS`]: `depts.deptno` unique (10, 20, ...),
+/// every `emps.deptno` one of the first 30 of them. Declared keys are trusted, so data that
+/// broke them would make rewrites through them wrong.
+fn honor_declared_keys(table: &str, batch: RecordBatch) -> RecordBatch {
+    let column = match table {
+        "depts" => Int32Array::from_iter_values((1..=batch.num_rows() as i32).map(|i| i * 10)),
+        "emps" => {
+            let old = batch
+                .column_by_name("deptno")
+                .unwrap()
+                .as_primitive::<Int32Type>();
+            Int32Array::from_iter_values(
+                old.iter()
+                    .map(|v| (v.unwrap_or(0).abs() / 10 % 30 + 1) * 10),
+            )
+        }
+        _ => return batch,
+    };
+    let i = batch.schema().index_of("deptno").unwrap();
+    let mut columns = batch.columns().to_vec();
+    columns[i] = Arc::new(column);
+    RecordBatch::try_new(batch.schema(), columns).unwrap()
 }
 
 struct Outcome {
@@ -98,6 +131,9 @@ async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outc
             .write()
             .unwrap()
             .set_table_rows(name, ROWS_PER_TABLE as u64);
+    }
+    for key in DECLARED_KEYS {
+        session.sql(key).await.unwrap();
     }
     let strs = |key: &str| -> Vec<String> {
         case[key]

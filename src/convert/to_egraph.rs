@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 };
 use egg::{Id, Symbol};
 
-use crate::lang::{HeadKind, Node, PlanGraph, decompose, placeholder};
+use crate::lang::{HeadKind, Node, PlanGraph, decompose, placeholder, unjoined};
 
 /// Where the region landed: its root class (always a `proj`) and its output expressions.
 #[derive(Clone, Debug)]
@@ -150,8 +150,8 @@ impl ToEGraph<'_> {
                 let outs: Vec<Id> = left_outs.into_iter().chain(right_outs).collect();
                 // Inner joins commute, associate and let filters through: one filter over one
                 // set of inputs, whatever the join order and wherever a condition was written.
-                let (mut conjuncts, mut inputs) = self.unjoined(left);
-                let (more, right_inputs) = self.unjoined(right);
+                let (mut conjuncts, mut inputs) = unjoined(self.egraph, left);
+                let (more, right_inputs) = unjoined(self.egraph, right);
                 conjuncts.extend(more);
                 inputs.extend(right_inputs);
                 let on = join.on.iter().map(|(l, r)| l.clone().eq(r.clone())).chain(
@@ -176,27 +176,6 @@ impl ToEGraph<'_> {
             }
             other => Err(format!("unsupported plan node {}", other.display())),
         }
-    }
-
-    /// A relation as (filter conjuncts, join inputs): its own filter's conjuncts and the inputs
-    /// of its join, or itself as the only input.
-    fn unjoined(&self, rel: Id) -> (Vec<Id>, Vec<Id>) {
-        let (conjuncts, inner) = match self.egraph[rel].nodes.iter().find_map(|n| match n {
-            Node::Filter([list, inner]) => Some((*list, *inner)),
-            _ => None,
-        }) {
-            Some((list, inner)) => (crate::lang::list_items(self.egraph, list), inner),
-            None => (vec![], rel),
-        };
-        let inputs = self.egraph[inner]
-            .nodes
-            .iter()
-            .find_map(|n| match n {
-                Node::Join([inputs]) => Some(crate::lang::list_items(self.egraph, *inputs)),
-                _ => None,
-            })
-            .unwrap_or_else(|| vec![inner]);
-        (conjuncts, inputs)
     }
 
     /// `(filter conjuncts input)`, merging with a filter directly below.

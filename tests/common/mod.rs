@@ -29,7 +29,7 @@ pub fn orders_schema() -> SchemaRef {
     ]))
 }
 
-/// `sales`, `events`, `orders`, `readings` and `users`, generated.
+/// `sales`, `events`, `orders`, `readings`, `users` and `visits`, generated.
 pub fn sales_and_events() -> Pair {
     let session = MvSession::new();
     let plain = SessionContext::new();
@@ -39,12 +39,14 @@ pub fn sales_and_events() -> Pair {
     let orders = datagen::random_batch(orders_schema(), 3000, 5).unwrap();
     let readings = datagen::readings(20_000, 3).unwrap();
     let users = datagen::users(2_000, 13).unwrap();
+    let visits = datagen::visits(10_000, 2_000, 17).unwrap();
     for (name, batches) in [
         ("sales", vec![sales]),
         ("events", events),
         ("orders", vec![orders]),
         ("readings", vec![readings]),
         ("users", vec![users]),
+        ("visits", vec![visits]),
     ] {
         let schema = batches[0].schema();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
