@@ -13,10 +13,10 @@ use crate::catalog::{Catalog, MaterializedView};
 use crate::convert::{RegionInEGraph, ToEGraph, ToPlan};
 use crate::cost::{RowsRead, UNKNOWN_ROWS};
 use crate::lang::{Node, PlanAnalysis, PlanGraph, display, list_items};
-use crate::lossless;
 use crate::region::{self, Determinism};
 use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 use crate::rules::RuleSet;
+use crate::{join_back, lossless};
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
 /// limit is a safety net. When a limit stops saturation, extraction still returns a correct
@@ -135,7 +135,13 @@ impl Engine {
         let tables = region::base_tables(region);
         // MVs over more tables may answer through declared keys (src/lossless.rs).
         let mut wider = Vec::new();
+        // MVs over some of the query's tables answer their part, joined back to the rest
+        // (src/join_back.rs).
         for mv in catalog.overlapping(&tables) {
+            if mv.base_tables.is_subset(&tables) {
+                wider.push(mv);
+                continue;
+            }
             match lossless::missing_key(catalog.constraints(), &tables, &mv.base_tables, &mv.name) {
                 None => wider.push(mv),
                 Some(r) => note(statuses, &mv.name, CandidateStatus::Rejected(r)),
@@ -150,7 +156,14 @@ impl Engine {
                 continue;
             } else if let Some(why) = catalog.stale_reason(&mv.name) {
                 Rejection::new(ReasonCode::Stale, why)
-            } else if let Some(missing) = columns.difference(&mv.base_columns).next() {
+            } else if let Some(missing) = columns
+                .difference(&mv.base_columns)
+                // An MV over some of the query's tables answers for the columns of those.
+                .find(|c| {
+                    c.split_once('.')
+                        .is_some_and(|(t, _)| mv.base_tables.contains(t))
+                })
+            {
                 // A cheap necessary condition: keeps most MVs that cannot answer out of the e-graph.
                 let (code, verb) = if group_columns.contains(missing) {
                     (ReasonCode::GroupByNotKept, "groups by")
@@ -201,15 +214,24 @@ impl Engine {
             let added = added.and_then(|def| {
                 if mv.base_tables == tables {
                     return Ok(def);
+                } else if mv.base_tables.is_subset(&tables) {
+                    join_back::add_join_back(
+                        convert.egraph,
+                        &query,
+                        &def,
+                        &mv.name,
+                        &self.rules.rollups,
+                    )?;
+                } else {
+                    lossless::add_lossless_joins(
+                        convert.egraph,
+                        &query,
+                        &def,
+                        &mv.name,
+                        catalog.constraints(),
+                        convert.tables,
+                    )?;
                 }
-                lossless::add_lossless_joins(
-                    convert.egraph,
-                    &query,
-                    &def,
-                    &mv.name,
-                    catalog.constraints(),
-                    convert.tables,
-                )?;
                 // The new form is part of the query: rules answer it.
                 convert.egraph.analysis.query = reachable_classes(convert.egraph, query.root);
                 Ok(def)

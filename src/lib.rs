@@ -35,6 +35,7 @@ pub mod definition;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod join_back;
 pub mod lang;
 pub mod lossless;
 pub mod optimizer_rule;

@@ -139,7 +139,14 @@ impl OptimizerRule for MvRewriteRule {
             if let Ok(mut introduced) = self.introduced.lock() {
                 *introduced = (query, outcome.report.used_mvs().into_iter().collect());
             }
-            return Ok(Transformed::yes(outcome.plan));
+            // A join back to other tables comes out as a filter over a cross join: DataFusion
+            // turns it into a hash join and pushes projections into the MV scan, even when
+            // this is its last pass.
+            let plan = self
+                .normalizer
+                .optimize(outcome.plan.clone(), config, |_, _| {})
+                .unwrap_or(outcome.plan);
+            return Ok(Transformed::yes(plan));
         }
         if let Ok(mut last) = self.last_miss.lock() {
             *last = Some((version, plan.clone(), outcome.report));

@@ -147,6 +147,45 @@ impl Applier<Node, PlanAnalysis> for RollupApplier {
     }
 }
 
+/// The aggregate `agg(keys, aggs, ·)` answered from `input`, whose rows are partial groups
+/// holding the aggregates `stored` (and the non-aggregate `key_outputs`): what the rollup
+/// builds over an MV, and what a join back builds over a partial aggregation below the join.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn regroup(
+    egraph: &mut PlanGraph,
+    table: &RollupTable,
+    mv: Symbol,
+    input: Id,
+    keys: Vec<Id>,
+    aggs: &[Id],
+    stored: &HashSet<Id>,
+    key_outputs: &HashSet<Id>,
+) -> Result<Id, Rejection> {
+    Rollup {
+        egraph,
+        table,
+        mv,
+        input,
+    }
+    .regroup(keys, aggs, stored, key_outputs)
+}
+
+/// `name(arg)`, a plain aggregate of one argument (the partial `sum(x)` and `count(x)` an
+/// average is rebuilt from).
+pub(crate) fn aggregate(egraph: &mut PlanGraph, name: &str, arg: Id) -> Option<Id> {
+    let udf = aggregate_udf(name)?;
+    let head = Expr::AggregateFunction(AggregateFunction::new_udf(
+        udf,
+        vec![placeholder(0)],
+        false,
+        None,
+        vec![],
+        None,
+    ));
+    let h = egraph.analysis.intern(head);
+    Some(egraph.add(Node::Expr(h, vec![arg])))
+}
+
 struct Rollup<'a> {
     egraph: &'a mut PlanGraph,
     table: &'a RollupTable,
@@ -219,17 +258,29 @@ impl Rollup<'_> {
         if same_grouping && let Some(direct) = self.direct(&keys, &aggs, &stored) {
             return Ok(Some(direct));
         }
+        self.regroup(keys, &aggs, &stored, &key_outputs).map(Some)
+    }
+
+    /// `proj(keys + aggs, agg(keys, re-aggregates, input))`: the query's groups, each
+    /// aggregate computed from the partial aggregates `stored` in the input's rows.
+    fn regroup(
+        &mut self,
+        keys: Vec<Id>,
+        aggs: &[Id],
+        stored: &HashSet<Id>,
+        key_outputs: &HashSet<Id>,
+    ) -> Result<Id, Rejection> {
         let mut new_aggs = Vec::new();
         let mut items = keys.clone();
-        for a in &aggs {
-            let out = self.reaggregate(*a, &stored, &key_outputs, &mut new_aggs)?;
+        for a in aggs {
+            let out = self.reaggregate(*a, stored, key_outputs, &mut new_aggs)?;
             items.push(self.named(*a, out));
         }
         let key_list = self.set(keys);
         let agg_list = self.set(new_aggs);
         let agg = self.egraph.add(Node::Agg([key_list, agg_list, self.input]));
         let items = self.egraph.add(Node::List(items.into()));
-        Ok(Some(self.egraph.add(Node::Proj([items, agg]))))
+        Ok(self.egraph.add(Node::Proj([items, agg])))
     }
 
     /// The MV key that `conjunct` (`key = literal`) fixes to one group, if any. Never a float
@@ -403,16 +454,7 @@ impl Rollup<'_> {
 
     /// `via(arg)` as a new aggregate.
     fn reagg(&mut self, via: &str, arg: Id) -> Id {
-        let udf = aggregate_udf(via).expect("rollup table functions are checked when loaded");
-        let head = Expr::AggregateFunction(AggregateFunction::new_udf(
-            udf,
-            vec![placeholder(0)],
-            false,
-            None,
-            vec![],
-            None,
-        ));
-        self.add(head, vec![arg])
+        aggregate(self.egraph, via, arg).expect("rollup table functions are checked when loaded")
     }
 
     fn add(&mut self, head: Expr, children: Vec<Id>) -> Id {

@@ -1,0 +1,319 @@
+//! MVs over some of the query's tables: the MV answers its part of the join, and the rewrite
+//! joins it back to the rest.
+//!
+//! An inner join commutes with the filters on one side, so `filter(P, join(A, B, C))` is
+//! `filter(P_out, join(proj(N, filter(P_in, join(A, B))), C))` where `P_in` are the conjuncts
+//! that read only `A` and `B`, `P_out` the others, and `N` the columns of `A` and `B` used above.
+//! Before saturation the query's aggregate or projection gets that form for every MV over a
+//! subset of its tables; the ordinary rules then answer `proj(N, filter(P_in, join(A, B)))`
+//! from the MV (exactly, or with a residual filter) and the join with `C` stays. An aggregated
+//! MV is joined back by splitting the query's aggregation around the join (eager
+//! aggregation, [`Split::eager`]): the part is grouped by what is used above it, and that
+//! inner aggregate is the MV's to answer.
+
+use std::collections::{BTreeSet, HashSet};
+
+use egg::{Id, Symbol};
+
+use crate::convert::to_egraph::RegionInEGraph;
+use crate::lang::{HeadKind, Node, PlanGraph, add_set, display, expr_nodes, list_items, unjoined};
+use crate::report::{ReasonCode, Rejection};
+use crate::rules::conditions::has_aggregate;
+use crate::rules::rollup::{RollupTable, aggregate, regroup};
+
+/// Adds, for every `agg` or `proj` of the query over its base relation, the same node over the
+/// query's join with the MV's tables (and the filters on them alone) projected apart.
+pub fn add_join_back(
+    egraph: &mut PlanGraph,
+    query: &RegionInEGraph,
+    mv: &RegionInEGraph,
+    mv_name: &str,
+    rollups: &RollupTable,
+) -> Result<(), Rejection> {
+    let (query_conds, query_inputs) = unjoined(egraph, query.base);
+    let (_, mv_inputs) = unjoined(egraph, mv.base);
+    if !mv_inputs.iter().all(|i| query_inputs.contains(i)) {
+        return Err(Rejection::new(
+            ReasonCode::UnsupportedQuery,
+            format!("{mv_name} reads its tables differently from the query (a subquery?)"),
+        ));
+    }
+    let inside: HashSet<Id> = mv_inputs
+        .iter()
+        .flat_map(|i| egraph[*i].data.schema.clone().unwrap_or_default())
+        .map(|c| egraph.find(c))
+        .collect();
+    let (conds_in, conds_out): (Vec<Id>, Vec<Id>) = query_conds.into_iter().partition(|c| {
+        columns(egraph, &[*c], &inside)
+            .iter()
+            .all(|x| inside.contains(x))
+    });
+    let part = match mv_inputs.as_slice() {
+        [single] => *single,
+        many => {
+            let set = add_set(egraph, many);
+            egraph.add(Node::Join([set]))
+        }
+    };
+    let part = if conds_in.is_empty() {
+        part
+    } else {
+        let set = add_set(egraph, &conds_in);
+        egraph.add(Node::Filter([set, part]))
+    };
+    let rest: Vec<Id> = query_inputs
+        .iter()
+        .copied()
+        .filter(|i| !mv_inputs.contains(i))
+        .collect();
+    let consumers: Vec<Node> = egraph
+        .analysis
+        .query
+        .iter()
+        .flat_map(|c| egraph[*c].nodes.iter())
+        .filter(|n| match n {
+            Node::Agg([_, _, input]) | Node::Proj([_, input]) => {
+                egraph.find(*input) == egraph.find(query.base)
+            }
+            _ => false,
+        })
+        .cloned()
+        .collect();
+    let mut why_not = None;
+    for node in consumers {
+        if mv.aggregated {
+            // The MV's groups must be joined back: aggregate the query's part first.
+            if let Node::Agg([k, a, _]) = node {
+                let split = Split {
+                    part,
+                    rest: &rest,
+                    conds_out: &conds_out,
+                    inside: &inside,
+                };
+                match split.eager(egraph, k, a, mv_name, rollups) {
+                    Ok(answer) => {
+                        let original = egraph.add(node.clone());
+                        egraph.union(original, answer);
+                    }
+                    Err(r) => why_not = Some(r),
+                }
+            }
+            continue;
+        }
+        let mut used: Vec<Id> = match &node {
+            Node::Agg([k, a, _]) => [*k, *a]
+                .iter()
+                .flat_map(|l| list_items(egraph, *l))
+                .collect(),
+            Node::Proj([items, _]) => list_items(egraph, *items),
+            _ => continue,
+        };
+        used.extend(&conds_out);
+        let needed = frontier(egraph, &used, &inside);
+        let needed = egraph.add(Node::List(needed.into()));
+        let narrowed = egraph.add(Node::Proj([needed, part]));
+        let mut inputs = rest.clone();
+        inputs.push(narrowed);
+        let inputs = add_set(egraph, &inputs);
+        let mut joined = egraph.add(Node::Join([inputs]));
+        if !conds_out.is_empty() {
+            let set = add_set(egraph, &conds_out);
+            joined = egraph.add(Node::Filter([set, joined]));
+        }
+        let original = egraph.add(node.clone());
+        let alternative = egraph.add(match node {
+            Node::Agg([k, a, _]) => Node::Agg([k, a, joined]),
+            Node::Proj([items, _]) => Node::Proj([items, joined]),
+            other => other,
+        });
+        egraph.union(original, alternative);
+    }
+    egraph.rebuild();
+    match why_not {
+        Some(r) => Err(r),
+        None if mv.aggregated && !query.aggregated => Err(Rejection::new(
+            ReasonCode::MvAggregatesQueryDoesNot,
+            format!("{mv_name} holds groups, but the query reads individual rows"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The query's join split around the MV's tables: `part` (their join, with the conditions
+/// on them alone), the `rest` of the inputs, the conditions `conds_out` across, and the
+/// columns `inside` the part.
+struct Split<'a> {
+    part: Id,
+    rest: &'a [Id],
+    conds_out: &'a [Id],
+    inside: &'a HashSet<Id>,
+}
+
+impl Split<'_> {
+    /// Eager aggregation: `agg(K, A, filter(P_out, join(part, rest)))` equals
+    /// `agg(K, re-aggregated A, filter(P_out, join(agg(K_in, A_in, part), rest)))`, where
+    /// `K_in` are the part's expressions used above (its group keys and join columns) and
+    /// `A_in` the query's aggregates computed per finer group. Holds when every aggregate
+    /// reads only the part and rolls up (sum, count, min, max, avg from sum and count): a
+    /// partial group joins the same rest rows as each of its rows would. The inner
+    /// aggregate is then the MV's to answer.
+    fn eager(
+        &self,
+        egraph: &mut PlanGraph,
+        keys: Id,
+        aggs: Id,
+        mv: &str,
+        rollups: &RollupTable,
+    ) -> Result<Id, Rejection> {
+        let (keys, aggs) = (list_items(egraph, keys), list_items(egraph, aggs));
+        let mut partials = Vec::new();
+        for a in &aggs {
+            let (head, args) = expr_nodes(egraph, *a)
+                .next()
+                .map(|(h, c)| (h, c.to_vec()))
+                .ok_or_else(|| unsupported(mv, "an aggregate is not an expression"))?;
+            let reads_part = columns(egraph, &args, self.inside)
+                .iter()
+                .all(|c| self.inside.contains(c));
+            let name = match egraph.analysis.kind(head) {
+                HeadKind::Aggregate {
+                    name,
+                    distinct: false,
+                } if reads_part => name.clone(),
+                _ => {
+                    return Err(unsupported(
+                        mv,
+                        &format!(
+                            "{} is not a plain aggregate of the MV's tables' columns",
+                            display(egraph, *a)
+                        ),
+                    ));
+                }
+            };
+            match rollups.rules.get(&name) {
+                Some(rule) if rule.via == "divide" => {
+                    for part in &rule.from {
+                        let arg = args
+                            .first()
+                            .copied()
+                            .ok_or_else(|| unsupported(mv, "avg() has no argument"))?;
+                        partials.extend(aggregate(egraph, part, arg));
+                    }
+                }
+                Some(_) => partials.push(*a),
+                None => {
+                    return Err(unsupported(mv, &format!("{name} does not roll up")));
+                }
+            }
+        }
+        let mut used = keys.clone();
+        used.extend(self.conds_out);
+        let inner_keys = frontier(egraph, &used, self.inside);
+        let inner_key_list = add_set(egraph, &inner_keys);
+        let partial_list = add_set(egraph, &partials);
+        let grouped = egraph.add(Node::Agg([inner_key_list, partial_list, self.part]));
+        // Projected, so that an inner aggregate equal to the MV's reads the MV's columns.
+        let mut outputs = inner_keys.clone();
+        outputs.extend(&partials);
+        let outputs = egraph.add(Node::List(outputs.into()));
+        let grouped = egraph.add(Node::Proj([outputs, grouped]));
+        let mut inputs = self.rest.to_vec();
+        inputs.push(grouped);
+        let inputs = add_set(egraph, &inputs);
+        let mut joined = egraph.add(Node::Join([inputs]));
+        if !self.conds_out.is_empty() {
+            let set = add_set(egraph, self.conds_out);
+            joined = egraph.add(Node::Filter([set, joined]));
+        }
+        let stored: HashSet<Id> = partials.iter().map(|p| egraph.find(*p)).collect();
+        let mut key_outputs: HashSet<Id> = egraph[joined]
+            .data
+            .schema
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| egraph.find(c))
+            .collect();
+        key_outputs.retain(|c| !stored.contains(c));
+        regroup(
+            egraph,
+            rollups,
+            Symbol::from(mv),
+            joined,
+            keys,
+            &aggs,
+            &stored,
+            &key_outputs,
+        )
+    }
+}
+
+fn unsupported(mv: &str, why: &str) -> Rejection {
+    Rejection::new(
+        ReasonCode::UnsupportedQuery,
+        format!("{mv} covers some of the query's tables, but cannot be joined back: {why}"),
+    )
+}
+
+/// The largest sub-expressions of `exprs` that read only columns of `inside` and hold no
+/// aggregate: what the MV's side must output (a stored `date_trunc('day', ts)` is read as a
+/// whole, not rebuilt from `ts`).
+fn frontier(egraph: &PlanGraph, exprs: &[Id], inside: &HashSet<Id>) -> Vec<Id> {
+    let mut out = BTreeSet::new();
+    let mut seen = HashSet::new();
+    let mut todo: Vec<Id> = exprs.to_vec();
+    while let Some(c) = todo.pop() {
+        let c = egraph.find(c);
+        if !seen.insert(c) {
+            continue;
+        }
+        let cols = columns(egraph, &[c], inside);
+        if inside.contains(&c)
+            || (!cols.is_empty()
+                && cols.iter().all(|x| inside.contains(x))
+                && !has_aggregate(egraph, c))
+        {
+            out.insert(c);
+            continue;
+        }
+        for (_, children) in expr_nodes(egraph, c) {
+            todo.extend(children);
+        }
+        for node in &egraph[c].nodes {
+            if let Node::As([_, value]) = node {
+                todo.push(*value);
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The column classes the expressions in `exprs` read (a column is a class with a column head,
+/// or one of `known`), sorted.
+fn columns(egraph: &PlanGraph, exprs: &[Id], known: &HashSet<Id>) -> BTreeSet<Id> {
+    let mut out = BTreeSet::new();
+    let mut seen = HashSet::new();
+    let mut todo: Vec<Id> = exprs.to_vec();
+    while let Some(c) = todo.pop() {
+        let c = egraph.find(c);
+        if !seen.insert(c) {
+            continue;
+        }
+        if known.contains(&c) {
+            out.insert(c);
+            continue;
+        }
+        for (head, children) in expr_nodes(egraph, c) {
+            if *egraph.analysis.kind(head) == HeadKind::Column {
+                out.insert(c);
+            }
+            todo.extend(children);
+        }
+        for node in &egraph[c].nodes {
+            if let Node::As([_, value]) = node {
+                todo.push(*value);
+            }
+        }
+    }
+    out
+}
