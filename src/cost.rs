@@ -1,8 +1,9 @@
-//! Cost: estimated cells read (rows × columns of each table or MV scanned). Every operator
-//! costs what its inputs read plus a token amount, so among plans reading the same data the
-//! simpler one wins, and an MV wins only when it is smaller than what it replaces: fewer rows
-//! (an aggregate) or fewer columns (a projection that stores an expression, such as an
-//! expensive UDF column, instead of its inputs).
+//! Cost: estimated cells read (rows × columns of each table or MV scanned), plus the cells an
+//! aggregate hashes (its input, once more). Every other operator costs what its inputs read
+//! plus a token amount, so among plans reading the same data the simpler one wins. An MV wins
+//! when it is smaller than what it replaces (fewer rows, or fewer columns: a projection that
+//! stores an expensive expression instead of its inputs), or when it holds the groups the
+//! query would otherwise compute from as many cells.
 
 use egg::{CostFunction, Id, Language};
 
@@ -34,7 +35,11 @@ impl CostFunction<Node> for RowsRead<'_> {
             Node::Scan([name, cols]) => cells(*name, *cols),
             // An MV read costs one cell more than it holds: on a tie, the base table wins.
             Node::Mv([name, cols]) => cells(*name, *cols) + 1.0,
-            Node::Filter(_) | Node::Agg(_) | Node::Proj(_) | Node::Join(_) => children + 1.0,
+            // Aggregating hashes every input row: it costs about as much again as reading
+            // them. So an MV holding the query's groups wins over computing them from a table
+            // of as many cells.
+            Node::Agg([_, _, input]) => children + costs(*input) + 1.0,
+            Node::Filter(_) | Node::Proj(_) | Node::Join(_) => children + 1.0,
             Node::Expr(..) | Node::As(_) => children + 1e-3,
             Node::List(_) | Node::Name(_) => children,
         }
