@@ -193,7 +193,7 @@ impl Catalog {
         self.version += 1;
         for mv in self.by_table.get(table).into_iter().flatten() {
             self.stale.entry(mv.clone()).or_insert_with(|| {
-                format!("{table} was written after {mv} was computed; recreate it to use it again")
+                format!("{table} was written after {mv} was computed; REFRESH MATERIALIZED VIEW {mv} to use it again")
             });
         }
     }

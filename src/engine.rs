@@ -310,13 +310,14 @@ impl Engine {
             } else if reachable.contains(&name) {
                 CandidateStatus::MoreExpensive
             } else {
-                // The last reason: later iterations know more equalities than earlier ones.
+                // The most specific reason; among equals the last, as later iterations know
+                // more equalities than earlier ones.
                 let recorded = egraph
                     .analysis
                     .rejections
                     .iter()
-                    .rev()
-                    .find(|(m, _)| *m == name)
+                    .filter(|(m, _)| *m == name)
+                    .max_by_key(|(_, r)| r.code.specificity())
                     .map(|(_, r)| r.clone());
                 CandidateStatus::Rejected(
                     recorded.unwrap_or_else(|| diagnose(egraph, &query, def, &mv.name)),

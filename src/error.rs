@@ -21,6 +21,9 @@ pub enum MvError {
     UnexpectedStatement { expected: &'static str, got: String },
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// A command-line input that cannot be used (unreadable file, unknown option value).
+    #[error("{0}")]
+    Input(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]

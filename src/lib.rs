@@ -26,6 +26,7 @@
 //! ```
 
 pub mod catalog;
+pub mod cli;
 pub mod compare;
 pub mod constraints;
 pub mod convert;

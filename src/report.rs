@@ -62,6 +62,82 @@ impl ReasonCode {
     }
 }
 
+impl ReasonCode {
+    /// Every code, for documentation and exhaustive tests.
+    pub const ALL: [ReasonCode; 15] = [
+        ReasonCode::Ineligible,
+        ReasonCode::DifferentTables,
+        ReasonCode::ColumnMissing,
+        ReasonCode::GroupByNotKept,
+        ReasonCode::AggregateMissing,
+        ReasonCode::AvgNeedsSumAndCount,
+        ReasonCode::DistinctNotOnKey,
+        ReasonCode::MvAggregatesQueryDoesNot,
+        ReasonCode::BucketNotNested,
+        ReasonCode::TimeRangeNotAligned,
+        ReasonCode::FilterNotImplied,
+        ReasonCode::FilterNotOnGroupKeys,
+        ReasonCode::UnsupportedQuery,
+        ReasonCode::Stale,
+        ReasonCode::MoreExpensive,
+    ];
+
+    /// How much a reason says: a missing column is what every failed check ends in; a key,
+    /// filter or bucket that does not fit says which check failed.
+    pub fn specificity(self) -> u8 {
+        match self {
+            ReasonCode::ColumnMissing => 0,
+            ReasonCode::GroupByNotKept | ReasonCode::AggregateMissing => 1,
+            _ => 2,
+        }
+    }
+
+    /// What the user can do about it, in a sentence.
+    pub fn hint(self) -> &'static str {
+        match self {
+            ReasonCode::Ineligible => {
+                "drop what makes the definition unusable (now(), random(), LIMIT, window functions, outer joins) from the MV"
+            }
+            ReasonCode::DifferentTables => {
+                "define the MV over the query's tables, or declare the keys that make its extra joins lossless (ALTER TABLE .. ADD PRIMARY KEY / FOREIGN KEY)"
+            }
+            ReasonCode::ColumnMissing => "add the column or expression to the MV's SELECT list",
+            ReasonCode::GroupByNotKept => "add it to the MV's GROUP BY (and SELECT list)",
+            ReasonCode::AggregateMissing => {
+                "add the aggregate to the MV, or one it rolls up from (sum, count, min, max)"
+            }
+            ReasonCode::AvgNeedsSumAndCount => {
+                "store sum(x) and count(x) in the MV, not only avg(x)"
+            }
+            ReasonCode::DistinctNotOnKey => {
+                "add the DISTINCT aggregate's argument to the MV's GROUP BY"
+            }
+            ReasonCode::MvAggregatesQueryDoesNot => {
+                "define a projection MV (no GROUP BY) for queries that read rows"
+            }
+            ReasonCode::BucketNotNested => {
+                "bucket the MV at a grain that nests in the query's (hour for days, day for months; weeks nest in nothing coarser)"
+            }
+            ReasonCode::TimeRangeNotAligned => {
+                "bound the range on bucket starts of the MV's grain: ts >= start AND ts < end"
+            }
+            ReasonCode::FilterNotImplied => {
+                "widen the MV's WHERE so that it keeps every row the query reads"
+            }
+            ReasonCode::FilterNotOnGroupKeys => {
+                "add the filtered column to the MV's GROUP BY, or the filter to the MV's WHERE"
+            }
+            ReasonCode::UnsupportedQuery => {
+                "the rewriter does not handle this shape yet; see the README's list"
+            }
+            ReasonCode::Stale => "refresh the MV (REFRESH MATERIALIZED VIEW name)",
+            ReasonCode::MoreExpensive => {
+                "nothing to do: reading the base tables is estimated cheaper than this MV"
+            }
+        }
+    }
+}
+
 impl fmt::Display for ReasonCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -161,6 +237,48 @@ impl Report {
             .iter()
             .find(|c| c.mv == mv)
             .map(|c| &c.status)
+    }
+}
+
+impl Report {
+    /// The report as the stable JSON documented in the README: `candidates` (one per MV that
+    /// reads the query's tables, with `status` `used`, `more_expensive`, `rejected`, `stale`
+    /// or `ineligible`, and for the last three `reason_code` and `reason`) and `egraph`
+    /// (summed over the query's regions).
+    pub fn to_json(&self) -> serde_json::Value {
+        let candidates: Vec<serde_json::Value> = self
+            .candidates
+            .iter()
+            .map(|c| {
+                let (status, rejection) = match &c.status {
+                    CandidateStatus::Rejected(r) if r.code == ReasonCode::Stale => {
+                        ("stale", Some(r))
+                    }
+                    CandidateStatus::Rejected(r) | CandidateStatus::Ineligible(r) => {
+                        (c.status.as_str(), Some(r))
+                    }
+                    other => (other.as_str(), None),
+                };
+                serde_json::json!({
+                    "mv": c.mv,
+                    "status": status,
+                    "reason_code": rejection.map(|r| r.code.as_str()),
+                    "reason": rejection.map(|r| r.reason.as_str()),
+                })
+            })
+            .collect();
+        let last = self.saturation.last();
+        serde_json::json!({
+            "used_mvs": self.used_mvs(),
+            "candidates": candidates,
+            "unsupported": self.unsupported,
+            "egraph": {
+                "regions": self.saturation.len(),
+                "nodes": self.saturation.iter().map(|s| s.nodes).sum::<usize>(),
+                "iterations": self.saturation.iter().map(|s| s.iterations).max().unwrap_or(0),
+                "stop_reason": last.map(|s| s.stop_reason.as_str()),
+            },
+        })
     }
 }
 

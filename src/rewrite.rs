@@ -76,6 +76,12 @@ impl Rewriter {
         for statement in split_statements(&standard_sql(sql))? {
             match parse_mv_statement(&statement)? {
                 Some(MvStatement::Create(_)) => self.create_materialized_view(&statement)?,
+                // Definitions only: there is nothing to recompute.
+                Some(MvStatement::Refresh { name }) => {
+                    if self.catalog.get(&name).is_none() {
+                        return Err(MvError::UnknownMv(name));
+                    }
+                }
                 Some(MvStatement::AddKeys(keys)) => {
                     for key in keys {
                         self.catalog.declare_key(key)?;
@@ -185,11 +191,38 @@ impl Rewriter {
     }
 }
 
-/// Splits a script into statements with sqlparser (so `;` inside strings is safe).
+/// Splits a script into statements with sqlparser's tokenizer (so `;` inside strings and
+/// comments is safe); comments before a statement are dropped, and so are statements holding
+/// nothing else.
 pub fn split_statements(sql: &str) -> Result<Vec<String>> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    let statements =
-        Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| MvError::Parse(e.to_string()))?;
-    Ok(statements.into_iter().map(|s| s.to_string()).collect())
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    // Split on the tokenizer's semicolons, not the parser's statements: statements the parser
+    // does not know (REFRESH MATERIALIZED VIEW) pass through as written.
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| MvError::Parse(e.to_string()))?;
+    let mut statements = Vec::new();
+    let (mut current, mut has_content) = (String::new(), false);
+    for token in tokens {
+        match token {
+            Token::SemiColon => {
+                if has_content {
+                    statements.push(current.trim().to_string());
+                }
+                (current, has_content) = (String::new(), false);
+            }
+            // Comments and blanks before a statement are not part of it.
+            Token::Whitespace(_) if !has_content => {}
+            Token::Whitespace(_) => current.push_str(&token.to_string()),
+            other => {
+                has_content = true;
+                current.push_str(&other.to_string());
+            }
+        }
+    }
+    if has_content {
+        statements.push(current.trim().to_string());
+    }
+    Ok(statements)
 }

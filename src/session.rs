@@ -115,6 +115,10 @@ impl MvSession {
                 self.create_materialized_view(&create).await?;
                 Ok(self.ctx.read_empty()?)
             }
+            Ok(Some(MvStatement::Refresh { name })) => {
+                self.refresh_materialized_view(&name).await?;
+                Ok(self.ctx.read_empty()?)
+            }
             Ok(Some(MvStatement::AddKeys(keys))) => {
                 for key in keys {
                     self.declare_key(key)?;
@@ -197,6 +201,31 @@ impl MvSession {
             create.or_replace,
         )
         .await
+    }
+
+    /// Recomputes an MV from its definition (re-planned from its SQL, so replaced tables are
+    /// read anew), which makes a stale MV answer queries again.
+    pub async fn refresh_materialized_view(&self, name: &str) -> Result<()> {
+        let (sql, plan) = {
+            let catalog = self.read_catalog()?;
+            let mv = catalog
+                .get(name)
+                .ok_or_else(|| MvError::UnknownMv(name.to_string()))?;
+            (mv.sql.clone(), mv.plan.clone())
+        };
+        let plan = match &sql {
+            Some(query) => {
+                let columns: Vec<String> = plan
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                plan_definition(&self.ctx.state(), &self.plain, query, &columns).await?
+            }
+            None => plan,
+        };
+        self.materialize(name, sql, plan, true).await
     }
 
     /// Registers an MV from a logical plan (for example a DataFrame's), materializing it.

@@ -76,6 +76,10 @@ pub enum MvStatement {
         names: Vec<String>,
         if_exists: bool,
     },
+    /// `REFRESH MATERIALIZED VIEW name`: recompute it from its definition.
+    Refresh {
+        name: String,
+    },
     /// `ALTER TABLE t ADD PRIMARY KEY (..) | UNIQUE (..) | FOREIGN KEY (..) REFERENCES r (..)`:
     /// keys the rewriter may rely on (see [`crate::constraints`]).
     AddKeys(Vec<DeclaredKey>),
@@ -102,6 +106,20 @@ pub struct CreateMv {
 
 /// Parses `sql` and returns the MV statement it is, or `None` for any other single statement.
 pub fn parse_mv_statement(sql: &str) -> Result<Option<MvStatement>> {
+    // sqlparser has no REFRESH MATERIALIZED VIEW (Postgres' spelling): read it here.
+    let words: Vec<&str> = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .collect();
+    if let ["refresh" | "REFRESH" | "Refresh", m, v, name] = words.as_slice()
+        && m.eq_ignore_ascii_case("materialized")
+        && v.eq_ignore_ascii_case("view")
+    {
+        return Ok(Some(MvStatement::Refresh {
+            name: normalize_name(name),
+        }));
+    }
     let statements =
         Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| MvError::Parse(e.to_string()))?;
     let [statement] = statements.as_slice() else {

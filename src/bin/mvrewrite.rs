@@ -1,59 +1,159 @@
-//! The `mvrewrite` command-line tool.
+//! The `mvrewrite` command-line tool: argument parsing only; the commands are in
+//! `mvrewrite::cli` (and `mvrewrite::demo`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-mvrewrite: answer SQL queries from materialized views
+use clap::{Parser, Subcommand, ValueEnum};
+use mvrewrite::cli::{self, Inputs, explain, shell};
+use mvrewrite::{MvError, MvSession};
 
-USAGE:
-  mvrewrite demo [--rows N]    generate an events table (default 5,000,000 rows), register MVs,
-                               run queries with and without rewriting, show the MV used and timings
-  mvrewrite --help
+/// Answer SQL queries from materialized views: rewrite a query onto the MVs that can answer
+/// it, explain why an MV was or was not used, or try it all in a SQL shell.
+#[derive(Parser)]
+#[command(name = "mvrewrite", version)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
 
-Example:
-  cargo run --release -- demo --rows 1000000
-";
+#[derive(Subcommand)]
+enum Command {
+    /// Generate an events table, register MVs, run queries with and without rewriting.
+    #[command(after_help = "Example:\n  mvrewrite demo --rows 1000000")]
+    Demo {
+        /// Rows of generated events.
+        #[arg(long, default_value_t = 5_000_000)]
+        rows: usize,
+    },
+    /// Print the query rewritten onto the MVs (as SQL in a dialect) and the report.
+    #[command(
+        after_help = "Example:\n  mvrewrite rewrite --schema schema.sql --mvs mvs.sql \\\n    \"SELECT country, sum(price) FROM sales GROUP BY country\" --format json"
+    )]
+    Rewrite {
+        #[command(flatten)]
+        inputs: InputArgs,
+        /// SQL dialect of the output: generic, postgres, mysql, sqlite, duckdb, bigquery, snowflake.
+        #[arg(long, default_value = "generic")]
+        dialect: String,
+        /// text (SQL, then the report as comments) or json (one object; schema in the README).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show the original and rewritten plans side by side, and why each MV was (not) used.
+    #[command(
+        after_help = "Example:\n  mvrewrite explain --schema schema.sql --mvs mvs.sql query.sql"
+    )]
+    Explain {
+        #[command(flatten)]
+        inputs: InputArgs,
+    },
+    /// An SQL shell on a rewriting session: CREATE TABLE, CREATE MATERIALIZED VIEW, REFRESH
+    /// MATERIALIZED VIEW, INSERT, queries and EXPLAIN. Reads statements from stdin or --file
+    /// when not on a terminal.
+    #[command(
+        after_help = "Example:\n  echo \"CREATE TABLE t (a INT) AS VALUES (1), (2); SELECT sum(a) FROM t;\" | mvrewrite shell\n  mvrewrite shell --data ./csv_files"
+    )]
+    Shell {
+        /// A directory whose *.csv files become tables (named after the files).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Run the statements of this file, then exit.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("demo") => {
-            let rows = match args.iter().position(|a| a == "--rows") {
-                Some(i) => match args
-                    .get(i + 1)
-                    .and_then(|n| n.replace('_', "").parse().ok())
-                {
-                    Some(n) => n,
-                    None => {
-                        eprintln!("error: --rows needs a number");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => 5_000_000,
-            };
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let mut stdout = std::io::stdout();
-            match runtime.block_on(mvrewrite::demo::run(rows, &mut stdout)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Some("--help" | "-h" | "help") | None => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("error: unknown command '{other}'\n\n{USAGE}");
-            ExitCode::from(2)
+#[derive(clap::Args)]
+struct InputArgs {
+    /// A file of CREATE TABLE statements (and ALTER TABLE .. ADD PRIMARY/FOREIGN KEY).
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// A file of CREATE MATERIALIZED VIEW statements.
+    #[arg(long)]
+    mvs: Option<PathBuf>,
+    /// The query, or a file holding it.
+    query: String,
+}
+
+impl From<InputArgs> for Inputs {
+    fn from(a: InputArgs) -> Self {
+        Inputs {
+            schema: a.schema,
+            mvs: a.mvs,
+            query: a.query,
         }
     }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let result = match args.command {
+        Command::Demo { rows } => runtime
+            .block_on(mvrewrite::demo::run(rows, &mut std::io::stdout()))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Rewrite {
+            inputs,
+            dialect,
+            format,
+        } => Inputs::from(inputs).rewrite().and_then(|result| {
+            let sql = cli::to_sql(&result, &dialect)?;
+            match format {
+                Format::Text => print!("{}", cli::to_text(&result, &sql)),
+                Format::Json => println!("{}", cli::to_json(&result, &sql)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Explain { inputs } => Inputs::from(inputs).rewrite().map(|result| {
+            print!("{}", explain::explain(&result));
+            ExitCode::SUCCESS
+        }),
+        Command::Shell { data, file } => runtime.block_on(run_shell(data, file)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+async fn run_shell(data: Option<PathBuf>, file: Option<PathBuf>) -> Result<ExitCode, MvError> {
+    let session = MvSession::new();
+    if let Some(dir) = data {
+        let tables = shell::load_data(&session, &dir).await?;
+        eprintln!("tables from {}: {}", dir.display(), tables.join(", "));
+    }
+    let mut stdout = std::io::stdout();
+    let errors = match file {
+        Some(path) => {
+            let script = std::fs::read_to_string(&path)
+                .map_err(|e| MvError::Input(format!("cannot read {}: {e}", path.display())))?;
+            shell::run_script(&session, &script, &mut stdout).await
+        }
+        None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            shell::interactive(&session).await?;
+            0
+        }
+        None => shell::from_stdin(&session, &mut stdout).await,
+    };
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One line on stderr, exit code 1.
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {}", shell::one_line(message));
+    ExitCode::FAILURE
 }

@@ -1,0 +1,124 @@
+//! The command-line tool's commands, as functions the binary (`src/bin/mvrewrite.rs`) calls
+//! and the tests drive: `rewrite` and `explain` over a schema file, an MV file and a query
+//! (no data needed: [`Rewriter`] plans against schemas), and `shell` over a live session.
+
+pub mod explain;
+pub mod shell;
+
+use std::path::{Path, PathBuf};
+
+use datafusion::sql::sqlparser::dialect as parse;
+use datafusion::sql::unparser::Unparser;
+use datafusion::sql::unparser::dialect as unparse;
+
+use crate::error::{MvError, Result};
+use crate::rewrite::{RewriteResult, Rewriter};
+
+/// What `rewrite` and `explain` read.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    /// `CREATE TABLE` statements (and `ALTER TABLE .. ADD .. KEY`).
+    pub schema: Option<PathBuf>,
+    /// `CREATE MATERIALIZED VIEW` statements.
+    pub mvs: Option<PathBuf>,
+    /// The query, or the path of a file holding it.
+    pub query: String,
+}
+
+impl Inputs {
+    /// Plans the schema and MVs, then rewrites the query.
+    pub fn rewrite(&self) -> Result<RewriteResult> {
+        let mut rewriter = Rewriter::new();
+        for file in [&self.schema, &self.mvs].into_iter().flatten() {
+            let text = read(file)?;
+            rewriter.execute(&text).map_err(|e| in_file(file, e))?;
+        }
+        let query = if Path::new(&self.query).is_file() {
+            read(Path::new(&self.query))?
+        } else {
+            self.query.clone()
+        };
+        rewriter.rewrite_sql(query.trim().trim_end_matches(';'))
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| MvError::Input(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Names the file an error comes from.
+fn in_file(file: &Path, e: MvError) -> MvError {
+    MvError::Input(format!("{}: {e}", file.display()))
+}
+
+/// The SQL dialects output can be written in: DataFusion's unparser dialects, each with the
+/// sqlparser dialect that reads it back.
+pub const DIALECTS: [&str; 7] = [
+    "generic",
+    "postgres",
+    "mysql",
+    "sqlite",
+    "duckdb",
+    "bigquery",
+    "snowflake",
+];
+
+/// The rewritten plan as SQL in `dialect` (one of [`DIALECTS`]).
+pub fn to_sql(result: &RewriteResult, dialect: &str) -> Result<String> {
+    let plan = &result.plan;
+    let sql = match dialect {
+        "generic" => Unparser::new(&unparse::DefaultDialect {}).plan_to_sql(plan),
+        "postgres" => Unparser::new(&unparse::PostgreSqlDialect {}).plan_to_sql(plan),
+        "mysql" => Unparser::new(&unparse::MySqlDialect {}).plan_to_sql(plan),
+        "sqlite" => Unparser::new(&unparse::SqliteDialect {}).plan_to_sql(plan),
+        "duckdb" => Unparser::new(&unparse::DuckDBDialect::new()).plan_to_sql(plan),
+        "bigquery" => Unparser::new(&unparse::BigQueryDialect {}).plan_to_sql(plan),
+        "snowflake" => Unparser::new(&unparse::SnowflakeDialect::new()).plan_to_sql(plan),
+        other => {
+            return Err(MvError::Input(format!(
+                "unknown dialect '{other}' (one of: {})",
+                DIALECTS.join(", ")
+            )));
+        }
+    };
+    Ok(sql?.to_string())
+}
+
+/// The sqlparser dialect that reads [`to_sql`]'s output for `dialect`.
+pub fn parser_dialect(dialect: &str) -> Option<Box<dyn parse::Dialect>> {
+    Some(match dialect {
+        "generic" => Box::new(parse::GenericDialect {}),
+        "postgres" => Box::new(parse::PostgreSqlDialect {}),
+        "mysql" => Box::new(parse::MySqlDialect {}),
+        "sqlite" => Box::new(parse::SQLiteDialect {}),
+        "duckdb" => Box::new(parse::DuckDbDialect {}),
+        "bigquery" => Box::new(parse::BigQueryDialect {}),
+        "snowflake" => Box::new(parse::SnowflakeDialect {}),
+        _ => return None,
+    })
+}
+
+/// `rewrite`'s JSON: the report's JSON ([`crate::Report::to_json`]) with `rewritten` and `sql`.
+pub fn to_json(result: &RewriteResult, sql: &str) -> serde_json::Value {
+    let mut out = result.report.to_json();
+    out["rewritten"] = result.rewritten.into();
+    out["sql"] = sql.into();
+    out
+}
+
+/// `rewrite`'s text: the SQL, then the report.
+pub fn to_text(result: &RewriteResult, sql: &str) -> String {
+    let verdict = if result.rewritten {
+        format!("-- rewritten to read {}", result.used_mvs.join(", "))
+    } else {
+        "-- not rewritten".to_string()
+    };
+    let report: String = result
+        .report
+        .to_string()
+        .lines()
+        .map(|l| format!("-- {l}\n"))
+        .collect();
+    format!("{sql};\n{verdict}\n{report}")
+}

@@ -1,0 +1,177 @@
+//! `mvrewrite shell`: SQL on the crate's session. Interactive (line editing and history) on a
+//! terminal, otherwise it runs the statements it reads. Each query prints its rows, the MV
+//! that answered it (or why none did) and the time it took.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::CsvReadOptions;
+
+use crate::error::{MvError, Result};
+use crate::rewrite::split_statements;
+use crate::session::MvSession;
+
+/// Rows printed per result; the count says how many there were.
+const SHOWN_ROWS: usize = 40;
+
+/// Registers every `*.csv` file in `dir` as a table named after the file.
+pub async fn load_data(session: &MvSession, dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| MvError::Input(format!("cannot read {}: {e}", dir.display())))?;
+    let mut names = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("csv") {
+            continue;
+        }
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let location = path.to_string_lossy().to_string();
+        session
+            .context()
+            .register_csv(name, &location, CsvReadOptions::new())
+            .await?;
+        names.push(name.to_string());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Runs one statement and describes what happened.
+pub async fn run_statement(session: &MvSession, sql: &str) -> Result<String> {
+    let started = Instant::now();
+    session.clear_report();
+    let df = session.sql(sql).await?;
+    let is_query = !matches!(
+        df.logical_plan(),
+        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::EmptyRelation(_)
+    );
+    let batches = df.collect().await?;
+    let elapsed = started.elapsed();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mut out = String::new();
+    if batches.iter().any(|b| b.num_columns() > 0) {
+        let mut shown = Vec::new();
+        let mut left = SHOWN_ROWS;
+        for b in &batches {
+            let n = b.num_rows().min(left);
+            shown.push(b.slice(0, n));
+            left -= n;
+        }
+        out.push_str(&pretty_format_batches(&shown)?.to_string());
+        out.push('\n');
+        let more = if rows > SHOWN_ROWS {
+            format!(" ({SHOWN_ROWS} shown)")
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("{rows} rows{more}\n"));
+    }
+    if let Some(report) = session.last_report().filter(|_| is_query) {
+        let used = report.used_mvs();
+        if used.is_empty() {
+            out.push_str("answered from the base tables\n");
+            for line in report
+                .to_string()
+                .lines()
+                .filter(|l| !l.starts_with("e-graph"))
+            {
+                out.push_str(&format!("  {line}\n"));
+            }
+        } else {
+            out.push_str(&format!("answered by {}\n", used.join(", ")));
+        }
+    }
+    out.push_str(&format!("time: {:.3} s\n", elapsed.as_secs_f64()));
+    Ok(out)
+}
+
+/// Runs every statement of `script`, printing results and errors; the number of errors.
+pub async fn run_script(session: &MvSession, script: &str, out: &mut impl Write) -> usize {
+    let statements = match split_statements(script) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return 1;
+        }
+    };
+    let mut errors = 0;
+    for statement in statements {
+        match run_statement(session, &statement).await {
+            Ok(text) => {
+                let _ = write!(out, "{text}");
+            }
+            Err(e) => {
+                errors += 1;
+                let _ = writeln!(out, "error: {}", one_line(&e.to_string()));
+            }
+        }
+    }
+    errors
+}
+
+/// The interactive loop: a statement ends with `;`; `\q` or end of input quits.
+pub async fn interactive(session: &MvSession) -> Result<()> {
+    let mut editor = rustyline::DefaultEditor::new()
+        .map_err(|e| MvError::Input(format!("cannot start line editing: {e}")))?;
+    let history = std::env::var_os("HOME").map(|h| Path::new(&h).join(".mvrewrite_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    let mut pending = String::new();
+    loop {
+        let prompt = if pending.is_empty() {
+            "mvrewrite> "
+        } else {
+            "      ...> "
+        };
+        let line = match editor.readline(prompt) {
+            Ok(line) => line,
+            Err(rustyline::error::ReadlineError::Interrupted) => {
+                pending.clear();
+                continue;
+            }
+            Err(_) => break,
+        };
+        if pending.is_empty() && matches!(line.trim(), "\\q" | "quit" | "exit") {
+            break;
+        }
+        pending.push_str(&line);
+        pending.push('\n');
+        if !line.trim_end().ends_with(';') {
+            continue;
+        }
+        let _ = editor.add_history_entry(pending.trim());
+        let mut stdout = std::io::stdout();
+        run_script(session, &pending, &mut stdout).await;
+        pending.clear();
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(())
+}
+
+/// Reads a whole script from stdin (when it is not a terminal) and runs it.
+pub async fn from_stdin(session: &MvSession, out: &mut impl Write) -> usize {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return 0;
+    }
+    let script: String = stdin
+        .lock()
+        .lines()
+        .map_while(std::result::Result::ok)
+        .map(|l| l + "\n")
+        .collect();
+    run_script(session, &script, out).await
+}
+
+/// Errors on one line: DataFusion's multi-line contexts joined.
+pub fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,265 @@
+//! The built `mvrewrite` binary, run as users run it: rewrite (text, JSON, every dialect read
+//! back by sqlparser), explain, the shell driven through stdin, help, and errors.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use datafusion::sql::sqlparser::parser::Parser;
+use mvrewrite::cli::{DIALECTS, parser_dialect};
+
+const SCHEMA: &str = "
+CREATE TABLE sales (user_id BIGINT, country VARCHAR, sex VARCHAR, quantity INT, price DOUBLE);
+CREATE TABLE events (event_id BIGINT, ts TIMESTAMP, user_id BIGINT, event_type VARCHAR, value DOUBLE);
+";
+const MVS: &str = "
+CREATE MATERIALIZED VIEW by_country AS SELECT country, sex, sum(price) AS total, count(*) AS n FROM sales GROUP BY country, sex;
+CREATE MATERIALIZED VIEW hourly AS SELECT date_trunc('hour', ts) AS h, event_type, count(*) AS n FROM events GROUP BY 1, 2;
+";
+
+/// A directory with `schema.sql` and `mvs.sql`, unique to the test.
+fn inputs(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mvrewrite-cli-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("schema.sql"), SCHEMA).unwrap();
+    std::fs::write(dir.join("mvs.sql"), MVS).unwrap();
+    dir
+}
+
+fn mvrewrite() -> Command {
+    Command::cargo_bin("mvrewrite").unwrap()
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = mvrewrite().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn with_inputs(dir: &Path, command: &str) -> Vec<String> {
+    vec![
+        command.to_string(),
+        "--schema".into(),
+        dir.join("schema.sql").display().to_string(),
+        "--mvs".into(),
+        dir.join("mvs.sql").display().to_string(),
+    ]
+}
+
+#[test]
+fn rewrite_prints_sql_and_the_report() {
+    let dir = inputs("text");
+    let mut args = with_inputs(&dir, "rewrite");
+    args.push("SELECT country, sum(price) FROM sales GROUP BY country".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out, err) = run(&args);
+    assert!(ok, "{err}");
+    assert!(out.contains("FROM by_country"), "{out}");
+    assert!(out.contains("-- rewritten to read by_country"), "{out}");
+}
+
+#[test]
+fn rewrite_json_names_mvs_and_reason_codes() {
+    let dir = inputs("json");
+    std::fs::write(
+        dir.join("query.sql"),
+        "SELECT user_id, sum(price) FROM sales GROUP BY user_id;",
+    )
+    .unwrap();
+    let mut args = with_inputs(&dir, "rewrite");
+    args.extend(["--format".into(), "json".into()]);
+    args.push(dir.join("query.sql").display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out, err) = run(&args);
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["rewritten"], false);
+    assert_eq!(json["used_mvs"], serde_json::json!([]));
+    let c = &json["candidates"][0];
+    assert_eq!(c["mv"], "by_country");
+    assert_eq!(c["status"], "rejected");
+    assert_eq!(c["reason_code"], "group_by_not_kept");
+    assert!(c["reason"].as_str().unwrap().contains("user_id"));
+    assert!(json["sql"].as_str().unwrap().contains("user_id"));
+    assert!(json["egraph"]["nodes"].is_number());
+
+    let mut args = with_inputs(&dir, "rewrite");
+    args.extend(["--format".into(), "json".into()]);
+    args.push("SELECT date_trunc('day', ts) AS d, count(*) FROM events GROUP BY 1".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out, _) = run(&args);
+    assert!(ok);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["rewritten"], true);
+    assert_eq!(json["used_mvs"], serde_json::json!(["hourly"]));
+    assert!(json["egraph"]["iterations"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn every_dialect_reads_back() {
+    let dir = inputs("dialects");
+    for dialect in DIALECTS {
+        let mut args = with_inputs(&dir, "rewrite");
+        args.extend([
+            "--dialect".into(),
+            dialect.into(),
+            "--format".into(),
+            "json".into(),
+        ]);
+        args.push(
+            "SELECT country, sum(price) AS total FROM sales WHERE country = 'fr' GROUP BY country"
+                .into(),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out, err) = run(&args);
+        assert!(ok, "{dialect}: {err}");
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            json["used_mvs"],
+            serde_json::json!(["by_country"]),
+            "{dialect}"
+        );
+        let sql = json["sql"].as_str().unwrap();
+        let parser = parser_dialect(dialect).unwrap();
+        Parser::parse_sql(parser.as_ref(), sql)
+            .unwrap_or_else(|e| panic!("{dialect} does not read its output back: {e}\n{sql}"));
+    }
+}
+
+#[test]
+fn explain_shows_both_plans_and_what_to_change() {
+    let dir = inputs("explain");
+    let mut args = with_inputs(&dir, "explain");
+    args.push("SELECT date_trunc('minute', ts) AS m, count(*) FROM events GROUP BY 1".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out, err) = run(&args);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("original plan") && out.contains("rewritten plan"),
+        "{out}"
+    );
+    assert!(
+        out.contains("hourly: not used [bucket_not_nested]"),
+        "{out}"
+    );
+    assert!(out.contains("to use it: bucket the MV at a grain"), "{out}");
+}
+
+#[test]
+fn shell_runs_statements_from_stdin() {
+    let script = "
+CREATE TABLE t (a INT, b INT) AS VALUES (1, 10), (1, 20), (2, 30);
+CREATE MATERIALIZED VIEW by_a AS SELECT a, sum(b) AS s FROM t GROUP BY a;
+SELECT a, sum(b) FROM t GROUP BY a ORDER BY a;
+INSERT INTO t VALUES (2, 5);
+SELECT a, sum(b) FROM t GROUP BY a ORDER BY a;
+REFRESH MATERIALIZED VIEW by_a;
+SELECT a, sum(b) FROM t GROUP BY a ORDER BY a;
+";
+    let out = mvrewrite()
+        .arg("shell")
+        .write_stdin(script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    let answers: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("answered"))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "answered by by_a",
+            "answered from the base tables",
+            "answered by by_a"
+        ],
+        "{stdout}"
+    );
+    assert!(stdout.contains("[stale]"), "{stdout}");
+    assert!(stdout.contains("| 2 | 35 "), "{stdout}");
+    assert!(stdout.contains("time: "), "{stdout}");
+}
+
+#[test]
+fn shell_reports_errors_and_fails() {
+    let out = mvrewrite()
+        .args(["shell"])
+        .write_stdin("SELECT * FROM nowhere;\nSELECT 1;")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!out.status.success());
+    assert!(stdout.contains("error: unknown table"), "{stdout}");
+    assert!(stdout.contains("1 rows"), "{stdout}");
+}
+
+#[test]
+fn user_mistakes_are_one_line_and_a_failure() {
+    let dir = inputs("errors");
+    let cases: [(Vec<String>, &str); 4] = [
+        (
+            {
+                let mut a = with_inputs(&dir, "rewrite");
+                a.push("SELEC country FROM sales".into());
+                a
+            },
+            "Line: 1, Column: 1",
+        ),
+        (
+            {
+                let mut a = with_inputs(&dir, "rewrite");
+                a.push("SELECT * FROM nowhere".into());
+                a
+            },
+            "unknown table",
+        ),
+        (
+            {
+                let mut a = with_inputs(&dir, "rewrite");
+                a.extend(["--dialect".into(), "klingon".into(), "SELECT 1".into()]);
+                a
+            },
+            "unknown dialect 'klingon'",
+        ),
+        (
+            vec![
+                "explain".into(),
+                "--schema".into(),
+                "/no/such/file.sql".into(),
+                "SELECT 1".into(),
+            ],
+            "cannot read /no/such/file.sql",
+        ),
+    ];
+    for (args, message) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out, err) = run(&args);
+        assert!(!ok, "{args:?} succeeded: {out}");
+        assert!(
+            err.starts_with("error: ") && err.contains(message),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    for command in ["demo", "rewrite", "explain", "shell"] {
+        let (ok, out, _) = run(&[command, "--help"]);
+        assert!(ok, "{command}");
+        assert!(out.contains("Example:"), "{command}: {out}");
+    }
+    let (ok, out, _) = run(&["--help"]);
+    assert!(
+        ok && out.contains("rewrite") && out.contains("shell"),
+        "{out}"
+    );
+}
