@@ -33,7 +33,8 @@ enum Command {
     Rewrite {
         #[command(flatten)]
         inputs: InputArgs,
-        /// SQL dialect of the output: generic, postgres, mysql, sqlite, duckdb, bigquery, snowflake.
+        /// SQL dialect of the output: generic, postgres, mysql, sqlite, duckdb, bigquery, snowflake,
+        /// clickhouse, spark.
         #[arg(long, default_value = "generic")]
         dialect: String,
         /// text (SQL, then the report as comments) or json (one object; schema in the README).

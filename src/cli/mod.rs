@@ -75,6 +75,12 @@ pub fn to_sql(result: &RewriteResult, dialect: &str) -> Result<String> {
         "duckdb" => Unparser::new(&unparse::DuckDBDialect::new()).plan_to_sql(plan),
         "bigquery" => Unparser::new(&unparse::BigQueryDialect {}).plan_to_sql(plan),
         "snowflake" => Unparser::new(&unparse::SnowflakeDialect::new()).plan_to_sql(plan),
+        "clickhouse" | "spark" => {
+            let backticks = unparse::CustomDialectBuilder::new()
+                .with_identifier_quote_style('`')
+                .build();
+            Unparser::new(&backticks).plan_to_sql(plan)
+        }
         other => {
             return Err(MvError::Input(format!(
                 "unknown dialect '{other}' (one of: {})",
@@ -95,6 +101,8 @@ pub fn parser_dialect(dialect: &str) -> Option<Box<dyn parse::Dialect>> {
         "duckdb" => Box::new(parse::DuckDbDialect {}),
         "bigquery" => Box::new(parse::BigQueryDialect {}),
         "snowflake" => Box::new(parse::SnowflakeDialect {}),
+        "clickhouse" => Box::new(parse::ClickHouseDialect {}),
+        "spark" => Box::new(parse::SparkSqlDialect {}),
         _ => return None,
     })
 }
