@@ -12,6 +12,30 @@ use crate::report::Rejection;
 use crate::sql::DeclaredKey;
 use crate::validate;
 
+/// The schema an MV is stored with: its definition's columns, unqualified, a name that repeats
+/// (`SELECT *` over a join: `t1.deptno`, `t2.deptno`) numbered (`deptno_2`) so that the
+/// stored table can be scanned.
+pub fn stored_schema(
+    schema: &datafusion::common::DFSchema,
+) -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let n = seen.entry(f.name().clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                f.as_ref().clone()
+            } else {
+                f.as_ref().clone().with_name(format!("{}_{n}", f.name()))
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 /// A registered materialized view.
 pub struct MaterializedView {
     pub name: String,

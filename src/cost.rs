@@ -1,5 +1,5 @@
 //! Cost: estimated cells read (rows × columns of each table or MV scanned), plus the cells an
-//! aggregate hashes (its input, once more). Every other operator costs what its inputs read
+//! aggregate or a join hashes (its inputs, once more). Every other operator costs what its inputs read
 //! plus a token amount, so among plans reading the same data the simpler one wins. An MV wins
 //! when it is smaller than what it replaces (fewer rows, or fewer columns: a projection that
 //! stores an expensive expression instead of its inputs), or when it holds the groups the
@@ -39,7 +39,12 @@ impl CostFunction<Node> for RowsRead<'_> {
             // them. So an MV holding the query's groups wins over computing them from a table
             // of as many cells.
             Node::Agg([_, _, input]) => children + costs(*input) + 1.0,
-            Node::Filter(_) | Node::Proj(_) | Node::Join(_) => children + 1.0,
+            // So does joining: a hash join builds on one input and probes with the other.
+            Node::Join([inputs]) => children + costs(*inputs) + 1.0,
+            Node::LeftJoin([a, b, _]) | Node::FullJoin([a, b, _]) => {
+                children + costs(*a) + costs(*b) + 1.0
+            }
+            Node::Filter(_) | Node::Proj(_) => children + 1.0,
             Node::Expr(..) | Node::As(_) => children + 1e-3,
             Node::List(_) | Node::Name(_) => children,
         }

@@ -458,6 +458,60 @@ fn reachable_mvs(egraph: &PlanGraph, root: Id) -> HashSet<Symbol> {
         .collect()
 }
 
+/// The outer joins under `rel`, described (`a left join of users with visits on ...`): an
+/// inner join is a filter over a set, so only outer joins have a shape to differ in.
+fn joins(egraph: &PlanGraph, rel: Id) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![rel];
+    let mut seen = HashSet::new();
+    let tables = |c: Id| -> String {
+        let mut names: Vec<String> = reachable_classes(egraph, c)
+            .into_iter()
+            .flat_map(|k| egraph[k].nodes.iter())
+            .filter_map(|n| match n {
+                Node::Scan([name, _]) => crate::lang::name_of(egraph, *name).map(|s| s.to_string()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names.join(", ")
+    };
+    while let Some(c) = todo.pop() {
+        let c = egraph.find(c);
+        if !seen.insert(c) {
+            continue;
+        }
+        for node in &egraph[c].nodes {
+            match node {
+                Node::LeftJoin([a, b, on]) | Node::FullJoin([a, b, on]) => {
+                    let kind = if matches!(node, Node::LeftJoin(_)) {
+                        "left"
+                    } else {
+                        "full"
+                    };
+                    let on: Vec<String> = list_items(egraph, *on)
+                        .into_iter()
+                        .map(|x| display(egraph, x))
+                        .collect();
+                    out.push(format!(
+                        "a {kind} join of {} with {} on {}",
+                        tables(*a),
+                        tables(*b),
+                        on.join(" AND ")
+                    ));
+                    todo.extend([*a, *b]);
+                }
+                Node::Filter([_, input]) => todo.push(*input),
+                Node::Join([inputs]) => todo.extend(list_items(egraph, *inputs)),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Why no rule related the MV to the query, when no rule said so itself.
 fn diagnose(
     egraph: &PlanGraph,
@@ -487,6 +541,24 @@ fn diagnose(
             format!("rows where {}", c.join(" AND "))
         }
     };
+    let (query_joins, mv_joins) = (joins(egraph, query.base), joins(egraph, mv.base));
+    if query_joins != mv_joins {
+        let list = |j: &[String]| {
+            if j.is_empty() {
+                "no outer join".to_string()
+            } else {
+                j.join(" and ")
+            }
+        };
+        return Rejection::new(
+            ReasonCode::JoinNotMatched,
+            format!(
+                "the query has {}, but {name} has {}",
+                list(&query_joins),
+                list(&mv_joins)
+            ),
+        );
+    }
     if egraph.find(query.base) != egraph.find(mv.base) {
         return Rejection::new(
             ReasonCode::FilterNotImplied,

@@ -31,6 +31,8 @@ define_language! {
         "agg" = Agg([Id; 3]),
         "proj" = Proj([Id; 2]),
         "join" = Join([Id; 1]),
+        "ljoin" = LeftJoin([Id; 3]),
+        "fjoin" = FullJoin([Id; 3]),
         "as" = As([Id; 2]),
         "list" = List(Box<[Id]>),
         Expr(Head, Vec<Id>),
@@ -49,6 +51,11 @@ define_language! {
 //   outputting their columns in that order. Join conditions are conjuncts of a `filter` above
 //   it: `A JOIN B ON a = b WHERE p` is `(filter (list a=b p) (join (list A B)))`, so join order,
 //   ON versus WHERE and column equalities need no rules (Goldstein & Larson).
+// - `(ljoin preserved nullable (list on...))`: a left outer join (a right join is written as
+//   the left join it mirrors). Filters on the preserved input sit above it, filters on the
+//   nullable input are ON conditions: both are equalities, so MVs and queries that place them
+//   differently meet.
+// - `(fjoin a b (list on...))`: a full outer join, inputs ordered by class id.
 // - `(as target value)`, only inside a `proj` list: compute `value` and let it stand for the
 //   expression `target` above (so a re-aggregated `sum(count)` answers `count(*)`).
 // - `Expr(head, children)`: a scalar or aggregate expression, an interned [`Head`].
@@ -249,6 +256,12 @@ impl Analysis<Node> for PlanAnalysis {
         let schema = match enode {
             Node::Scan([_, cols]) | Node::Mv([_, cols]) => Some(list(egraph, *cols)),
             Node::Filter([_, input]) => egraph[*input].data.schema.clone(),
+            Node::LeftJoin([a, b, _]) | Node::FullJoin([a, b, _]) => egraph[*a]
+                .data
+                .schema
+                .clone()
+                .zip(egraph[*b].data.schema.clone())
+                .map(|(x, y)| [x, y].concat()),
             Node::Join([inputs]) => list(egraph, *inputs)
                 .into_iter()
                 .map(|i| egraph[i].data.schema.clone())

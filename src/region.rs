@@ -1,5 +1,5 @@
-//! Rewritable regions: maximal select-project-join-aggregate subtrees (inner joins, each base
-//! table read once).
+//! Rewritable regions: maximal select-project-join-aggregate subtrees (inner and outer joins,
+//! each base table read once).
 //! Everything outside a region stays as DataFusion planned it.
 
 use std::collections::BTreeSet;
@@ -43,15 +43,17 @@ pub fn not_a_region(plan: &LogicalPlan, determinism: Determinism) -> Option<Stri
             LogicalPlan::Limit(_) => Some("it has a LIMIT".to_string()),
             LogicalPlan::Window(_) => Some("it uses a window function".to_string()),
             LogicalPlan::Join(join) => match join.join_type {
-                JoinType::Inner
+                JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
                     if join.null_equality == NullEquality::NullEqualsNothing
                         && !join.null_aware =>
                 {
                     None
                 }
-                JoinType::Inner => Some("it joins on NULL-equal keys".to_string()),
+                JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
+                    Some("it joins on NULL-equal keys".to_string())
+                }
                 other => Some(format!(
-                    "it has a {other} join (only inner joins are supported yet)"
+                    "it has a {other} join (inner and outer joins only)"
                 )),
             },
             LogicalPlan::Union(_) => Some("it has a UNION".to_string()),

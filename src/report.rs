@@ -27,6 +27,9 @@ pub enum ReasonCode {
     /// A range on a timestamp whose bounds do not start buckets of the MV's (or the query's)
     /// grain, or whose upper bound is inclusive.
     TimeRangeNotAligned,
+    /// The query and the MV join their tables differently: an outer join where the other has
+    /// an inner one, or outer joins on other conditions.
+    JoinNotMatched,
     /// The query's filter does not imply the MV's: the MV lacks rows the query needs.
     FilterNotImplied,
     /// Over an aggregated MV, the filter still to apply reads a column that is not a group key.
@@ -53,6 +56,7 @@ impl ReasonCode {
             ReasonCode::MvAggregatesQueryDoesNot => "mv_aggregates_query_does_not",
             ReasonCode::BucketNotNested => "bucket_not_nested",
             ReasonCode::TimeRangeNotAligned => "time_range_not_aligned",
+            ReasonCode::JoinNotMatched => "join_not_matched",
             ReasonCode::FilterNotImplied => "filter_not_implied",
             ReasonCode::FilterNotOnGroupKeys => "filter_not_on_group_keys",
             ReasonCode::UnsupportedQuery => "unsupported_query",
@@ -64,7 +68,7 @@ impl ReasonCode {
 
 impl ReasonCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ReasonCode; 15] = [
+    pub const ALL: [ReasonCode; 16] = [
         ReasonCode::Ineligible,
         ReasonCode::DifferentTables,
         ReasonCode::ColumnMissing,
@@ -75,6 +79,7 @@ impl ReasonCode {
         ReasonCode::MvAggregatesQueryDoesNot,
         ReasonCode::BucketNotNested,
         ReasonCode::TimeRangeNotAligned,
+        ReasonCode::JoinNotMatched,
         ReasonCode::FilterNotImplied,
         ReasonCode::FilterNotOnGroupKeys,
         ReasonCode::UnsupportedQuery,
@@ -120,6 +125,9 @@ impl ReasonCode {
             }
             ReasonCode::TimeRangeNotAligned => {
                 "bound the range on bucket starts of the MV's grain: ts >= start AND ts < end"
+            }
+            ReasonCode::JoinNotMatched => {
+                "define the MV with the query's joins: the same outer joins on the same ON conditions"
             }
             ReasonCode::FilterNotImplied => {
                 "widen the MV's WHERE so that it keeps every row the query reads"

@@ -146,7 +146,7 @@ impl Rewriter {
         plan: LogicalPlan,
         replace: bool,
     ) -> Result<()> {
-        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let schema = crate::catalog::stored_schema(plan.schema());
         let source = Arc::new(LogicalTableSource::new(schema));
         let mv = MaterializedView::new(name, sql, plan, source, None);
         self.catalog.register(mv, replace)

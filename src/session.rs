@@ -254,8 +254,13 @@ impl MvSession {
         replace: bool,
     ) -> Result<()> {
         let df = self.ctx.execute_logical_plan(plan.clone()).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
+        let schema = crate::catalog::stored_schema(df.schema());
+        let batches = df
+            .collect()
+            .await?
+            .into_iter()
+            .map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
         let mv = MaterializedView::new(

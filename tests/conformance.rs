@@ -132,8 +132,15 @@ async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outc
             .unwrap()
             .set_table_rows(name, ROWS_PER_TABLE as u64);
     }
-    for key in DECLARED_KEYS {
-        session.sql(key).await.unwrap();
+    // Only the cases whose upstream schema has the key (Calcite's HrFKUKSchema): elsewhere
+    // a rewrite through it would be one the source engine could not make.
+    let tagged = case["features"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|t| t == "fk_uk_join_elimination"));
+    if tagged {
+        for key in DECLARED_KEYS {
+            session.sql(key).await.unwrap();
+        }
     }
     let strs = |key: &str| -> Vec<String> {
         case[key]

@@ -54,6 +54,10 @@ fn scenario(code: ReasonCode) -> (&'static str, &'static str) {
             "CREATE MATERIALIZED VIEW m AS SELECT date_trunc('day', ts) AS dy, sum(b) AS s FROM t GROUP BY 1",
             "SELECT sum(b) FROM t WHERE ts >= '2024-01-01 12:00:00'",
         ),
+        ReasonCode::JoinNotMatched => (
+            "CREATE MATERIALIZED VIEW m AS SELECT t.a, t.b, d.name FROM t LEFT JOIN d ON t.a = d.a",
+            "SELECT t.a, t.b, d.name FROM t LEFT JOIN d ON t.a = d.a AND d.name <> 'two'",
+        ),
         ReasonCode::FilterNotImplied => (
             "CREATE MATERIALIZED VIEW m AS SELECT a, b FROM t WHERE b > 10",
             "SELECT a, b FROM t WHERE b > 5",

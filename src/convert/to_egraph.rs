@@ -144,6 +144,89 @@ impl ToEGraph<'_> {
                 Ok((rel, keys.into_iter().chain(aggs).collect()))
             }
             LogicalPlan::SubqueryAlias(alias) => self.rel(&alias.input),
+            LogicalPlan::Join(join)
+                if matches!(
+                    join.join_type,
+                    JoinType::Left | JoinType::Right | JoinType::Full
+                ) =>
+            {
+                let (left, left_outs) = self.rel(&join.left)?;
+                let (right, right_outs) = self.rel(&join.right)?;
+                // Column identity by expression holds for base columns only: `x IS NULL`
+                // computed below the NULL-supplying side is NULL on an unmatched row, the
+                // same expression computed above the join is true.
+                let nullable: &[&[Id]] = match join.join_type {
+                    JoinType::Left => &[&right_outs],
+                    JoinType::Right => &[&left_outs],
+                    _ => &[&left_outs, &right_outs],
+                };
+                if let Some(computed) = nullable
+                    .iter()
+                    .flat_map(|outs| outs.iter())
+                    .find(|c| !self.is_base_column(**c))
+                {
+                    return Err(format!(
+                        "it computes {} on the NULL-supplying side of an outer join",
+                        crate::lang::display(self.egraph, *computed)
+                    ));
+                }
+                let outs: Vec<Id> = left_outs.into_iter().chain(right_outs).collect();
+                let mut on = Vec::new();
+                let conditions = join.on.iter().map(|(l, r)| l.clone().eq(r.clone())).chain(
+                    join.filter.iter().flat_map(|f| {
+                        split_conjunction(f)
+                            .into_iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    }),
+                );
+                for condition in conditions {
+                    on.push(self.expr(&condition, &join.schema, &outs)?);
+                }
+                let rel = match join.join_type {
+                    JoinType::Full => {
+                        let (a, b) = if self.egraph.find(left) <= self.egraph.find(right) {
+                            (left, right)
+                        } else {
+                            (right, left)
+                        };
+                        let on = self.set(&on);
+                        self.egraph.add(Node::FullJoin([a, b, on]))
+                    }
+                    kind => {
+                        let (preserved, nullable) = if kind == JoinType::Left {
+                            (left, right)
+                        } else {
+                            (right, left)
+                        };
+                        // Filters on the preserved side keep or drop its rows whether or not
+                        // they match: they go above. Filters on the other side only decide
+                        // what matches: they are ON conditions.
+                        let (above, preserved) = unfiltered(self.egraph, preserved);
+                        let (more_on, nullable) = unfiltered(self.egraph, nullable);
+                        // DataFusion copies a filter on the preserved side across the join's
+                        // equalities (`a.x = 'v'` gives `b.x = 'v'` below the nullable side):
+                        // such a condition is implied by the others and the filter above, and
+                        // is dropped so that it does not tell this join from one without it.
+                        for c in more_on {
+                            let mut premise = on.clone();
+                            premise.extend(&above);
+                            if crate::predicate::compensation(self.egraph, &premise, &[c]).is_err()
+                            {
+                                on.push(c);
+                            }
+                        }
+                        let on = self.set(&on);
+                        let join = self.egraph.add(Node::LeftJoin([preserved, nullable, on]));
+                        if above.is_empty() {
+                            join
+                        } else {
+                            self.filter(above, join)
+                        }
+                    }
+                };
+                Ok((rel, outs))
+            }
             LogicalPlan::Join(join) if join.join_type == JoinType::Inner => {
                 let (left, left_outs) = self.rel(&join.left)?;
                 let (right, right_outs) = self.rel(&join.right)?;
@@ -176,6 +259,12 @@ impl ToEGraph<'_> {
             }
             other => Err(format!("unsupported plan node {}", other.display())),
         }
+    }
+
+    /// Whether `class` is a base table's column.
+    fn is_base_column(&self, class: Id) -> bool {
+        crate::lang::expr_nodes(self.egraph, class)
+            .any(|(h, _)| *self.egraph.analysis.kind(h) == HeadKind::Column)
     }
 
     /// `(filter conjuncts input)`, merging with a filter directly below.
@@ -263,6 +352,18 @@ impl ToEGraph<'_> {
             }
         }
     }
+}
+
+/// A relation as (its filter's conjuncts, what the filter reads), or (nothing, itself).
+fn unfiltered(egraph: &PlanGraph, rel: Id) -> (Vec<Id>, Id) {
+    egraph[rel]
+        .nodes
+        .iter()
+        .find_map(|n| match n {
+            Node::Filter([list, inner]) => Some((crate::lang::list_items(egraph, *list), *inner)),
+            _ => None,
+        })
+        .unwrap_or((vec![], rel))
 }
 
 /// Orders the operands of commutative operators (and flips comparisons) so that `a + b` and

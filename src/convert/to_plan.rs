@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::logical_expr::{
-    Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, TableSource, cast,
+    Expr, ExprSchemable, JoinType, LogicalPlan, LogicalPlanBuilder, TableSource, cast,
 };
 use egg::{Extractor, Id, Symbol};
 
@@ -99,6 +99,24 @@ impl ToPlan<'_> {
                 }
                 let plan = plan.ok_or("a join without inputs")?;
                 Ok((build(Ok(plan))?, ids))
+            }
+            Node::LeftJoin([a, b, on]) | Node::FullJoin([a, b, on]) => {
+                let kind = if matches!(node, Node::LeftJoin(_)) {
+                    JoinType::Left
+                } else {
+                    JoinType::Full
+                };
+                let (left, left_ids) = self.rel(*a)?;
+                let (right, right_ids) = self.rel(*b)?;
+                let ids: Vec<Id> = left_ids.into_iter().chain(right_ids).collect();
+                // The conditions are resolved over both inputs' columns, as the join sees them.
+                let both = build(LogicalPlanBuilder::from(left.clone()).cross_join(right.clone()))?;
+                let on = list_items(self.egraph, *on)
+                    .into_iter()
+                    .map(|c| self.expr(c, &both, &ids))
+                    .collect::<Out<Vec<_>>>()?;
+                let plan = build(LogicalPlanBuilder::from(left).join_on(right, kind, on))?;
+                Ok((plan, ids))
             }
             Node::Filter([conjuncts, input]) => {
                 let (input, ids) = self.rel(*input)?;
