@@ -131,7 +131,8 @@ pub fn users(rows: usize, seed: u64) -> Result<RecordBatch, ArrowError> {
 
 /// A `visits` fact table over [`users`] (`0..users` user ids) whose foreign keys hold:
 /// `visit_id BIGINT, user_id BIGINT NOT NULL` (always a user), `referrer_id BIGINT` (a user, or
-/// NULL in ~10%), `duration INT`.
+/// NULL in ~10%), `duration INT`, `site_id INT` (`0..40`: [`sites`] has some of them twice
+/// and lacks others, so it is no key).
 pub fn visits(rows: usize, users: usize, seed: u64) -> Result<RecordBatch, ArrowError> {
     let mut rng = Rng::new(seed);
     let schema = Arc::new(Schema::new(vec![
@@ -139,6 +140,7 @@ pub fn visits(rows: usize, users: usize, seed: u64) -> Result<RecordBatch, Arrow
         Field::new("user_id", DataType::Int64, false),
         Field::new("referrer_id", DataType::Int64, true),
         Field::new("duration", DataType::Int32, false),
+        Field::new("site_id", DataType::Int32, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(0..rows as i64)),
@@ -151,8 +153,28 @@ pub fn visits(rows: usize, users: usize, seed: u64) -> Result<RecordBatch, Arrow
         Arc::new(Int32Array::from_iter_values(
             (0..rows).map(|_| rng.below(600) as i32),
         )),
+        Arc::new(Int32Array::from_iter_values(
+            (0..rows).map(|_| rng.below(40) as i32),
+        )),
     ];
     RecordBatch::try_new(schema, columns)
+}
+
+/// A `sites` dimension that is not keyed: `site_id INT` (30 ids, a third of them on two rows,
+/// none of `30..40`), `region VARCHAR`.
+pub fn sites(seed: u64) -> Result<RecordBatch, ArrowError> {
+    let mut rng = Rng::new(seed);
+    let regions = ["eu", "us", "asia"];
+    let ids: Vec<i32> = (0..30).chain((0..30).step_by(3)).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("site_id", DataType::Int32, false),
+        Field::new("region", DataType::Utf8, false),
+    ]));
+    let region = StringArray::from_iter_values(ids.iter().map(|_| regions[rng.below(3) as usize]));
+    RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Int32Array::from(ids)), Arc::new(region)],
+    )
 }
 
 /// 2022-11-01T00:00:00Z and 2025-02-01T00:00:00Z in seconds: the `readings` span.

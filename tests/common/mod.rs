@@ -29,7 +29,7 @@ pub fn orders_schema() -> SchemaRef {
     ]))
 }
 
-/// `sales`, `events`, `orders`, `readings`, `users` and `visits`, generated.
+/// `sales`, `events`, `orders`, `readings`, `users`, `visits` and `sites`, generated.
 pub fn sales_and_events() -> Pair {
     let session = MvSession::new();
     let plain = SessionContext::new();
@@ -40,6 +40,7 @@ pub fn sales_and_events() -> Pair {
     let readings = datagen::readings(20_000, 3).unwrap();
     let users = datagen::users(2_000, 13).unwrap();
     let visits = datagen::visits(10_000, 2_000, 17).unwrap();
+    let sites = datagen::sites(19).unwrap();
     for (name, batches) in [
         ("sales", vec![sales]),
         ("events", events),
@@ -47,6 +48,7 @@ pub fn sales_and_events() -> Pair {
         ("readings", vec![readings]),
         ("users", vec![users]),
         ("visits", vec![visits]),
+        ("sites", vec![sites]),
     ] {
         let schema = batches[0].schema();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
