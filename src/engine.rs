@@ -16,7 +16,7 @@ use crate::lang::{Node, PlanAnalysis, PlanGraph, display, list_items};
 use crate::region::{self, Determinism};
 use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 use crate::rules::RuleSet;
-use crate::{join_back, lossless};
+use crate::{join_back, lossless, outer_join};
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
 /// limit is a safety net. When a limit stops saturation, extraction still returns a correct
@@ -213,7 +213,10 @@ impl Engine {
                 .map_err(|why| Rejection::new(ReasonCode::Ineligible, why));
             let added = added.and_then(|def| {
                 if mv.base_tables == tables {
-                    return Ok(def);
+                    if !outer_join::add_inner_as_outer(convert.egraph, &query, &def, convert.tables)
+                    {
+                        return Ok(def);
+                    }
                 } else if mv.base_tables.is_subset(&tables) {
                     join_back::add_join_back(
                         convert.egraph,

@@ -40,6 +40,7 @@ pub mod join_back;
 pub mod lang;
 pub mod lossless;
 pub mod optimizer_rule;
+pub mod outer_join;
 pub mod predicate;
 pub mod region;
 pub mod report;

@@ -27,8 +27,8 @@ pub enum ReasonCode {
     /// A range on a timestamp whose bounds do not start buckets of the MV's (or the query's)
     /// grain, or whose upper bound is inclusive.
     TimeRangeNotAligned,
-    /// The query and the MV join their tables differently: an outer join where the other has
-    /// an inner one, or outer joins on other conditions.
+    /// The query and the MV join their tables differently: outer joins on other conditions, or
+    /// an outer join the other side's join cannot be read from.
     JoinNotMatched,
     /// The query's filter does not imply the MV's: the MV lacks rows the query needs.
     FilterNotImplied,
