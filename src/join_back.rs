@@ -66,19 +66,7 @@ pub fn add_join_back(
         .copied()
         .filter(|i| !mv_inputs.contains(i))
         .collect();
-    let consumers: Vec<Node> = egraph
-        .analysis
-        .query
-        .iter()
-        .flat_map(|c| egraph[*c].nodes.iter())
-        .filter(|n| match n {
-            Node::Agg([_, _, input]) | Node::Proj([_, input]) => {
-                egraph.find(*input) == egraph.find(query.base)
-            }
-            _ => false,
-        })
-        .cloned()
-        .collect();
+    let consumers = query.consumers(egraph);
     let mut why_not = None;
     for node in consumers {
         if mv.aggregated {
@@ -276,14 +264,7 @@ fn frontier(egraph: &PlanGraph, exprs: &[Id], inside: &HashSet<Id>) -> Vec<Id> {
             out.insert(c);
             continue;
         }
-        for (_, children) in expr_nodes(egraph, c) {
-            todo.extend(children);
-        }
-        for node in &egraph[c].nodes {
-            if let Node::As([_, value]) = node {
-                todo.push(*value);
-            }
-        }
+        todo.extend(operands(egraph, c));
     }
     out.into_iter().collect()
 }
@@ -303,17 +284,24 @@ fn columns(egraph: &PlanGraph, exprs: &[Id], known: &HashSet<Id>) -> BTreeSet<Id
             out.insert(c);
             continue;
         }
-        for (head, children) in expr_nodes(egraph, c) {
-            if *egraph.analysis.kind(head) == HeadKind::Column {
-                out.insert(c);
-            }
-            todo.extend(children);
+        if expr_nodes(egraph, c).any(|(h, _)| *egraph.analysis.kind(h) == HeadKind::Column) {
+            out.insert(c);
         }
-        for node in &egraph[c].nodes {
-            if let Node::As([_, value]) = node {
-                todo.push(*value);
-            }
-        }
+        todo.extend(operands(egraph, c));
     }
     out
+}
+
+/// What an expression class is computed from: the operands of each of its spellings, and the
+/// value an `as` item stands for.
+fn operands(egraph: &PlanGraph, class: Id) -> Vec<Id> {
+    egraph[class]
+        .nodes
+        .iter()
+        .flat_map(|n| match n {
+            Node::Expr(_, children) => children.clone(),
+            Node::As([_, value]) => vec![*value],
+            _ => vec![],
+        })
+        .collect()
 }

@@ -158,19 +158,7 @@ pub fn add_lossless_joins(
     conditions.extend(key_conditions);
     let conditions = add_set(egraph, &conditions);
     let base = egraph.add(Node::Filter([conditions, join]));
-    let consumers: Vec<Node> = egraph
-        .analysis
-        .query
-        .iter()
-        .flat_map(|c| egraph[*c].nodes.iter())
-        .filter(|n| match n {
-            Node::Agg([_, _, input]) | Node::Proj([_, input]) => {
-                egraph.find(*input) == egraph.find(query.base)
-            }
-            _ => false,
-        })
-        .cloned()
-        .collect();
+    let consumers = query.consumers(egraph);
     for node in consumers {
         let original = egraph.add(node.clone());
         let extended = egraph.add(match node {

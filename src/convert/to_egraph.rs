@@ -27,6 +27,25 @@ pub struct RegionInEGraph {
     pub aggregated: bool,
 }
 
+impl RegionInEGraph {
+    /// The query's `agg` and `proj` nodes that read its base relation: where a different form
+    /// of that relation (joined to more tables, or split around a join) is put in.
+    pub fn consumers(&self, egraph: &PlanGraph) -> Vec<Node> {
+        let base = egraph.find(self.base);
+        egraph
+            .analysis
+            .query
+            .iter()
+            .flat_map(|c| egraph[*c].nodes.iter())
+            .filter(|n| {
+                matches!(n, Node::Agg([_, _, input]) | Node::Proj([_, input])
+                    if egraph.find(*input) == base)
+            })
+            .cloned()
+            .collect()
+    }
+}
+
 /// Adds regions to an e-graph, remembering the base tables' sources for converting back.
 pub struct ToEGraph<'a> {
     pub egraph: &'a mut PlanGraph,

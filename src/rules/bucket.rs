@@ -32,6 +32,18 @@ fn buckets_by_term(egraph: &PlanGraph) -> BTreeMap<Id, Vec<(Grain, crate::lang::
     out
 }
 
+/// The matches on `eclass` among `pairs`.
+fn on_class(
+    egraph: &PlanGraph,
+    pairs: Vec<(Id, Subst)>,
+    eclass: Id,
+    limit: usize,
+) -> Option<SearchMatches<'static, Node>> {
+    let eclass = egraph.find(eclass);
+    let pairs = pairs.into_iter().filter(|(c, _)| *c == eclass);
+    group(pairs.take(limit).collect()).pop()
+}
+
 /// One match per class: the substitutions the applier needs, all on `eclass`.
 fn group(pairs: Vec<(Id, Subst)>) -> Vec<SearchMatches<'static, Node>> {
     let mut by_class: BTreeMap<Id, Vec<Subst>> = BTreeMap::new();
@@ -171,9 +183,7 @@ impl Searcher<Node, PlanAnalysis> for CoarserBucket {
         eclass: Id,
         limit: usize,
     ) -> Option<SearchMatches<'_, Node>> {
-        let eclass = egraph.find(eclass);
-        let pairs = self.pairs(egraph).into_iter().filter(|(c, _)| *c == eclass);
-        group(pairs.take(limit).collect()).pop()
+        on_class(egraph, self.pairs(egraph), eclass, limit)
     }
 
     fn search_with_limit(&self, egraph: &PlanGraph, limit: usize) -> Vec<SearchMatches<'_, Node>> {
