@@ -102,6 +102,8 @@ pub struct Catalog {
     version: u64,
     /// Declared unique and foreign keys.
     constraints: Constraints,
+    /// MVs recomputed after each write to their base tables (`refresh = 'on_commit'`).
+    on_commit: BTreeSet<String>,
 }
 
 impl Catalog {
@@ -255,5 +257,25 @@ impl Catalog {
 
     pub fn constraints(&self) -> &Constraints {
         &self.constraints
+    }
+
+    /// Makes `mv` refresh after each write to its base tables, or not.
+    pub fn set_on_commit(&mut self, mv: &str, on_commit: bool) {
+        if on_commit {
+            self.on_commit.insert(mv.to_string());
+        } else {
+            self.on_commit.remove(mv);
+        }
+    }
+
+    /// The MVs over `table` that refresh after each write to it.
+    pub fn on_commit_over(&self, table: &str) -> Vec<String> {
+        self.by_table
+            .get(table)
+            .into_iter()
+            .flatten()
+            .filter(|mv| self.on_commit.contains(*mv))
+            .cloned()
+            .collect()
     }
 }

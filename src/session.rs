@@ -131,11 +131,23 @@ impl MvSession {
                 }
                 Ok(self.ctx.read_empty()?)
             }
+            // An MV statement mvrewrite read but cannot take.
+            Err(e @ MvError::UnexpectedStatement { .. }) if parses_as_one_statement(sql) => Err(e),
             // Anything mvrewrite does not parse goes to DataFusion, which reports its own errors.
             Ok(None) | Err(_) => {
                 let plan = self.ctx.state().create_logical_plan(sql).await?;
-                self.note_writes(&plan)?;
-                Ok(self.ctx.execute_logical_plan(plan).await?)
+                let Some(table) = self.note_writes(&plan)? else {
+                    return Ok(self.ctx.execute_logical_plan(plan).await?);
+                };
+                // A write runs now, so that the MVs refreshed on commit see it.
+                let done = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+                let on_commit = self.read_catalog()?.on_commit_over(&table);
+                for mv in on_commit {
+                    if self.ctx.table_exist(table.as_str())? {
+                        self.refresh_materialized_view(&mv).await?;
+                    }
+                }
+                Ok(self.ctx.read_batches(done)?)
             }
         }
     }
@@ -157,8 +169,9 @@ impl MvSession {
     }
 
     /// Marks the MVs over a table this statement writes as stale (conservatively, when it is
-    /// planned). Writes made on the context directly are not seen: see the README.
-    fn note_writes(&self, plan: &LogicalPlan) -> Result<()> {
+    /// planned), and returns the table. Writes made on the context directly are not seen: see
+    /// the README.
+    fn note_writes(&self, plan: &LogicalPlan) -> Result<Option<String>> {
         let table = match plan {
             LogicalPlan::Dml(dml) => Some(dml.table_name.table().to_string()),
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) if c.or_replace => {
@@ -167,10 +180,10 @@ impl MvSession {
             LogicalPlan::Ddl(DdlStatement::DropTable(d)) => Some(d.name.table().to_string()),
             _ => None,
         };
-        if let Some(table) = table {
-            self.write_catalog()?.mark_stale(&table);
+        if let Some(table) = &table {
+            self.write_catalog()?.mark_stale(table);
         }
-        Ok(())
+        Ok(table)
     }
 
     /// Executes the definition, stores the result in memory and registers the MV.
@@ -200,7 +213,10 @@ impl MvSession {
             plan,
             create.or_replace,
         )
-        .await
+        .await?;
+        self.write_catalog()?
+            .set_on_commit(&create.name, create.on_commit);
+        Ok(())
     }
 
     /// Recomputes an MV from its definition (re-planned from its SQL, so replaced tables are
@@ -301,4 +317,10 @@ impl MvSession {
             .write()
             .map_err(|_| MvError::Internal("MV catalog lock poisoned".into()))
     }
+}
+
+/// Whether sqlparser reads `sql` as exactly one statement.
+fn parses_as_one_statement(sql: &str) -> bool {
+    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+    Parser::parse_sql(&GenericDialect {}, sql).is_ok_and(|s| s.len() == 1)
 }

@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    AlterTable, AlterTableOperation, CeilFloorKind, DateTimeField, Expr, Ident, IndexColumn,
-    ObjectType, Statement, TableConstraint, visit_expressions_mut,
+    AlterTable, AlterTableOperation, CeilFloorKind, CreateTableOptions, DateTimeField, Expr, Ident,
+    IndexColumn, ObjectType, SqlOption, Statement, TableConstraint, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -102,6 +102,48 @@ pub struct CreateMv {
     pub query: String,
     pub or_replace: bool,
     pub if_not_exists: bool,
+    /// `WITH (refresh = 'on_commit')`: recomputed after each write to its base tables through
+    /// the session; otherwise (`'manual'`, the default) stale until `REFRESH`.
+    pub on_commit: bool,
+}
+
+/// Reads `WITH (refresh = 'on_commit' | 'manual')`; any other option is an error.
+fn refresh_on_commit(options: &CreateTableOptions) -> Result<bool> {
+    let options = match options {
+        CreateTableOptions::None => return Ok(false),
+        CreateTableOptions::With(o) => o,
+        other => {
+            return Err(MvError::UnexpectedStatement {
+                expected: "WITH (refresh = 'on_commit' | 'manual')",
+                got: other.to_string(),
+            });
+        }
+    };
+    let mut on_commit = false;
+    for option in options {
+        match option {
+            SqlOption::KeyValue { key, value } if key.value.eq_ignore_ascii_case("refresh") => {
+                let mode = value.to_string().trim_matches('\'').to_ascii_lowercase();
+                on_commit = match mode.as_str() {
+                    "on_commit" => true,
+                    "manual" => false,
+                    other => {
+                        return Err(MvError::UnexpectedStatement {
+                            expected: "refresh = 'on_commit' or 'manual'",
+                            got: format!("'{other}'"),
+                        });
+                    }
+                };
+            }
+            other => {
+                return Err(MvError::UnexpectedStatement {
+                    expected: "the MV option refresh",
+                    got: other.to_string(),
+                });
+            }
+        }
+    }
+    Ok(on_commit)
 }
 
 /// Parses `sql` and returns the MV statement it is, or `None` for any other single statement.
@@ -135,6 +177,7 @@ pub fn parse_mv_statement(sql: &str) -> Result<Option<MvStatement>> {
             query: view.query.to_string(),
             or_replace: view.or_replace,
             if_not_exists: view.if_not_exists,
+            on_commit: refresh_on_commit(&view.options)?,
         })),
         Statement::Drop {
             object_type: ObjectType::MaterializedView,

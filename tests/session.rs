@@ -496,3 +496,58 @@ async fn replacing_an_mv_makes_mvs_over_it_stale() {
     assert_eq!(code, ReasonCode::Stale);
     common::compare(&expected(s).await, &answer).unwrap();
 }
+
+/// `refresh = 'on_commit'` MVs are recomputed after each write through the session and keep
+/// answering; manual ones are stale until REFRESH.
+#[tokio::test]
+async fn on_commit_mvs_follow_writes_and_manual_ones_wait_for_refresh() {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Int32Type, Int64Type};
+    let session = mvrewrite::MvSession::new();
+    for sql in [
+        "CREATE TABLE t (a INT, b INT) AS VALUES (1, 10), (2, 20)",
+        "CREATE MATERIALIZED VIEW live WITH (refresh = 'on_commit') AS SELECT a, sum(b) AS s FROM t GROUP BY a",
+        "CREATE MATERIALIZED VIEW manual AS SELECT a, count(*) AS n FROM t GROUP BY a",
+        "INSERT INTO t VALUES (1, 5), (3, 7)",
+    ] {
+        session.sql(sql).await.unwrap().collect().await.unwrap();
+    }
+    let query = |sql: &'static str| {
+        let session = &session;
+        async move {
+            session.clear_report();
+            let batches = session.sql(sql).await.unwrap().collect().await.unwrap();
+            let pairs: Vec<(i32, i64)> = batches
+                .iter()
+                .flat_map(|b| {
+                    let a = b.column(0).as_primitive::<Int32Type>().clone();
+                    let v = b.column(1).as_primitive::<Int64Type>().clone();
+                    (0..b.num_rows()).map(move |i| (a.value(i), v.value(i)))
+                })
+                .collect();
+            (pairs, session.last_report().unwrap())
+        }
+    };
+    let (sums, report) = query("SELECT a, sum(b) FROM t GROUP BY a ORDER BY a").await;
+    assert_eq!(report.used_mvs(), ["live"], "{report}");
+    assert_eq!(sums, [(1, 15), (2, 20), (3, 7)]);
+    let (counts, report) = query("SELECT a, count(*) FROM t GROUP BY a ORDER BY a").await;
+    assert!(report.used_mvs().is_empty(), "{report}");
+    assert!(
+        report.to_string().contains("manual: rejected [stale]"),
+        "{report}"
+    );
+    assert_eq!(counts, [(1, 2), (2, 1), (3, 1)]);
+    session
+        .sql("REFRESH MATERIALIZED VIEW manual")
+        .await
+        .unwrap();
+    let (counts, report) = query("SELECT a, count(*) FROM t GROUP BY a ORDER BY a").await;
+    assert_eq!(report.used_mvs(), ["manual"], "{report}");
+    assert_eq!(counts, [(1, 2), (2, 1), (3, 1)]);
+    let err = session
+        .sql("CREATE MATERIALIZED VIEW bad WITH (refresh = 'hourly') AS SELECT a FROM t")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("'on_commit' or 'manual'"), "{err}");
+}
