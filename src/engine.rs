@@ -16,7 +16,7 @@ use crate::lang::{Node, PlanAnalysis, PlanGraph, display, list_items};
 use crate::region::{self, Determinism};
 use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 use crate::rules::RuleSet;
-use crate::{join_back, lossless, outer_join};
+use crate::{join_back, join_equivalence, lossless, outer_join};
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
 /// limit is a safety net. When a limit stops saturation, extraction still returns a correct
@@ -194,6 +194,9 @@ impl Engine {
         let query = match convert.add_region(region) {
             Ok(q) => {
                 convert.egraph.analysis.query = reachable_classes(convert.egraph, q.root);
+                if join_equivalence::add_equal_column_forms(convert.egraph, &q) {
+                    convert.egraph.analysis.query = reachable_classes(convert.egraph, q.root);
+                }
                 q
             }
             Err(why) => {

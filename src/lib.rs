@@ -37,6 +37,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod join_back;
+pub mod join_equivalence;
 pub mod lang;
 pub mod lossless;
 pub mod optimizer_rule;
