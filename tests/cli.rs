@@ -270,3 +270,25 @@ fn every_subcommand_has_help_with_an_example() {
         "{out}"
     );
 }
+
+#[test]
+fn shell_loads_csv_files_as_tables() {
+    let dir = inputs("csv");
+    std::fs::write(dir.join("t.csv"), "a,b\n1,10\n1,20\n2,5\n").unwrap();
+    let out = mvrewrite()
+        .args(["shell", "--data", &dir.display().to_string()])
+        .write_stdin(
+            "CREATE MATERIALIZED VIEW s AS SELECT a, sum(b) AS s FROM t GROUP BY a;\n\
+             SELECT a, sum(b) FROM t GROUP BY a ORDER BY a;",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains(": t"), "{stderr}");
+    assert!(
+        stdout.contains("answered by s") && stdout.contains("| 1 | 30 "),
+        "{stdout}"
+    );
+}
