@@ -126,6 +126,8 @@ pub struct PlanAnalysis {
     /// Filter implication results by (query conjuncts, MV conjuncts): egg applies every match
     /// again in each iteration, and the answer does not change.
     pub implications: HashMap<(Vec<Id>, Vec<Id>), Implication>,
+    /// Whether any time bucket was interned: the bucket rewrites skip e-graphs without one.
+    pub has_buckets: bool,
 }
 
 impl PlanAnalysis {
@@ -135,6 +137,7 @@ impl PlanAnalysis {
             return *h;
         }
         let kind = classify(&head);
+        self.has_buckets |= matches!(kind, HeadKind::Bucket(_));
         let h = Head(self.heads.len() as u32);
         self.head_ids.insert(head.clone(), h);
         self.heads.push((head, kind));

@@ -17,6 +17,9 @@ use crate::timeseries::{Grain, Lattice};
 /// The buckets in the e-graph by the class of the term they bucket: `(grain, head, class)`.
 fn buckets_by_term(egraph: &PlanGraph) -> BTreeMap<Id, Vec<(Grain, crate::lang::Head, Id)>> {
     let mut out: BTreeMap<Id, Vec<_>> = BTreeMap::new();
+    if !egraph.analysis.has_buckets {
+        return out;
+    }
     for class in egraph.classes() {
         for node in &class.nodes {
             if let Node::Expr(head, children) = node
