@@ -197,6 +197,14 @@ impl Split<'_> {
         let mut used = keys.clone();
         used.extend(self.conds_out);
         let inner_keys = frontier(egraph, &used, self.inside);
+        // A global inner aggregate returns a row even over no rows, which would then join
+        // the rest and make groups the query does not have.
+        if inner_keys.is_empty() {
+            return Err(unsupported(
+                mv,
+                "the query's aggregate has no key on the MV's tables (a cross join)",
+            ));
+        }
         let inner_key_list = add_set(egraph, &inner_keys);
         let partial_list = add_set(egraph, &partials);
         let grouped = egraph.add(Node::Agg([inner_key_list, partial_list, self.part]));

@@ -67,8 +67,14 @@ fn column_equality(egraph: &PlanGraph, conjunct: Id) -> Option<(Id, Id)> {
         egraph.analysis.head(head),
         datafusion::logical_expr::Expr::BinaryExpr(b) if b.op == datafusion::logical_expr::Operator::Eq
     );
+    // Floats that are `=` can still differ (-0.0 and 0.0 group apart): not interchangeable.
     let column = |c: Id| {
         expr_node(egraph, c).is_some_and(|(h, _)| *egraph.analysis.kind(h) == HeadKind::Column)
+            && !egraph[c]
+                .data
+                .data_type
+                .as_ref()
+                .is_some_and(|t| t.is_floating())
     };
     match children {
         [a, b] if is_eq && column(*a) && column(*b) => Some((egraph.find(*a), egraph.find(*b))),
