@@ -2,6 +2,7 @@
 //! `sales` table, and random rows for any schema (the conformance corpus). Seeded, so a
 //! failing comparison can be reproduced.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -306,17 +307,37 @@ const WORDS: [&str; 12] = [
 
 /// `rows` random rows for any schema of the types SQL tables commonly use: small domains (so
 /// groups have several rows and equality filters hit) and NULLs in nullable columns.
+/// Columns named like keys (`..key`, `.._id`, `.._sk`) are near-unique.
 pub fn random_batch(schema: SchemaRef, rows: usize, seed: u64) -> Result<RecordBatch, ArrowError> {
+    random_batch_with_keys(schema, rows, seed, &BTreeSet::new())
+}
+
+/// [`random_batch`], with the columns named in `keys` near-unique too (the columns a workload
+/// joins on, which real data has as keys): integers drawn from `0..rows`, strings the decimal
+/// spelling of one.
+pub fn random_batch_with_keys(
+    schema: SchemaRef,
+    rows: usize,
+    seed: u64,
+    keys: &BTreeSet<String>,
+) -> Result<RecordBatch, ArrowError> {
     let mut rng = Rng::new(seed);
     let columns = schema
         .fields()
         .iter()
-        .map(|f| random_column(f, rows, &mut rng))
+        .map(|f| {
+            let name = f.name().to_lowercase();
+            let key_like = keys.contains(&name)
+                || name.ends_with("key")
+                || name.ends_with("_id")
+                || name.ends_with("_sk");
+            random_column(f, rows, key_like, &mut rng)
+        })
         .collect();
     RecordBatch::try_new(schema, columns)
 }
 
-fn random_column(field: &Field, rows: usize, rng: &mut Rng) -> ArrayRef {
+fn random_column(field: &Field, rows: usize, key_like: bool, rng: &mut Rng) -> ArrayRef {
     let nullable = field.is_nullable();
     let valid = |rng: &mut Rng| !(nullable && rng.chance(0.1));
     macro_rules! column_of {
@@ -344,10 +365,15 @@ fn random_column(field: &Field, rows: usize, rng: &mut Rng) -> ArrayRef {
     };
     let tz = |unit: &TimeUnit, tz: &Option<Arc<str>>| DataType::Timestamp(*unit, tz.clone());
     // Key columns are near-unique, so that many-way joins stay the size real ones have.
-    let name = field.name().to_lowercase();
-    let key_like = name.ends_with("key") || name.ends_with("_id") || name.ends_with("_sk");
-    let key = |rng: &mut Rng| rng.below(rows as u64) as i64;
+    let key = |rng: &mut Rng| rng.below(10 * rows as u64) as i64;
     let int = |rng: &mut Rng| if key_like { key(rng) } else { int(rng) };
+    let word = |rng: &mut Rng| -> String {
+        if key_like {
+            key(rng).to_string()
+        } else {
+            WORDS[rng.below(WORDS.len() as u64) as usize].to_string()
+        }
+    };
     match field.data_type() {
         DataType::Int8 => column_of!(Int8Array, |r: &mut Rng| r.below(100) as i8),
         DataType::Int16 => column_of!(Int16Array, |r: &mut Rng| int(r) as i16),
@@ -356,8 +382,7 @@ fn random_column(field: &Field, rows: usize, rng: &mut Rng) -> ArrayRef {
         DataType::Float32 => column_of!(Float32Array, |r: &mut Rng| int(r) as f32 / 4.0),
         DataType::Float64 => column_of!(Float64Array, |r: &mut Rng| int(r) as f64 / 4.0),
         DataType::Boolean => column_of!(BooleanArray, |r: &mut Rng| r.chance(0.5)),
-        DataType::Utf8 => column_of!(StringArray, |r: &mut Rng| WORDS
-            [r.below(WORDS.len() as u64) as usize]),
+        DataType::Utf8 => column_of!(StringArray, |r: &mut Rng| word(r)),
         DataType::Binary => column_of!(BinaryArray, |r: &mut Rng| WORDS[r.below(4) as usize]
             .as_bytes()),
         // 2015-01-01 plus up to ~6 years.
@@ -404,9 +429,7 @@ fn random_column(field: &Field, rows: usize, rng: &mut Rng) -> ArrayRef {
                 .unwrap_or_else(|_| new_null_array(field.data_type(), rows))
         }
         other => datafusion::arrow::compute::cast(
-            &(Arc::new(StringArray::from_iter_values(
-                (0..rows).map(|_| WORDS[rng.below(WORDS.len() as u64) as usize]),
-            )) as ArrayRef),
+            &(Arc::new(StringArray::from_iter_values((0..rows).map(|_| word(rng)))) as ArrayRef),
             other,
         )
         .unwrap_or_else(|_| new_null_array(other, rows)),

@@ -73,16 +73,13 @@ pub async fn run(rows: usize, out: &mut impl Write) -> Result<()> {
 
     let table = Arc::new(MemTable::try_new(datagen::events_schema(), vec![batches])?);
     let session = MvSession::new();
-    session
-        .context()
-        .register_table("events", Arc::clone(&table) as _)?;
+    session.context().register_table("events", table)?;
     session
         .catalog()
         .write()
         .map_err(|_| MvError::Internal("catalog lock poisoned".into()))?
         .set_table_rows("events", rows as u64);
-    let plain = SessionContext::new();
-    plain.register_table("events", table)?;
+    let plain = session.without_rewrites();
 
     for mv in DEMO_MVS {
         let start = Instant::now();

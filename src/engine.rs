@@ -16,7 +16,7 @@ use crate::lang::{Node, PlanAnalysis, PlanGraph, display, list_items};
 use crate::region::{self, Determinism};
 use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 use crate::rules::RuleSet;
-use crate::{join_back, join_equivalence, lossless, outer_join};
+use crate::{join_back, join_equivalence, lossless, outer_join, union};
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
 /// limit is a safety net. When a limit stops saturation, extraction still returns a correct
@@ -80,6 +80,16 @@ impl Engine {
         // the same question.
         let mut tried_joins = HashSet::new();
         let result = plan.clone().transform_down(|node| {
+            // A union MV answers a whole union; otherwise its branches are regions of their own.
+            if let Some(shape) = union::union_shape(&node) {
+                let answered = union::answer_union(&node, &shape, catalog, &mut |mv, status| {
+                    note(&mut statuses, mv, status)
+                });
+                return Ok(match answered {
+                    Some(new) => Transformed::new(new, true, TreeNodeRecursion::Jump),
+                    None => Transformed::no(node),
+                });
+            }
             if region::not_a_region(&node, Determinism::AllowStable).is_some() {
                 return Ok(Transformed::no(node));
             }
@@ -154,6 +164,12 @@ impl Engine {
             let rejection = if let Err(r) = &mv.eligibility {
                 note(statuses, &mv.name, CandidateStatus::Ineligible(r.clone()));
                 continue;
+            } else if union::union_shape(&mv.plan).is_some() {
+                let why = format!(
+                    "{} is a UNION: it answers only a UNION of the same branches",
+                    mv.name
+                );
+                Rejection::new(ReasonCode::UnionNotMatched, why)
             } else if let Some(why) = catalog.stale_reason(&mv.name) {
                 Rejection::new(ReasonCode::Stale, why)
             } else if let Some(missing) = columns

@@ -48,8 +48,10 @@ pub mod report;
 pub mod rewrite;
 pub mod rules;
 pub mod session;
+pub mod spark_like;
 pub mod sql;
 pub mod timeseries;
+pub mod union;
 pub mod validate;
 
 pub use catalog::{Catalog, MaterializedView};

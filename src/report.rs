@@ -30,6 +30,8 @@ pub enum ReasonCode {
     /// The query and the MV join their tables differently: outer joins on other conditions, or
     /// an outer join the other side's join cannot be read from.
     JoinNotMatched,
+    /// The MV is a UNION whose branches are not the query's (or the query is no UNION).
+    UnionNotMatched,
     /// The query's filter does not imply the MV's: the MV lacks rows the query needs.
     FilterNotImplied,
     /// Over an aggregated MV, the filter still to apply reads a column that is not a group key.
@@ -57,6 +59,7 @@ impl ReasonCode {
             ReasonCode::BucketNotNested => "bucket_not_nested",
             ReasonCode::TimeRangeNotAligned => "time_range_not_aligned",
             ReasonCode::JoinNotMatched => "join_not_matched",
+            ReasonCode::UnionNotMatched => "union_not_matched",
             ReasonCode::FilterNotImplied => "filter_not_implied",
             ReasonCode::FilterNotOnGroupKeys => "filter_not_on_group_keys",
             ReasonCode::UnsupportedQuery => "unsupported_query",
@@ -68,7 +71,7 @@ impl ReasonCode {
 
 impl ReasonCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ReasonCode; 16] = [
+    pub const ALL: [ReasonCode; 17] = [
         ReasonCode::Ineligible,
         ReasonCode::DifferentTables,
         ReasonCode::ColumnMissing,
@@ -80,6 +83,7 @@ impl ReasonCode {
         ReasonCode::BucketNotNested,
         ReasonCode::TimeRangeNotAligned,
         ReasonCode::JoinNotMatched,
+        ReasonCode::UnionNotMatched,
         ReasonCode::FilterNotImplied,
         ReasonCode::FilterNotOnGroupKeys,
         ReasonCode::UnsupportedQuery,
@@ -128,6 +132,9 @@ impl ReasonCode {
             }
             ReasonCode::JoinNotMatched => {
                 "define the MV with the query's joins: the same outer joins on the same ON conditions"
+            }
+            ReasonCode::UnionNotMatched => {
+                "define the MV as the query's UNION: the same branches (in any order), UNION ALL answering both kinds"
             }
             ReasonCode::FilterNotImplied => {
                 "widen the MV's WHERE so that it keeps every row the query reads"

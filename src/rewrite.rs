@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemTable;
 use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{LogicalPlan, logical_plan::builder::LogicalTableSource};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::unparser::plan_to_sql;
@@ -57,7 +58,11 @@ impl Default for Rewriter {
 
 impl Rewriter {
     pub fn new() -> Self {
-        let ctx = SessionContext::new();
+        let state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_analyzer_rules(crate::spark_like::analyzer_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         crate::timeseries::register(&ctx);
         Rewriter {
             ctx,

@@ -10,6 +10,7 @@ use datafusion::datasource::provider_as_source;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::optimizer::Optimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::{Catalog, MaterializedView};
@@ -49,11 +50,13 @@ impl MvSession {
         let state = SessionStateBuilder::new()
             .with_config(config.clone())
             .with_default_features()
+            .with_analyzer_rules(crate::spark_like::analyzer_rules())
             .with_optimizer_rule(Arc::clone(&rule) as _)
             .build();
         let mut plain = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_analyzer_rules(crate::spark_like::analyzer_rules())
             .build();
         // CarbonData's and ClickHouse's bucket functions, in MV definitions and queries alike.
         for f in crate::timeseries::functions::functions() {
@@ -74,6 +77,15 @@ impl MvSession {
     /// queries (SQL or DataFrame) are rewritten.
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// A context over the same tables, MVs and functions that never rewrites: what the queries
+    /// would return and cost without mvrewrite, to compare with.
+    pub fn without_rewrites(&self) -> SessionContext {
+        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_optimizer_rules(Optimizer::new().rules)
+            .build();
+        SessionContext::new_with_state(state)
     }
 
     pub fn catalog(&self) -> Arc<RwLock<Catalog>> {

@@ -58,6 +58,10 @@ fn scenario(code: ReasonCode) -> (&'static str, &'static str) {
             "CREATE MATERIALIZED VIEW m AS SELECT t.a, t.b, d.name FROM t LEFT JOIN d ON t.a = d.a",
             "SELECT t.a, t.b, d.name FROM t LEFT JOIN d ON t.a = d.a AND d.name <> 'two'",
         ),
+        ReasonCode::UnionNotMatched => (
+            "CREATE MATERIALIZED VIEW m AS SELECT a, b FROM t WHERE b > 25 UNION ALL SELECT a, b FROM t WHERE b < 15",
+            "SELECT a, b FROM t WHERE b > 25 UNION ALL SELECT a, b FROM t WHERE b < 20",
+        ),
         ReasonCode::FilterNotImplied => (
             "CREATE MATERIALIZED VIEW m AS SELECT a, b FROM t WHERE b > 10",
             "SELECT a, b FROM t WHERE b > 5",

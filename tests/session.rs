@@ -551,3 +551,50 @@ async fn on_commit_mvs_follow_writes_and_manual_ones_wait_for_refresh() {
         .unwrap_err();
     assert!(err.to_string().contains("'on_commit' or 'manual'"), "{err}");
 }
+
+/// CarbonData's `salary NOT LIKE '6%'` on a DOUBLE: Spark casts the operand to a string, plain
+/// DataFusion refuses. The session runs it, and an MV with that filter answers it.
+#[tokio::test]
+async fn like_on_a_number_runs_as_in_spark() {
+    let pair = common::sales_and_events();
+    let plain = datafusion::prelude::SessionContext::new();
+    plain
+        .register_table(
+            "sales",
+            pair.session
+                .context()
+                .table_provider("sales")
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+    let q = "SELECT country, sum(quantity) FROM sales WHERE price NOT LIKE '1%' GROUP BY country";
+    let refused = match plain.sql(q).await {
+        Ok(df) => df.collect().await.err(),
+        Err(e) => Some(e),
+    };
+    assert!(
+        refused.is_some_and(|e| e.to_string().contains("LIKE")),
+        "DataFusion now coerces LIKE on numbers: spark_like.rs can go"
+    );
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW not_ones AS SELECT country, sex, sum(quantity) FROM sales WHERE price NOT LIKE '1%' GROUP BY country, sex")
+        .await
+        .unwrap();
+    assert_eq!(common::assert_same(&pair, q).await, vec!["not_ones"]);
+    let kept = pair
+        .session
+        .sql("SELECT count(*) FROM sales WHERE price LIKE '1%'")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let ones = kept[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert!(ones > 0, "the filter keeps some rows and drops others");
+}

@@ -367,10 +367,40 @@ impl ToEGraph<'_> {
                 {
                     self.date_of_bucket(id, *bucket);
                 }
+                if let Expr::Cast(c) = expr
+                    && let Ok(from) = c.expr.get_type(schema)
+                    && widens_exactly(&from, c.field.data_type())
+                    && let [narrow] = ids.as_slice()
+                {
+                    // Every value survives the cast and comes back from it: an MV storing
+                    // `CAST(empid AS BIGINT)` also holds `empid`.
+                    let head = self.egraph.analysis.intern(cast(placeholder(0), from));
+                    let back = self.egraph.add(Node::Expr(head, vec![id]));
+                    self.egraph.union(*narrow, back);
+                }
                 Ok(id)
             }
         }
     }
+}
+
+/// Whether every value of `from` casts to a distinct value of `to` that casts back to it:
+/// integers to wider integers (or to doubles, below 2^53), floats to doubles.
+fn widens_exactly(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        (from, to),
+        (Int8, Int16 | Int32 | Int64 | Float32 | Float64)
+            | (Int16, Int32 | Int64 | Float32 | Float64)
+            | (Int32, Int64 | Float64)
+            | (
+                UInt8,
+                UInt16 | UInt32 | UInt64 | Int16 | Int32 | Int64 | Float32 | Float64
+            )
+            | (UInt16, UInt32 | UInt64 | Int32 | Int64 | Float32 | Float64)
+            | (UInt32, UInt64 | Int64 | Float64)
+            | (Float32, Float64)
+    )
 }
 
 /// A relation as (its filter's conjuncts, what the filter reads), or (nothing, itself).

@@ -33,27 +33,7 @@ impl ToPlan<'_> {
     /// The plan for the region rooted at `root`, with `target`'s names and types.
     pub fn root(&self, root: Id, target: &DFSchema) -> Out<LogicalPlan> {
         let (input, _) = self.rel(root)?;
-        if input.schema().fields().len() != target.fields().len() {
-            return Err("the rewritten region changed width".into());
-        }
-        let exprs = input
-            .schema()
-            .iter()
-            .zip(target.iter())
-            .map(|((q, f), (qualifier, field))| {
-                let e = Expr::Column(Column::new(q.cloned(), f.name()));
-                let e = if f.data_type() != field.data_type() {
-                    cast(e, field.data_type().clone())
-                } else {
-                    e
-                };
-                e.alias_qualified(qualifier.cloned(), field.name())
-            })
-            .collect::<Vec<_>>();
-        LogicalPlanBuilder::from(input)
-            .project(exprs)
-            .and_then(|b| b.build())
-            .map_err(|e| e.to_string())
+        conform(input, target)
     }
 
     /// A relation and the expression classes of its output columns, positionally.
@@ -239,4 +219,30 @@ impl ToPlan<'_> {
         }
         Ok(e)
     }
+}
+
+/// `input` with the names, qualifiers and types of `target`, column by column: a rewritten
+/// plan must look exactly like the one it replaces to the plan above it.
+pub fn conform(input: LogicalPlan, target: &DFSchema) -> Out<LogicalPlan> {
+    if input.schema().fields().len() != target.fields().len() {
+        return Err("the rewritten region changed width".into());
+    }
+    let exprs = input
+        .schema()
+        .iter()
+        .zip(target.iter())
+        .map(|((q, f), (qualifier, field))| {
+            let e = Expr::Column(Column::new(q.cloned(), f.name()));
+            let e = if f.data_type() != field.data_type() {
+                cast(e, field.data_type().clone())
+            } else {
+                e
+            };
+            e.alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect::<Vec<_>>();
+    LogicalPlanBuilder::from(input)
+        .project(exprs)
+        .and_then(|b| b.build())
+        .map_err(|e| e.to_string())
 }

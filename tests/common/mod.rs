@@ -32,8 +32,7 @@ pub fn orders_schema() -> SchemaRef {
 /// `sales`, `events`, `orders`, `readings`, `users`, `visits` and `sites`, generated.
 pub fn sales_and_events() -> Pair {
     let session = MvSession::new();
-    let plain = SessionContext::new();
-    mvrewrite::timeseries::register(&plain);
+    let plain = session.without_rewrites();
     let sales = datagen::sales(3000, 7).unwrap();
     let events = datagen::events(20_000, 4096, 11, |_| {}).unwrap();
     let orders = datagen::random_batch(orders_schema(), 3000, 5).unwrap();
@@ -53,11 +52,7 @@ pub fn sales_and_events() -> Pair {
         let schema = batches[0].schema();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let table = Arc::new(MemTable::try_new(schema, vec![batches]).unwrap());
-        session
-            .context()
-            .register_table(name, table.clone())
-            .unwrap();
-        plain.register_table(name, table).unwrap();
+        session.context().register_table(name, table).unwrap();
         session
             .catalog()
             .write()

@@ -1,0 +1,67 @@
+//! Spark's LIKE on a non-string operand: Spark (and so CarbonData) casts the operand to a string
+//! (`salary NOT LIKE '6%'` on a DOUBLE), where DataFusion refuses to coerce. An analyzer rule
+//! adds the cast, so those users' MV definitions and queries run unchanged in the sessions
+//! mvrewrite builds. Numbers print as Arrow casts them (`61.0`, like Spark for ordinary values).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, cast};
+use datafusion::optimizer::analyzer::{Analyzer, AnalyzerRule};
+
+/// Casts a LIKE (or SIMILAR TO) operand of a numeric, temporal or boolean type to `Utf8`.
+#[derive(Debug, Default)]
+pub struct LikeCastsToString;
+
+impl AnalyzerRule for LikeCastsToString {
+    fn name(&self) -> &str {
+        "mvrewrite_like_casts_to_string"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let mut schema = DFSchema::empty();
+            for input in node.inputs() {
+                schema.merge(input.schema());
+            }
+            node.map_expressions(|e| {
+                e.transform_up(|e| {
+                    let (mut like, similar) = match e {
+                        Expr::Like(like) => (like, false),
+                        Expr::SimilarTo(like) => (like, true),
+                        other => return Ok(Transformed::no(other)),
+                    };
+                    let mut changed = false;
+                    for side in [&mut like.expr, &mut like.pattern] {
+                        if side.get_type(&schema).is_ok_and(|t| casts_to_string(&t)) {
+                            **side = cast(side.as_ref().clone(), DataType::Utf8);
+                            changed = true;
+                        }
+                    }
+                    let e = if similar {
+                        Expr::SimilarTo(like)
+                    } else {
+                        Expr::Like(like)
+                    };
+                    Ok(Transformed::new_transformed(e, changed))
+                })
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+fn casts_to_string(t: &DataType) -> bool {
+    t.is_numeric() || t.is_temporal() || matches!(t, DataType::Boolean)
+}
+
+/// DataFusion's analyzer rules with [`LikeCastsToString`] first: it must run before type
+/// coercion, which would reject the LIKE.
+pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
+    let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![Arc::new(LikeCastsToString)];
+    rules.extend(Analyzer::new().rules);
+    rules
+}

@@ -1,0 +1,184 @@
+//! MVs defined by a UNION ALL or UNION of regions (Calcite's union-to-union substitution). Such
+//! an MV answers a query's union of as many branches when every query branch is the same
+//! relation as a distinct MV branch: a bag union does not depend on branch order, and its
+//! columns are positional. Branches are compared in one e-graph after the usual normalization
+//! (conjuncts as sets, aliases dropped, ...), so their spelling does not matter either. A UNION
+//! (distinct) query is answered from a UNION ALL MV of the same branches, with a DISTINCT on
+//! top; the reverse never holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::common::Column;
+use datafusion::logical_expr::{Distinct, Expr, LogicalPlan, LogicalPlanBuilder};
+use egg::{EGraph, Id};
+
+use crate::catalog::{Catalog, MaterializedView};
+use crate::convert::ToEGraph;
+use crate::convert::to_plan::conform;
+use crate::lang::{PlanAnalysis, PlanGraph};
+use crate::region::{self, Determinism};
+use crate::report::{CandidateStatus, ReasonCode, Rejection};
+
+/// A union of regions, possibly under a DISTINCT.
+pub struct UnionShape<'a> {
+    pub distinct: bool,
+    pub branches: &'a [Arc<LogicalPlan>],
+}
+
+/// The union shape of `plan`: a `Union`, or a DISTINCT over one (`Distinct::All`, or the
+/// aggregate grouping by every column, with no aggregates, that DataFusion's optimizer makes of
+/// it). Branches are not checked here.
+pub fn union_shape(plan: &LogicalPlan) -> Option<UnionShape<'_>> {
+    match plan {
+        LogicalPlan::Union(u) => Some(UnionShape {
+            distinct: false,
+            branches: &u.inputs,
+        }),
+        LogicalPlan::Distinct(Distinct::All(input)) => distinct_over(input),
+        LogicalPlan::Aggregate(agg)
+            if agg.aggr_expr.is_empty()
+                && agg.group_expr.len() == agg.input.schema().fields().len()
+                && agg
+                    .group_expr
+                    .iter()
+                    .zip(agg.input.schema().iter())
+                    .all(|(e, f)| *e == Expr::Column(Column::from(f))) =>
+        {
+            distinct_over(&agg.input)
+        }
+        _ => None,
+    }
+}
+
+fn distinct_over(input: &LogicalPlan) -> Option<UnionShape<'_>> {
+    match input {
+        LogicalPlan::Union(u) => Some(UnionShape {
+            distinct: true,
+            branches: &u.inputs,
+        }),
+        _ => None,
+    }
+}
+
+/// Why a union cannot be compared branch by branch: a branch that is not a region.
+pub fn not_a_union_of_regions(shape: &UnionShape, determinism: Determinism) -> Option<String> {
+    shape.branches.iter().enumerate().find_map(|(i, b)| {
+        region::not_a_region(b, determinism).map(|why| format!("its branch {}: {why}", i + 1))
+    })
+}
+
+/// The query's union answered from a union MV, when one holds its branches. Every union MV over
+/// the same tables gets a status.
+pub fn answer_union(
+    query: &LogicalPlan,
+    shape: &UnionShape,
+    catalog: &Catalog,
+    note: &mut dyn FnMut(&str, CandidateStatus),
+) -> Option<LogicalPlan> {
+    if not_a_union_of_regions(shape, Determinism::AllowStable).is_some() {
+        return None;
+    }
+    let tables = region::base_tables(query);
+    let mut answer = None;
+    for mv in catalog.candidates(&tables) {
+        let Some(mv_shape) = union_shape(&mv.plan) else {
+            continue;
+        };
+        let status = match (&mv.eligibility, catalog.stale_reason(&mv.name)) {
+            (Err(r), _) => CandidateStatus::Ineligible(r.clone()),
+            (_, Some(why)) => CandidateStatus::Rejected(Rejection::new(ReasonCode::Stale, why)),
+            _ if answer.is_some() => CandidateStatus::MoreExpensive,
+            _ => match matched(shape, &mv_shape, &mv.name).and_then(|()| {
+                scan_as(query, &mv, shape.distinct && !mv_shape.distinct)
+                    .map_err(|e| Rejection::new(ReasonCode::UnsupportedQuery, e))
+            }) {
+                Ok(plan) => {
+                    answer = Some(plan);
+                    CandidateStatus::Used
+                }
+                Err(r) => CandidateStatus::Rejected(r),
+            },
+        };
+        note(&mv.name, status);
+    }
+    answer
+}
+
+/// Whether the MV's union holds the query's: as many branches, equal one to one, and a
+/// DISTINCT MV only for a DISTINCT query.
+fn matched(query: &UnionShape, mv: &UnionShape, name: &str) -> Result<(), Rejection> {
+    let refuse = |why: String| Err(Rejection::new(ReasonCode::UnionNotMatched, why));
+    if mv.distinct && !query.distinct {
+        return refuse(format!(
+            "{name} is a UNION without duplicates, the query a UNION ALL"
+        ));
+    }
+    if mv.branches.len() != query.branches.len() {
+        return refuse(format!(
+            "{name} unions {} branches, the query {}",
+            mv.branches.len(),
+            query.branches.len()
+        ));
+    }
+    let mut egraph: PlanGraph = EGraph::new(PlanAnalysis::default());
+    let mut tables = HashMap::new();
+    let mut convert = ToEGraph {
+        egraph: &mut egraph,
+        tables: &mut tables,
+    };
+    let mut add = |branches: &[Arc<LogicalPlan>]| -> Result<Vec<(Id, Vec<Id>)>, String> {
+        branches
+            .iter()
+            .map(|b| convert.add_region(b).map(|r| (r.root, r.outputs)))
+            .collect()
+    };
+    let (query_branches, mv_branches) = match (add(query.branches), add(mv.branches)) {
+        (Ok(q), Ok(m)) => (q, m),
+        (Err(why), _) | (_, Err(why)) => {
+            return Err(Rejection::new(ReasonCode::UnsupportedQuery, why));
+        }
+    };
+    egraph.rebuild();
+    let canonical = |(root, outputs): (Id, Vec<Id>)| {
+        let outputs: Vec<Id> = outputs.iter().map(|o| egraph.find(*o)).collect();
+        (egraph.find(root), outputs)
+    };
+    let mut unused: Vec<_> = mv_branches.into_iter().map(canonical).collect();
+    for (i, branch) in query_branches.into_iter().enumerate() {
+        let branch = canonical(branch);
+        match unused.iter().position(|b| *b == branch) {
+            Some(p) => {
+                unused.swap_remove(p);
+            }
+            None => {
+                return refuse(format!(
+                    "the query's branch {} is none of {name}'s branches",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A scan of the MV with the query's column names and types, under a DISTINCT when the query
+/// removes duplicates the MV keeps.
+fn scan_as(
+    query: &LogicalPlan,
+    mv: &MaterializedView,
+    distinct: bool,
+) -> Result<LogicalPlan, String> {
+    let scan = LogicalPlanBuilder::scan(mv.name.as_str(), Arc::clone(&mv.source), None)
+        .and_then(|b| b.build())
+        .map_err(|e| e.to_string())?;
+    let scan = if distinct {
+        LogicalPlanBuilder::from(scan)
+            .distinct()
+            .and_then(|b| b.build())
+            .map_err(|e| e.to_string())?
+    } else {
+        scan
+    };
+    conform(scan, query.schema())
+}
