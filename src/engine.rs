@@ -79,7 +79,10 @@ impl Engine {
         // Table sets of join regions already tried: their sub-regions over the same tables are
         // the same question.
         let mut tried_joins = HashSet::new();
-        let result = plan.clone().transform_down(|node| {
+        let normalized = crate::semi_join::semi_joins_as_inner(plan.clone())
+            .map(|t| t.data)
+            .unwrap_or_else(|_| plan.clone());
+        let result = normalized.transform_down(|node| {
             // A union MV answers a whole union; otherwise its branches are regions of their own.
             if let Some(shape) = union::union_shape(&node) {
                 let answered = union::answer_union(&node, &shape, catalog, &mut |mv, status| {
@@ -119,9 +122,14 @@ impl Engine {
             .map(|(mv, status)| Candidate { mv, status })
             .collect();
         match result {
-            Ok(t) => Outcome {
-                rewritten: t.transformed,
+            Ok(t) if t.transformed => Outcome {
+                rewritten: true,
                 plan: t.data,
+                report,
+            },
+            Ok(_) => Outcome {
+                rewritten: false,
+                plan: plan.clone(),
                 report,
             },
             Err(e) => {
