@@ -1,7 +1,8 @@
 //! Spark's LIKE on a non-string operand: Spark (and so CarbonData) casts the operand to a string
 //! (`salary NOT LIKE '6%'` on a DOUBLE), where DataFusion refuses to coerce. An analyzer rule
 //! adds the cast, so those users' MV definitions and queries run unchanged in the sessions
-//! mvrewrite builds. Numbers print as Arrow casts them (`61.0`, like Spark for ordinary values).
+//! mvrewrite builds. Numbers print as Arrow casts them: `61.0` as in Spark, but very large or
+//! small doubles without Spark's exponent (`1.0E20`).
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, cast};
 use datafusion::optimizer::analyzer::{Analyzer, AnalyzerRule};
 
-/// Casts a LIKE (or SIMILAR TO) operand of a numeric, temporal or boolean type to `Utf8`.
+/// Casts a LIKE (or SIMILAR TO) operand of a numeric or boolean type to `Utf8`.
 #[derive(Debug, Default)]
 pub struct LikeCastsToString;
 
@@ -54,8 +55,10 @@ impl AnalyzerRule for LikeCastsToString {
     }
 }
 
+/// Numbers and booleans only: Arrow prints timestamps with a `T` where Spark prints a space,
+/// so a LIKE on a cast timestamp would not match what it matches in Spark.
 fn casts_to_string(t: &DataType) -> bool {
-    t.is_numeric() || t.is_temporal() || matches!(t, DataType::Boolean)
+    t.is_numeric() || matches!(t, DataType::Boolean)
 }
 
 /// DataFusion's analyzer rules with [`LikeCastsToString`] first: it must run before type
