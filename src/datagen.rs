@@ -313,8 +313,8 @@ pub fn random_batch(schema: SchemaRef, rows: usize, seed: u64) -> Result<RecordB
 }
 
 /// [`random_batch`], with the columns named in `keys` near-unique too (the columns a workload
-/// joins on, which real data has as keys): integers drawn from `0..rows`, strings the decimal
-/// spelling of one.
+/// joins on, which real data has as keys): integers drawn from `0..10 × rows` (few repeats, and
+/// range filters still cut), strings the decimal spelling of one.
 pub fn random_batch_with_keys(
     schema: SchemaRef,
     rows: usize,

@@ -68,8 +68,9 @@ pub fn not_a_union_of_regions(shape: &UnionShape, determinism: Determinism) -> O
     })
 }
 
-/// The query's union answered from a union MV, when one holds its branches. Every union MV over
-/// the same tables gets a status.
+/// The query's union answered from a union MV, when one holds its branches: among those that
+/// do, one needing no DISTINCT on top, then the one with fewest rows. Every union MV over the
+/// same tables gets a status.
 pub fn answer_union(
     query: &LogicalPlan,
     shape: &UnionShape,
@@ -80,29 +81,42 @@ pub fn answer_union(
         return None;
     }
     let tables = region::base_tables(query);
-    let mut answer = None;
+    let mut matching = Vec::new();
     for mv in catalog.candidates(&tables) {
         let Some(mv_shape) = union_shape(&mv.plan) else {
             continue;
         };
-        let status = match (&mv.eligibility, catalog.stale_reason(&mv.name)) {
-            (Err(r), _) => CandidateStatus::Ineligible(r.clone()),
-            (_, Some(why)) => CandidateStatus::Rejected(Rejection::new(ReasonCode::Stale, why)),
-            _ if answer.is_some() => CandidateStatus::MoreExpensive,
-            _ => match matched(shape, &mv_shape, &mv.name).and_then(|()| {
-                scan_as(query, &mv, shape.distinct && !mv_shape.distinct)
-                    .map_err(|e| Rejection::new(ReasonCode::UnsupportedQuery, e))
-            }) {
-                Ok(plan) => {
-                    answer = Some(plan);
-                    CandidateStatus::Used
+        let rejection = match (&mv.eligibility, catalog.stale_reason(&mv.name)) {
+            (Err(r), _) => {
+                note(&mv.name, CandidateStatus::Ineligible(r.clone()));
+                continue;
+            }
+            (_, Some(why)) => Rejection::new(ReasonCode::Stale, why),
+            _ => {
+                let distinct = shape.distinct && !mv_shape.distinct;
+                match matched(shape, &mv_shape, &mv.name).and_then(|()| {
+                    scan_as(query, &mv, distinct)
+                        .map_err(|e| Rejection::new(ReasonCode::UnsupportedQuery, e))
+                }) {
+                    Ok(plan) => {
+                        let rows = mv.row_count.unwrap_or(u64::MAX);
+                        matching.push(((distinct, rows), mv.name.clone(), plan));
+                        continue;
+                    }
+                    Err(r) => r,
                 }
-                Err(r) => CandidateStatus::Rejected(r),
-            },
+            }
         };
-        note(&mv.name, status);
+        note(&mv.name, CandidateStatus::Rejected(rejection));
     }
-    answer
+    matching.sort_by_key(|m| m.0);
+    let mut matching = matching.into_iter();
+    let (_, used, plan) = matching.next()?;
+    note(&used, CandidateStatus::Used);
+    for (_, name, _) in matching {
+        note(&name, CandidateStatus::MoreExpensive);
+    }
+    Some(plan)
 }
 
 /// Whether the MV's union holds the query's: as many branches, equal one to one, and a
