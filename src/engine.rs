@@ -16,7 +16,7 @@ use crate::lang::{Node, PlanAnalysis, PlanGraph, display, list_items};
 use crate::region::{self, Determinism};
 use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 use crate::rules::RuleSet;
-use crate::{join_back, join_equivalence, lossless, outer_join, union};
+use crate::{join_back, join_equivalence, lossless, occurrences, outer_join, union};
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
 /// limit is a safety net. When a limit stops saturation, extraction still returns a correct
@@ -76,8 +76,8 @@ impl Engine {
                 report,
             };
         }
-        // Table sets of join regions already tried: their sub-regions over the same tables are
-        // the same question.
+        // Tables (with how often each is read) of join regions already tried: their
+        // sub-regions reading the same are the same question.
         let mut tried_joins = HashSet::new();
         let normalized = crate::semi_join::semi_joins_as_inner(plan.clone())
             .map(|t| t.data)
@@ -99,7 +99,7 @@ impl Engine {
             let joins = node
                 .exists(|n| Ok(matches!(n, LogicalPlan::Join(_))))
                 .unwrap_or(false);
-            if joins && !tried_joins.insert(region::base_tables(&node)) {
+            if joins && !tried_joins.insert(occurrences::table_occurrences(&node)) {
                 return Ok(Transformed::no(node));
             }
             // A bug in a rule must cost the rewrite, never the query: keep the region as it is.
@@ -211,10 +211,7 @@ impl Engine {
 
         let mut egraph: PlanGraph = EGraph::new(PlanAnalysis::default());
         let mut table_sources = HashMap::new();
-        let mut convert = ToEGraph {
-            egraph: &mut egraph,
-            tables: &mut table_sources,
-        };
+        let mut convert = ToEGraph::new(&mut egraph, &mut table_sources);
         let query = match convert.add_region(region) {
             Ok(q) => {
                 convert.egraph.analysis.query = reachable_classes(convert.egraph, q.root);
@@ -234,10 +231,26 @@ impl Engine {
         };
         let mut mv_roots = Vec::new();
         let mut mv_sources: HashMap<Symbol, Arc<dyn TableSource>> = HashMap::new();
-        for mv in &eligible {
-            let added = convert
-                .add_region(&mv.plan)
-                .map_err(|why| Rejection::new(ReasonCode::Ineligible, why));
+        let query_occurrences = occurrences::table_occurrences(region);
+        // An MV reading a table several times is added once per mapping of its occurrences
+        // onto the query's (self-joins).
+        let variants = eligible.iter().flat_map(|mv| {
+            let mappings = occurrences::mappings(
+                &query_occurrences,
+                &occurrences::table_occurrences(&mv.plan),
+                &mv.name,
+            );
+            match mappings {
+                Ok(all) => all.into_iter().map(|m| (mv, Ok(m))).collect(),
+                Err(r) => vec![(mv, Err(r))],
+            }
+        });
+        for (mv, mapping) in variants {
+            let added = mapping.and_then(|mapping| {
+                convert
+                    .add_region_mapped(&mv.plan, &mapping)
+                    .map_err(|why| Rejection::new(ReasonCode::Ineligible, why))
+            });
             let added = added.and_then(|def| {
                 if mv.base_tables == tables {
                     if !outer_join::add_inner_as_outer(convert.egraph, &query, &def, convert.tables)
@@ -333,6 +346,20 @@ impl Engine {
                 Err(why) => report.unsupported = Some(format!("could not build the plan: {why}")),
             }
         }
+        // Self-join MVs some mapping of whose occurrences reads the query's very rows: a filter
+        // that did not match under another mapping is not why they failed.
+        let mut mappings_of: HashMap<&str, usize> = HashMap::new();
+        for (mv, _) in &mv_roots {
+            *mappings_of.entry(mv.name.as_str()).or_default() += 1;
+        }
+        let same_rows: HashSet<&str> = mv_roots
+            .iter()
+            .filter(|(mv, def)| {
+                mappings_of[mv.name.as_str()] > 1
+                    && egraph.find(def.base) == egraph.find(query.base)
+            })
+            .map(|(mv, _)| mv.name.as_str())
+            .collect();
         for (mv, def) in &mv_roots {
             let name = Symbol::from(&mv.name);
             let status = if plan.is_some() && used.contains(&name) {
@@ -346,7 +373,11 @@ impl Engine {
                     .analysis
                     .rejections
                     .iter()
-                    .filter(|(m, _)| *m == name)
+                    .filter(|(m, r)| {
+                        *m == name
+                            && !(r.code == ReasonCode::FilterNotImplied
+                                && same_rows.contains(mv.name.as_str()))
+                    })
                     .max_by_key(|(_, r)| r.code.specificity())
                     .map(|(_, r)| r.clone());
                 CandidateStatus::Rejected(

@@ -40,6 +40,7 @@ pub mod join_back;
 pub mod join_equivalence;
 pub mod lang;
 pub mod lossless;
+pub mod occurrences;
 pub mod optimizer_rule;
 pub mod outer_join;
 pub mod predicate;

@@ -1,5 +1,5 @@
-//! Rewritable regions: maximal select-project-join-aggregate subtrees (inner and outer joins,
-//! each base table read once).
+//! Rewritable regions: maximal select-project-join-aggregate subtrees (inner and outer joins;
+//! a table read twice is two occurrences, `crate::occurrences`).
 //! Everything outside a region stays as DataFusion planned it.
 
 use std::collections::BTreeSet;
@@ -74,10 +74,6 @@ pub fn not_a_region(plan: &LogicalPlan, determinism: Determinism) -> Option<Stri
     match (why, scans) {
         (Some(w), _) => Some(w),
         (None, 0) => Some("it reads no table".to_string()),
-        // Columns are identified by base column: two scans of one table would be confused.
-        (None, n) if n > base_tables(plan).len() => {
-            Some("it reads a table twice (self-joins are not supported yet)".to_string())
-        }
         (None, _) => None,
     }
 }

@@ -137,10 +137,7 @@ fn matched(query: &UnionShape, mv: &UnionShape, name: &str) -> Result<(), Reject
     }
     let mut egraph: PlanGraph = EGraph::new(PlanAnalysis::default());
     let mut tables = HashMap::new();
-    let mut convert = ToEGraph {
-        egraph: &mut egraph,
-        tables: &mut tables,
-    };
+    let mut convert = ToEGraph::new(&mut egraph, &mut tables);
     let mut add = |branches: &[Arc<LogicalPlan>]| -> Result<Vec<(Id, Vec<Id>)>, String> {
         branches
             .iter()

@@ -1,7 +1,8 @@
 //! Random differential testing over a star schema: `visits` (the fact table; `referrer_id` is
 //! NULL in some rows) with `users` (declared primary key, and `visits.user_id` a declared,
 //! NOT NULL foreign key to it) and `sites` (no key: some ids twice, some missing). Seeded pairs
-//! of an MV and a query, each over its own join shape (inner joins in any order, left joins),
+//! of an MV and a query, each over its own join shape (inner joins in any order, left joins,
+//! self-joins of `users` as visitor and referrer and of `visits`),
 //! GROUP BY, aggregates and filters, are registered and executed with and without rewriting;
 //! results must agree. `JOIN_CASES` (default 300) and `DIFF_SEED` choose the run; it prints
 //! `joins: N pairs, K rewritten`.
@@ -11,7 +12,7 @@ mod common;
 use mvrewrite::datagen::Rng;
 
 /// Join shapes: FROM clauses with the columns they offer as group keys.
-const SHAPES: [(&str, &[&str]); 7] = [
+const SHAPES: [(&str, &[&str]); 11] = [
     ("visits v", &["v.user_id", "v.site_id", "v.duration % 5"]),
     (
         "visits v JOIN users u ON v.user_id = u.user_id",
@@ -36,6 +37,24 @@ const SHAPES: [(&str, &[&str]); 7] = [
     (
         "users u LEFT JOIN visits v ON u.user_id = v.user_id",
         &["u.country", "u.tier", "v.site_id"],
+    ),
+    // Self-joins: users as the visitor and as the referrer, in two spellings.
+    (
+        "visits v JOIN users u ON v.user_id = u.user_id JOIN users r ON v.referrer_id = r.user_id",
+        &["u.country", "r.country", "r.tier", "v.site_id"],
+    ),
+    (
+        "users r JOIN visits v ON r.user_id = v.referrer_id JOIN users u ON v.user_id = u.user_id",
+        &["u.country", "r.country", "r.tier", "v.site_id"],
+    ),
+    (
+        "visits v LEFT JOIN users u ON v.user_id = u.user_id LEFT JOIN users r ON v.referrer_id = r.user_id",
+        &["u.country", "r.country", "u.tier", "v.user_id"],
+    ),
+    // A symmetric self-join of the fact table: visits of one user on one site.
+    (
+        "visits v JOIN visits w ON v.user_id = w.user_id AND v.site_id = w.site_id",
+        &["v.site_id", "w.duration % 5", "v.duration % 5"],
     ),
 ];
 const AGGS: [&str; 6] = [

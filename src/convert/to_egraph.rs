@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Column, DFSchema, TableReference};
+use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, JoinType, LogicalPlan, Operator, TableSource, cast,
@@ -15,6 +15,7 @@ use datafusion::logical_expr::{
 use egg::{Id, Symbol};
 
 use crate::lang::{HeadKind, Node, PlanGraph, decompose, placeholder, unjoined};
+use crate::occurrences::{Mapping, qualifier};
 
 /// Where the region landed: its root class (always a `proj`) and its output expressions.
 #[derive(Clone, Debug)]
@@ -50,13 +51,42 @@ impl RegionInEGraph {
 pub struct ToEGraph<'a> {
     pub egraph: &'a mut PlanGraph,
     pub tables: &'a mut HashMap<Symbol, Arc<dyn TableSource>>,
+    /// Which occurrence each scan of the region being added stands for.
+    mapping: Mapping,
+    /// Scans of each table met so far in the region being added.
+    scans: HashMap<String, usize>,
 }
 
 type Out<T> = Result<T, String>;
 
-impl ToEGraph<'_> {
-    /// Adds `plan` (which must be a region) as `(proj outputs ...)`.
+impl<'a> ToEGraph<'a> {
+    pub fn new(
+        egraph: &'a mut PlanGraph,
+        tables: &'a mut HashMap<Symbol, Arc<dyn TableSource>>,
+    ) -> Self {
+        ToEGraph {
+            egraph,
+            tables,
+            mapping: Mapping::default(),
+            scans: HashMap::new(),
+        }
+    }
+
+    /// Adds `plan` (which must be a region) as `(proj outputs ...)`, its scans of each table
+    /// numbered in plan order.
     pub fn add_region(&mut self, plan: &LogicalPlan) -> Out<RegionInEGraph> {
+        self.add_region_mapped(plan, &Mapping::default())
+    }
+
+    /// Adds `plan` with its scans of a table read several times standing for the occurrences
+    /// `mapping` gives them (`crate::occurrences`).
+    pub fn add_region_mapped(
+        &mut self,
+        plan: &LogicalPlan,
+        mapping: &Mapping,
+    ) -> Out<RegionInEGraph> {
+        self.mapping = mapping.clone();
+        self.scans.clear();
         let (rel, outputs) = self.rel(plan)?;
         let list = self.egraph.add(Node::List(outputs.clone().into()));
         let root = self.egraph.add(Node::Proj([list, rel]));
@@ -95,7 +125,9 @@ impl ToEGraph<'_> {
             LogicalPlan::TableScan(scan) => {
                 let table = scan.table_name.table().to_string();
                 let schema = scan.source.schema();
-                let base = TableReference::bare(table.as_str());
+                let k = self.scans.entry(table.clone()).or_default();
+                let base = qualifier(&table, self.mapping.occurrence(&table, *k));
+                *k += 1;
                 let mut cols = Vec::with_capacity(schema.fields().len());
                 for field in schema.fields() {
                     let column = Expr::Column(Column::new(Some(base.clone()), field.name()));

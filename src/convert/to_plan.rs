@@ -59,11 +59,21 @@ impl ToPlan<'_> {
                         "{name} does not have the columns it was defined with"
                     ));
                 }
-                let plan = build(LogicalPlanBuilder::scan(
+                let scan = LogicalPlanBuilder::scan(
                     TableReference::bare(name.as_str()),
                     Arc::clone(source),
                     None,
-                ))?;
+                );
+                // A later occurrence of a table read twice keeps its own qualifier, so that
+                // the two sides of a self-join stay apart (`crate::occurrences`).
+                let alias = match node {
+                    Node::Scan(_) => self.qualifier(&cols),
+                    _ => None,
+                };
+                let plan = match alias {
+                    Some(q) if q.table() != name.as_str() => build(scan.and_then(|s| s.alias(q)))?,
+                    _ => build(scan)?,
+                };
                 Ok((plan, cols))
             }
             Node::Join([inputs]) => {
@@ -151,6 +161,15 @@ impl ToPlan<'_> {
             }
             other => Err(format!("not a relation: {other}")),
         }
+    }
+
+    /// The qualifier of the base-table columns `cols` (a scan's).
+    fn qualifier(&self, cols: &[Id]) -> Option<TableReference> {
+        let first = *cols.first()?;
+        expr_nodes(self.egraph, first).find_map(|(h, _)| match self.egraph.analysis.head(h) {
+            Expr::Column(c) => c.relation.clone(),
+            _ => None,
+        })
     }
 
     /// `(target, value)` of a projection item; a plain item is its own target.
