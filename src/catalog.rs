@@ -3,11 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use datafusion::logical_expr::{LogicalPlan, TableSource};
 
 use crate::constraints::Constraints;
 use crate::error::{MvError, Result};
+use crate::freshness::{Change, Stale, Staleness, Versions};
 use crate::report::Rejection;
 use crate::sql::DeclaredKey;
 use crate::validate;
@@ -43,8 +45,10 @@ pub struct MaterializedView {
     pub sql: Option<String>,
     /// The definition after DataFusion's optimizer (the same normalization queries get).
     pub plan: LogicalPlan,
-    /// Base tables the definition reads.
+    /// Base tables the definition reads (through the MVs it reads, for a nested MV).
     pub base_tables: BTreeSet<String>,
+    /// The tables and MVs the definition reads as written: what it is computed from.
+    pub inputs: BTreeSet<String>,
     /// Base-table columns the definition reads (`table.column`).
     pub base_columns: BTreeSet<String>,
     /// `Err` when the definition can never answer a query; the reason is reported.
@@ -69,12 +73,22 @@ impl MaterializedView {
             name: name.into(),
             sql,
             base_tables: validate::base_tables(&plan),
+            inputs: validate::base_tables(&plan),
             base_columns: crate::region::base_columns(&plan),
             plan,
             eligibility,
             row_count,
             source,
         }
+    }
+}
+
+impl MaterializedView {
+    /// Sets what the MV is computed from when that differs from the tables its plan reads (a
+    /// nested MV: its plan reads the base tables under the MVs it reads).
+    pub fn with_inputs(mut self, inputs: BTreeSet<String>) -> Self {
+        self.inputs = inputs;
+        self
     }
 }
 
@@ -89,6 +103,13 @@ impl std::fmt::Debug for MaterializedView {
     }
 }
 
+/// The versions of its inputs an MV was computed from, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Computed {
+    pub from: BTreeMap<String, u64>,
+    pub at: SystemTime,
+}
+
 /// All registered MVs plus the base-table statistics used for costing.
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -96,8 +117,15 @@ pub struct Catalog {
     by_tables: HashMap<BTreeSet<String>, BTreeSet<String>>,
     by_table: HashMap<String, BTreeSet<String>>,
     table_rows: HashMap<String, u64>,
-    /// MVs whose base tables were written after they were computed, with the reason.
-    stale: HashMap<String, String>,
+    /// Table and MV versions, and the writes MVs may still need.
+    versions: Versions,
+    /// The versions of its inputs each MV was computed from, and when.
+    computed: HashMap<String, Computed>,
+    /// How stale an MV may be and still answer: the session's default, and per MV.
+    staleness: Staleness,
+    mv_staleness: HashMap<String, Staleness>,
+    /// MVs whose last refresh failed: stale whatever the versions say, until one succeeds.
+    failed: HashMap<String, Stale>,
     /// Bumped on every change that can change a rewrite.
     version: u64,
     /// Declared unique and foreign keys.
@@ -138,8 +166,11 @@ impl Catalog {
     /// MVs defined over it become stale: their contents came from the old one.
     pub fn drop_mv(&mut self, name: &str) -> bool {
         self.version += 1;
-        self.stale.remove(name);
-        self.mark_stale(name);
+        self.computed.remove(name);
+        self.failed.remove(name);
+        self.mv_staleness.remove(name);
+        self.on_commit.remove(name);
+        self.record_write(name, Change::Rewrite("dropped".into()));
         match self.mvs.remove(name) {
             Some(mv) => {
                 if let Some(set) = self.by_tables.get_mut(&mv.base_tables) {
@@ -214,19 +245,135 @@ impl Catalog {
             .collect()
     }
 
-    /// Marks every MV over `table` stale: it never answers again until it is recomputed.
-    pub fn mark_stale(&mut self, table: &str) {
+    /// Records a write to a table (or an MV's recomputation) and returns its new version: the
+    /// MVs computed from an older one are stale from now on.
+    pub fn record_write(&mut self, table: &str, change: Change) -> u64 {
         self.version += 1;
-        for mv in self.by_table.get(table).into_iter().flatten() {
-            self.stale.entry(mv.clone()).or_insert_with(|| {
-                format!("{table} was written after {mv} was computed; REFRESH MATERIALIZED VIEW {mv} to use it again")
-            });
+        self.versions.record(table, change)
+    }
+
+    pub fn versions(&self) -> &Versions {
+        &self.versions
+    }
+
+    /// Restores table versions saved before a restart.
+    pub fn restore_versions(&mut self, versions: BTreeMap<String, u64>) {
+        self.versions.restore(versions);
+    }
+
+    /// Records that `mv` was computed from these versions of its inputs (now), and forgets
+    /// writes no MV needs any more.
+    pub fn set_computed(&mut self, mv: &str, from: BTreeMap<String, u64>, at: SystemTime) {
+        self.version += 1;
+        self.failed.remove(mv);
+        self.computed.insert(mv.to_string(), Computed { from, at });
+        let mut oldest: HashMap<&str, u64> = HashMap::new();
+        for c in self.computed.values() {
+            for (t, v) in &c.from {
+                let o = oldest.entry(t).or_insert(*v);
+                *o = (*o).min(*v);
+            }
+        }
+        let oldest: Vec<(String, u64)> = oldest.into_iter().map(|(t, v)| (t.into(), v)).collect();
+        for (t, v) in oldest {
+            self.versions.prune(&t, v);
         }
     }
 
-    /// Why `mv` is stale, if it is.
-    pub fn stale_reason(&self, mv: &str) -> Option<&str> {
-        self.stale.get(mv).map(String::as_str)
+    /// The versions `mv` was computed from, and when (none for MVs registered without data).
+    pub fn computed(&self, mv: &str) -> Option<&Computed> {
+        self.computed.get(mv)
+    }
+
+    /// Marks `mv` stale because its refresh failed: its previous data stays, and it does not
+    /// answer until a refresh succeeds.
+    pub fn refresh_failed(&mut self, mv: &str, why: &str) {
+        self.version += 1;
+        self.failed.insert(
+            mv.to_string(),
+            Stale {
+                since: SystemTime::now(),
+                cause: format!("its refresh failed: {why}"),
+            },
+        );
+    }
+
+    /// Whether and since when `mv` is stale: an input written after it was computed, an input
+    /// MV that is stale itself, or a failed refresh.
+    pub fn stale(&self, mv: &str) -> Option<Stale> {
+        self.stale_within(mv, 0)
+    }
+
+    fn stale_within(&self, mv: &str, depth: usize) -> Option<Stale> {
+        if let Some(failed) = self.failed.get(mv) {
+            return Some(failed.clone());
+        }
+        let computed = self.computed.get(mv)?;
+        let mut earliest: Option<Stale> = None;
+        for (input, version) in &computed.from {
+            let stale = match self.versions.first_write_after(input, *version) {
+                Some(since) => Some(Stale {
+                    since,
+                    cause: format!("{input} was written after {mv} was computed"),
+                }),
+                // Dependencies form no cycle (`crate::dependencies`); the bound is a safety net.
+                None if depth < 64 && self.mvs.contains_key(input) => {
+                    self.stale_within(input, depth + 1).map(|s| Stale {
+                        since: s.since,
+                        cause: format!("it reads {input}, which is {s}"),
+                    })
+                }
+                None => None,
+            };
+            if let Some(s) = stale
+                && earliest.as_ref().is_none_or(|e| s.since < e.since)
+            {
+                earliest = Some(s);
+            }
+        }
+        earliest
+    }
+
+    /// Sets the staleness allowed to every MV without its own.
+    pub fn set_staleness(&mut self, staleness: Staleness) {
+        self.version += 1;
+        self.staleness = staleness;
+    }
+
+    /// Sets the staleness allowed to one MV (`None`: the session's).
+    pub fn set_mv_staleness(&mut self, mv: &str, staleness: Option<Staleness>) {
+        self.version += 1;
+        match staleness {
+            Some(s) => self.mv_staleness.insert(mv.to_string(), s),
+            None => self.mv_staleness.remove(mv),
+        };
+    }
+
+    /// The staleness set on `mv` itself, if any.
+    pub fn own_staleness(&self, mv: &str) -> Option<Staleness> {
+        self.mv_staleness.get(mv).copied()
+    }
+
+    /// The staleness `mv` is allowed.
+    pub fn staleness_of(&self, mv: &str) -> Staleness {
+        self.mv_staleness.get(mv).copied().unwrap_or(self.staleness)
+    }
+
+    /// Why `mv` may not answer because it is stale, if so.
+    pub fn stale_rejection(&self, mv: &str) -> Option<String> {
+        let stale = self.stale(mv)?;
+        let mode = self.staleness_of(mv);
+        (!mode.allows(stale.since)).then(|| {
+            format!("{mv} is {stale}; REFRESH MATERIALIZED VIEW {mv} to use it again (staleness = {mode})")
+        })
+    }
+
+    /// What to report when a stale `mv` answers because its staleness allows it.
+    pub fn stale_note(&self, mv: &str) -> Option<String> {
+        let stale = self.stale(mv)?;
+        let mode = self.staleness_of(mv);
+        mode.allows(stale.since)
+            .then(|| format!("{mv} answered although {stale} (staleness = {mode})"))
     }
 
     /// Records a base table's row count for costing.
@@ -268,14 +415,8 @@ impl Catalog {
         }
     }
 
-    /// The MVs over `table` that refresh after each write to it.
-    pub fn on_commit_over(&self, table: &str) -> Vec<String> {
-        self.by_table
-            .get(table)
-            .into_iter()
-            .flatten()
-            .filter(|mv| self.on_commit.contains(*mv))
-            .cloned()
-            .collect()
+    /// Whether `mv` refreshes after each write to its inputs.
+    pub fn is_on_commit(&self, mv: &str) -> bool {
+        self.on_commit.contains(mv)
     }
 }

@@ -121,6 +121,11 @@ impl Engine {
             .into_iter()
             .map(|(mv, status)| Candidate { mv, status })
             .collect();
+        report.notes = report
+            .used_mvs()
+            .iter()
+            .filter_map(|mv| catalog.stale_note(mv))
+            .collect();
         match result {
             Ok(t) if t.transformed => Outcome {
                 rewritten: true,
@@ -178,7 +183,7 @@ impl Engine {
                     mv.name
                 );
                 Rejection::new(ReasonCode::UnionNotMatched, why)
-            } else if let Some(why) = catalog.stale_reason(&mv.name) {
+            } else if let Some(why) = catalog.stale_rejection(&mv.name) {
                 Rejection::new(ReasonCode::Stale, why)
             } else if let Some(missing) = columns
                 .difference(&mv.base_columns)

@@ -21,6 +21,16 @@ pub enum MvError {
     UnexpectedStatement { expected: &'static str, got: String },
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    #[error("materialized view '{name}' is read by {}; drop them first or use DROP MATERIALIZED VIEW {name} CASCADE", dependents.join(", "))]
+    HasDependents {
+        name: String,
+        dependents: Vec<String>,
+    },
+    #[error("materialized view '{0}' would read itself through other materialized views")]
+    Cycle(String),
+    /// Reading or writing the data directory failed; what was stored before is intact.
+    #[error("storage: {0}")]
+    Storage(String),
     /// A command-line input that cannot be used (unreadable file, unknown option value).
     #[error("{0}")]
     Input(String),

@@ -223,6 +223,9 @@ pub struct Report {
     pub saturation: Vec<SaturationStats>,
     /// Set when the query (or a part of it) could not be considered at all.
     pub unsupported: Option<String>,
+    /// What the user should know about the MVs used (a stale MV answering because its
+    /// staleness allows it).
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -287,6 +290,7 @@ impl Report {
             "used_mvs": self.used_mvs(),
             "candidates": candidates,
             "unsupported": self.unsupported,
+            "notes": self.notes,
             "egraph": {
                 "regions": self.saturation.len(),
                 "nodes": self.saturation.iter().map(|s| s.nodes).sum::<usize>(),
@@ -317,6 +321,9 @@ impl fmt::Display for Report {
                     r.reason
                 )?,
             }
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
         }
         for s in &self.saturation {
             writeln!(

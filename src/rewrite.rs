@@ -92,7 +92,9 @@ impl Rewriter {
                         self.catalog.declare_key(key)?;
                     }
                 }
-                Some(MvStatement::Drop { names, if_exists }) => {
+                Some(MvStatement::Drop {
+                    names, if_exists, ..
+                }) => {
                     for name in names {
                         if !self.catalog.drop_mv(&name) && !if_exists {
                             return Err(MvError::UnknownMv(name));

@@ -12,6 +12,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::constraints::ForeignKey;
 use crate::error::{MvError, Result};
+use crate::freshness::Staleness;
 
 /// `sql` with the dialect spellings DataFusion does not plan replaced by ones it does:
 /// Calcite's `FLOOR(ts TO HOUR)` becomes `date_trunc('hour', ts)`. The text is returned as is
@@ -75,6 +76,8 @@ pub enum MvStatement {
     Drop {
         names: Vec<String>,
         if_exists: bool,
+        /// `CASCADE`: the MVs that read them are dropped too (otherwise that is an error).
+        cascade: bool,
     },
     /// `REFRESH MATERIALIZED VIEW name`: recompute it from its definition.
     Refresh {
@@ -102,48 +105,64 @@ pub struct CreateMv {
     pub query: String,
     pub or_replace: bool,
     pub if_not_exists: bool,
-    /// `WITH (refresh = 'on_commit')`: recomputed after each write to its base tables through
-    /// the session; otherwise (`'manual'`, the default) stale until `REFRESH`.
+    /// `WITH (refresh = 'on_commit')`: refreshed after each write to its inputs through the
+    /// session; otherwise (`'manual'`, the default) stale until `REFRESH`.
     pub on_commit: bool,
+    /// `WITH (staleness = 'enforced' | 'stale_tolerated' | '<n> seconds')`: how stale it may
+    /// be and still answer; without it, the session's setting.
+    pub staleness: Option<Staleness>,
 }
 
-/// Reads `WITH (refresh = 'on_commit' | 'manual')`; any other option is an error.
-fn refresh_on_commit(options: &CreateTableOptions) -> Result<bool> {
+/// Reads `WITH (refresh = 'on_commit' | 'manual', staleness = ...)` into `create`; any other
+/// option is an error.
+fn read_options(options: &CreateTableOptions, create: &mut CreateMv) -> Result<()> {
     let options = match options {
-        CreateTableOptions::None => return Ok(false),
+        CreateTableOptions::None => return Ok(()),
         CreateTableOptions::With(o) => o,
         other => {
             return Err(MvError::UnexpectedStatement {
-                expected: "WITH (refresh = 'on_commit' | 'manual')",
+                expected: "WITH (refresh = .., staleness = ..)",
                 got: other.to_string(),
             });
         }
     };
-    let mut on_commit = false;
     for option in options {
-        match option {
-            SqlOption::KeyValue { key, value } if key.value.eq_ignore_ascii_case("refresh") => {
-                let mode = value.to_string().trim_matches('\'').to_ascii_lowercase();
-                on_commit = match mode.as_str() {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(MvError::UnexpectedStatement {
+                expected: "the MV options refresh and staleness",
+                got: option.to_string(),
+            });
+        };
+        let value = value.to_string().trim_matches('\'').to_ascii_lowercase();
+        match key.value.to_ascii_lowercase().as_str() {
+            "refresh" => {
+                create.on_commit = match value.as_str() {
                     "on_commit" => true,
                     "manual" => false,
-                    other => {
+                    _ => {
                         return Err(MvError::UnexpectedStatement {
                             expected: "refresh = 'on_commit' or 'manual'",
-                            got: format!("'{other}'"),
+                            got: format!("'{value}'"),
                         });
                     }
                 };
             }
-            other => {
+            "staleness" => {
+                create.staleness =
+                    Some(value.parse().map_err(|why| MvError::UnexpectedStatement {
+                        expected: "staleness = 'enforced', 'stale_tolerated' or '<n> seconds'",
+                        got: why,
+                    })?);
+            }
+            _ => {
                 return Err(MvError::UnexpectedStatement {
-                    expected: "the MV option refresh",
-                    got: other.to_string(),
+                    expected: "the MV options refresh and staleness",
+                    got: option.to_string(),
                 });
             }
         }
     }
-    Ok(on_commit)
+    Ok(())
 }
 
 /// Parses `sql` and returns the MV statement it is, or `None` for any other single statement.
@@ -171,18 +190,24 @@ pub fn parse_mv_statement(sql: &str) -> Result<Option<MvStatement>> {
         });
     };
     Ok(match statement {
-        Statement::CreateView(view) if view.materialized => Some(MvStatement::Create(CreateMv {
-            name: normalize_name(&view.name.to_string()),
-            columns: view.columns.iter().map(|c| c.name.value.clone()).collect(),
-            query: view.query.to_string(),
-            or_replace: view.or_replace,
-            if_not_exists: view.if_not_exists,
-            on_commit: refresh_on_commit(&view.options)?,
-        })),
+        Statement::CreateView(view) if view.materialized => {
+            let mut create = CreateMv {
+                name: normalize_name(&view.name.to_string()),
+                columns: view.columns.iter().map(|c| c.name.value.clone()).collect(),
+                query: view.query.to_string(),
+                or_replace: view.or_replace,
+                if_not_exists: view.if_not_exists,
+                on_commit: false,
+                staleness: None,
+            };
+            read_options(&view.options, &mut create)?;
+            Some(MvStatement::Create(create))
+        }
         Statement::Drop {
             object_type: ObjectType::MaterializedView,
             if_exists,
             names,
+            cascade,
             ..
         } => Some(MvStatement::Drop {
             names: names
@@ -190,6 +215,7 @@ pub fn parse_mv_statement(sql: &str) -> Result<Option<MvStatement>> {
                 .map(|n| normalize_name(&n.to_string()))
                 .collect(),
             if_exists: *if_exists,
+            cascade: *cascade,
         }),
         Statement::AlterTable(alter) => declared_keys(alter).map(MvStatement::AddKeys),
         _ => None,

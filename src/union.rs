@@ -86,7 +86,7 @@ pub fn answer_union(
         let Some(mv_shape) = union_shape(&mv.plan) else {
             continue;
         };
-        let rejection = match (&mv.eligibility, catalog.stale_reason(&mv.name)) {
+        let rejection = match (&mv.eligibility, catalog.stale_rejection(&mv.name)) {
             (Err(r), _) => {
                 note(&mv.name, CandidateStatus::Ineligible(r.clone()));
                 continue;
