@@ -146,7 +146,7 @@ impl Catalog {
             if !replace {
                 return Err(MvError::DuplicateMv(mv.name));
             }
-            self.drop_mv(&mv.name);
+            self.unindex(&mv.name);
         }
         self.by_tables
             .entry(mv.base_tables.clone())
@@ -171,6 +171,11 @@ impl Catalog {
         self.mv_staleness.remove(name);
         self.on_commit.remove(name);
         self.record_write(name, Change::Rewrite("dropped".into()));
+        self.unindex(name)
+    }
+
+    /// Removes an MV from the registry and its indexes, keeping its settings and freshness.
+    fn unindex(&mut self, name: &str) -> bool {
         match self.mvs.remove(name) {
             Some(mv) => {
                 if let Some(set) = self.by_tables.get_mut(&mv.base_tables) {

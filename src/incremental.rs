@@ -159,6 +159,15 @@ fn row_by_row(plan: &LogicalPlan) -> Result<(), String> {
             | LogicalPlan::TableScan(_) => None,
             LogicalPlan::Join(j) if j.join_type == JoinType::Inner => None,
             LogicalPlan::Join(j) => Some(format!("it has a {} join", j.join_type)),
+            LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => Some(
+                "it aggregates below its top (a DISTINCT aggregate or a grouped subquery), which does not merge"
+                    .into(),
+            ),
+            LogicalPlan::Union(_) => Some("it has a UNION".into()),
+            LogicalPlan::Window(_) => Some("it uses a window function".into()),
+            LogicalPlan::Limit(_) | LogicalPlan::Sort(_) => {
+                Some("it has an ORDER BY or LIMIT".into())
+            }
             other => Some(format!("it has a {} node", other.display())),
         };
         Ok(if why.is_some() {

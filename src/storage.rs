@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{MemTable, TableProvider, view::ViewTable};
+use datafusion::catalog::{MemTable, Session, TableProvider, view::ViewTable};
+use datafusion::common::Result as DfResult;
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 
 use crate::error::Result;
 use crate::incremental::Regroup;
@@ -55,9 +58,43 @@ impl Stored {
                 )?
                 .build()?;
                 let plan = regroup.plan(scan, &self.schema)?;
-                Ok(Arc::new(ViewTable::new(plan, None)))
+                Ok(Arc::new(Regrouped(ViewTable::new(plan, None))))
             }
             _ => Ok(table),
         }
+    }
+}
+
+/// An aggregate MV's fragments read as one row per group. A table rather than a view, so that
+/// DataFusion does not inline it into plans that read the MV: a definition over it must keep
+/// reading it by name (it is what that MV is computed from).
+#[derive(Debug)]
+struct Regrouped(ViewTable);
+
+#[async_trait]
+impl TableProvider for Regrouped {
+    fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
     }
 }

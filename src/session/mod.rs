@@ -111,6 +111,11 @@ impl MvSession {
         Ok(session)
     }
 
+    /// The data directory MVs are kept in, if any.
+    pub fn data_dir(&self) -> Option<&DataDir> {
+        self.data_dir.as_ref()
+    }
+
     /// How stale an MV without its own setting may be and still answer (default: enforced).
     pub fn set_staleness(&self, staleness: Staleness) -> Result<()> {
         self.write_catalog()?.set_staleness(staleness);

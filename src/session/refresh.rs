@@ -320,7 +320,12 @@ impl MvSession {
         let mut reason = format!("only {table} changed, by {new_rows} appended rows");
         if stored.needs_regroup() && stored.fragments.len() > MAX_FRAGMENTS {
             // Compaction: the regrouped rows become the only fragment.
-            let merged = self.ctx.read_table(stored.provider()?)?.collect().await?;
+            let regrouped = self
+                .ctx
+                .read_table(stored.provider()?)?
+                .logical_plan()
+                .clone();
+            let merged = self.execute(regrouped, &stored.schema).await?;
             written = self.persist_fragment(name, &stored.schema, &merged)?;
             stored.fragments = vec![merged];
             stored.files.clear();
@@ -391,13 +396,20 @@ impl MvSession {
         })
     }
 
-    /// Runs `plan` and returns its rows with `schema` (the MV's stored column names).
+    /// Runs `plan` and returns its rows with `schema` (the MV's stored column names). Never
+    /// rewritten: an MV computed from other MVs (stale ones, where tolerated, or itself) would
+    /// be recorded as fresh with stale rows.
     async fn execute(
         &self,
         plan: LogicalPlan,
         schema: &datafusion::arrow::datatypes::SchemaRef,
     ) -> Result<Vec<RecordBatch>> {
-        let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+        let batches = self
+            .without_rewrites()
+            .execute_logical_plan(plan)
+            .await?
+            .collect()
+            .await?;
         Ok(batches
             .into_iter()
             .map(|b| RecordBatch::try_new(Arc::clone(schema), b.columns().to_vec()))

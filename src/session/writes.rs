@@ -69,8 +69,10 @@ impl MvSession {
             .await?;
         {
             let mut catalog = self.write_catalog()?;
-            let before = catalog.table_rows(table).unwrap_or(0);
-            catalog.set_table_rows(table, before + count);
+            // Row counts are statistics for costing: kept up to date where they are known.
+            if let Some(before) = catalog.table_rows(table) {
+                catalog.set_table_rows(table, before + count);
+            }
         }
         self.written(table, Change::Append(rows)).await?;
         Ok(count)
@@ -119,6 +121,7 @@ impl MvSession {
         // are stale rather than wrong.
         self.write_catalog()?
             .record_write(&table, Change::Rewrite(what.into()));
+        self.save()?;
         // A write runs now, so that the MVs refreshed on commit see it.
         let done = self.ctx.execute_logical_plan(plan).await?.collect().await?;
         self.refresh_on_commit(&table).await?;
@@ -128,6 +131,7 @@ impl MvSession {
     /// Records a write to `table` and refreshes the on-commit MVs that read it.
     async fn written(&self, table: &str, change: Change) -> Result<()> {
         self.write_catalog()?.record_write(table, change);
+        self.save()?;
         self.refresh_on_commit(table).await
     }
 }
