@@ -87,6 +87,8 @@ impl Rewriter {
                         return Err(MvError::UnknownMv(name));
                     }
                 }
+                // No data, so nothing is ever stale.
+                Some(MvStatement::SetStaleness(_)) => {}
                 Some(MvStatement::AddKeys(keys)) => {
                     for key in keys {
                         self.catalog.declare_key(key)?;

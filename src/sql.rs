@@ -83,6 +83,9 @@ pub enum MvStatement {
     Refresh {
         name: String,
     },
+    /// `SET mvrewrite.staleness = 'enforced' | 'stale_tolerated' | '<n> seconds'`: the
+    /// session's staleness for MVs without their own.
+    SetStaleness(Staleness),
     /// `ALTER TABLE t ADD PRIMARY KEY (..) | UNIQUE (..) | FOREIGN KEY (..) REFERENCES r (..)`:
     /// keys the rewriter may rely on (see [`crate::constraints`]).
     AddKeys(Vec<DeclaredKey>),
@@ -180,6 +183,26 @@ pub fn parse_mv_statement(sql: &str) -> Result<Option<MvStatement>> {
         return Ok(Some(MvStatement::Refresh {
             name: normalize_name(name),
         }));
+    }
+    // Nor a setting of mvrewrite's own (DataFusion refuses unknown ones).
+    if let ["set" | "SET" | "Set", setting, rest @ ..] = words.as_slice()
+        && let Some(value) = setting
+            .to_ascii_lowercase()
+            .strip_prefix("mvrewrite.staleness")
+            .map(|inline| format!("{inline} {}", rest.join(" ")))
+    {
+        let value = value.trim().trim_start_matches('=').trim();
+        let value = value
+            .strip_prefix("to ")
+            .or_else(|| value.strip_prefix("TO "))
+            .unwrap_or(value);
+        return value
+            .parse()
+            .map(|s| Some(MvStatement::SetStaleness(s)))
+            .map_err(|why| MvError::UnexpectedStatement {
+                expected: "SET mvrewrite.staleness = 'enforced' | 'stale_tolerated' | '<n> seconds'",
+                got: why,
+            });
     }
     let statements =
         Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| MvError::Parse(e.to_string()))?;

@@ -292,3 +292,53 @@ fn shell_loads_csv_files_as_tables() {
         "{stdout}"
     );
 }
+
+/// MVs kept with `--store` are restored in the next shell run and answer there.
+#[test]
+fn shell_keeps_mvs_across_runs_with_store() {
+    let dir = inputs("store");
+    let data = dir.join("data");
+    let store = dir.join("mvs");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("t.csv"), "a,b\n1,10\n1,20\n2,5\n").unwrap();
+    let shell = |script: &str| {
+        let out = mvrewrite()
+            .args([
+                "shell",
+                "--data",
+                &data.display().to_string(),
+                "--store",
+                &store.display().to_string(),
+            ])
+            .write_stdin(script.to_string())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap()
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let first = shell(
+        "CREATE MATERIALIZED VIEW s AS SELECT a, sum(b) AS s FROM t GROUP BY a;\n\
+         CREATE MATERIALIZED VIEW n AS SELECT a, count(*) AS n FROM t GROUP BY a;\n\
+         SET mvrewrite.staleness = 'enforced';\n\
+         SELECT a, sum(b) FROM t GROUP BY a ORDER BY a;",
+    );
+    assert!(first.contains("answered by s"), "{first}");
+    let second = shell(
+        "SELECT a, sum(b) FROM t GROUP BY a ORDER BY a;\n\
+         SELECT a, count(*) FROM t GROUP BY a ORDER BY a;",
+    );
+    assert!(
+        second.contains("materialized views restored: n, s") || second.contains("restored: s, n"),
+        "{second}"
+    );
+    assert!(
+        second.contains("answered by s") && second.contains("answered by n"),
+        "{second}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -112,7 +112,9 @@ async fn staleness_modes_per_session_and_per_mv() {
         .unwrap();
     // Tolerated for the session: by_type answers (and its stale rows are what it returns, so
     // compare against it rather than the base table), reported; `strict` keeps its own mode.
-    s.set_staleness(Staleness::Tolerated).unwrap();
+    s.sql("SET mvrewrite.staleness = 'stale_tolerated'")
+        .await
+        .unwrap();
     s.clear_report();
     collect(&s, BY_TYPE_QUERY).await;
     let report = s.last_report().unwrap();

@@ -53,7 +53,7 @@ enum Command {
     /// MATERIALIZED VIEW, INSERT, queries and EXPLAIN. Reads statements from stdin or --file
     /// when not on a terminal.
     #[command(
-        after_help = "Example:\n  echo \"CREATE TABLE t (a INT) AS VALUES (1), (2); SELECT sum(a) FROM t;\" | mvrewrite shell\n  mvrewrite shell --data ./csv_files"
+        after_help = "Example:\n  echo \"CREATE TABLE t (a INT) AS VALUES (1), (2); SELECT sum(a) FROM t;\" | mvrewrite shell\n  mvrewrite shell --data ./csv_files --store ./mvs"
     )]
     Shell {
         /// A directory whose *.csv files become tables (named after the files).
@@ -62,6 +62,10 @@ enum Command {
         /// Run the statements of this file, then exit.
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Keep MVs (definitions, rows as Parquet, freshness) in this directory, and restore
+        /// those kept there, after the --data tables are loaded.
+        #[arg(long)]
+        store: Option<PathBuf>,
     },
 }
 
@@ -119,7 +123,7 @@ fn main() -> ExitCode {
             print!("{}", explain::explain(&result));
             ExitCode::SUCCESS
         }),
-        Command::Shell { data, file } => runtime.block_on(run_shell(data, file)),
+        Command::Shell { data, file, store } => runtime.block_on(run_shell(data, file, store)),
     };
     match result {
         Ok(code) => code,
@@ -127,11 +131,22 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run_shell(data: Option<PathBuf>, file: Option<PathBuf>) -> Result<ExitCode, MvError> {
-    let session = MvSession::new();
+async fn run_shell(
+    data: Option<PathBuf>,
+    file: Option<PathBuf>,
+    store: Option<PathBuf>,
+) -> Result<ExitCode, MvError> {
+    let session = match &store {
+        Some(dir) => MvSession::with_data_dir(dir)?,
+        None => MvSession::new(),
+    };
     if let Some(dir) = data {
         let tables = shell::load_data(&session, &dir).await?;
         eprintln!("tables from {}: {}", dir.display(), tables.join(", "));
+    }
+    let restored = session.restore().await?;
+    if !restored.is_empty() {
+        eprintln!("materialized views restored: {}", restored.join(", "));
     }
     let mut stdout = std::io::stdout();
     let errors = match file {

@@ -165,6 +165,10 @@ impl MvSession {
                 let done = self.refresh_materialized_view(&name).await?;
                 Ok(self.ctx.read_batch(refreshed_batch(&done)?)?)
             }
+            Ok(Some(MvStatement::SetStaleness(staleness))) => {
+                self.set_staleness(staleness)?;
+                Ok(self.ctx.read_empty()?)
+            }
             Ok(Some(MvStatement::AddKeys(keys))) => {
                 for key in keys {
                     self.declare_key(key)?;
