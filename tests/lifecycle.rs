@@ -18,23 +18,9 @@ async fn collect(session: &MvSession, sql: &str) -> Vec<RecordBatch> {
     session.sql(sql).await.unwrap().collect().await.unwrap()
 }
 
-/// Runs `sql` rewritten and not, asserts equal results, and returns the MVs used.
+/// Runs `sql` rewritten and not, asserts equal results and schemas, and returns the MVs used.
 async fn answered_by(session: &MvSession, sql: &str) -> Vec<String> {
-    let expected = session
-        .without_rewrites()
-        .sql(sql)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    session.clear_report();
-    let actual = collect(session, sql).await;
-    common::compare(&expected, &actual).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    session
-        .last_report()
-        .map(|r| r.used_mvs())
-        .unwrap_or_default()
+    common::assert_same_in(session, &session.without_rewrites(), sql).await
 }
 
 fn stale_reason(session: &MvSession, mv: &str) -> String {

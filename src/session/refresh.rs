@@ -60,6 +60,15 @@ pub struct Refreshed {
     pub rows: u64,
 }
 
+/// The rows one input gained since an MV's last refresh, the version they bring it to, and
+/// how the MV takes them.
+struct NewRows {
+    table: String,
+    rows: Vec<RecordBatch>,
+    version: u64,
+    shape: Shape,
+}
+
 /// An MV's new contents, ready to replace the old.
 pub(super) struct Install {
     pub(super) name: String,
@@ -237,27 +246,35 @@ impl MvSession {
         let why_full = match changed.as_slice() {
             [] => format!("{name} is {stale}"),
             [(table, since)] => {
-                let appended = self
-                    .read_catalog()?
-                    .versions()
-                    .appended_since(table, *since);
-                match appended
-                    .and_then(|rows| incremental::shape(&definition).map(|shape| (rows, shape)))
-                {
-                    Ok((rows, shape)) => {
-                        match self
+                // The rows and the version they bring the table to, read together.
+                let appended = {
+                    let catalog = self.read_catalog()?;
+                    let versions = catalog.versions();
+                    versions
+                        .appended_since(table, *since)
+                        .map(|rows| (rows, versions.current(table)))
+                };
+                let new_rows = appended.and_then(|(rows, version)| {
+                    incremental::shape(&definition).map(|shape| NewRows {
+                        table: table.clone(),
+                        rows,
+                        version,
+                        shape,
+                    })
+                });
+                match new_rows {
+                    Ok(new_rows) => {
+                        let added = self
                             .add_new_rows(
                                 name,
                                 sql.clone(),
                                 &definition,
                                 stored,
                                 &computed.from,
-                                table,
-                                rows,
-                                shape,
+                                new_rows,
                             )
-                            .await?
-                        {
+                            .await?;
+                        match added {
                             Ok(done) => return Ok(done),
                             Err(why) => why,
                         }
@@ -279,9 +296,8 @@ impl MvSession {
         })
     }
 
-    /// The incremental refresh: the definition over `table`'s new `rows`, appended as rows or
+    /// The incremental refresh: the definition over the new rows alone, appended as rows or
     /// as a fragment. `Ok(Err(why))` when the definition cannot read the new rows alone.
-    #[allow(clippy::too_many_arguments)]
     async fn add_new_rows(
         &self,
         name: &str,
@@ -289,11 +305,15 @@ impl MvSession {
         definition: &LogicalPlan,
         mut stored: Stored,
         from: &BTreeMap<String, u64>,
-        table: &str,
-        rows: Vec<RecordBatch>,
-        shape: Shape,
+        new: NewRows,
     ) -> Result<std::result::Result<Refreshed, String>> {
-        let version = self.read_catalog()?.versions().current(table);
+        let NewRows {
+            table,
+            rows,
+            version,
+            shape,
+        } = new;
+        let table = table.as_str();
         let schema = self.ctx.table_provider(table).await?.schema();
         let new_rows: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
         let source = provider_as_source(Arc::new(MemTable::try_new(schema, vec![rows])?));
@@ -315,7 +335,8 @@ impl MvSession {
                 Change::Rewrite("refreshed incrementally".into())
             }
         };
-        let mut written = self.persist_fragment(name, &stored.schema, &added)?;
+        let persisted = sql.is_some();
+        let mut written = self.persist_fragment(name, persisted, &stored.schema, &added)?;
         stored.fragments.push(added);
         let mut reason = format!("only {table} changed, by {new_rows} appended rows");
         if stored.needs_regroup() && stored.fragments.len() > MAX_FRAGMENTS {
@@ -326,7 +347,7 @@ impl MvSession {
                 .logical_plan()
                 .clone();
             let merged = self.execute(regrouped, &stored.schema).await?;
-            written = self.persist_fragment(name, &stored.schema, &merged)?;
+            written = self.persist_fragment(name, persisted, &stored.schema, &merged)?;
             stored.fragments = vec![merged];
             stored.files.clear();
             reason.push_str(&format!(
@@ -375,11 +396,7 @@ impl MvSession {
             Ok(Shape::Aggregate(r)) => Some(r),
             _ => None,
         };
-        let files = if sql.is_some() {
-            self.persist_fragment(name, &schema, &batches)?
-        } else {
-            vec![]
-        };
+        let files = self.persist_fragment(name, sql.is_some(), &schema, &batches)?;
         self.install(Install {
             name: name.to_string(),
             sql,
@@ -416,16 +433,18 @@ impl MvSession {
             .collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
-    /// Writes rows of `name` to the data directory, if there is one: the new file's name.
+    /// Writes rows of `name` to the data directory, if there is one and the MV is `persisted`
+    /// (it has SQL to be restored from): the new file's name.
     fn persist_fragment(
         &self,
         name: &str,
+        persisted: bool,
         schema: &datafusion::arrow::datatypes::SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<Vec<String>> {
         match &self.data_dir {
-            Some(dir) => Ok(vec![dir.write_fragment(name, schema, batches)?]),
-            None => Ok(vec![]),
+            Some(dir) if persisted => Ok(vec![dir.write_fragment(name, schema, batches)?]),
+            _ => Ok(vec![]),
         }
     }
 

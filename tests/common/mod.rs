@@ -67,18 +67,22 @@ pub fn sales_and_events() -> Pair {
 /// `FLOOR(ts TO unit)` is translated first, as `MvSession::sql` does (DataFusion does not plan
 /// it): both sides run the same text.
 pub async fn assert_same(pair: &Pair, sql: &str) -> Vec<String> {
+    assert_same_in(&pair.session, &pair.plain, sql).await
+}
+
+/// [`assert_same`] for a session and a context over the same tables that does not rewrite.
+pub async fn assert_same_in(session: &MvSession, plain: &SessionContext, sql: &str) -> Vec<String> {
     let sql = &*mvrewrite::sql::standard_sql(sql);
-    pair.session.clear_report();
-    let original = pair.plain.sql(sql).await.unwrap();
-    let rewritten = pair.session.context().sql(sql).await.unwrap();
+    session.clear_report();
+    let original = plain.sql(sql).await.unwrap();
+    let rewritten = session.context().sql(sql).await.unwrap();
     let optimized = |df: &datafusion::dataframe::DataFrame| {
         df.clone().into_optimized_plan().unwrap().schema().clone()
     };
     let (s1, s2) = (optimized(&original), optimized(&rewritten));
     let expected = original.collect().await.unwrap();
     let actual = rewritten.collect().await.unwrap();
-    let used = pair
-        .session
+    let used = session
         .last_report()
         .map(|r| r.used_mvs())
         .unwrap_or_default();
