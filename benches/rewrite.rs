@@ -60,7 +60,7 @@ fn rewriter(n: usize) -> Rewriter {
 
 fn rewrite_latency(c: &mut Criterion) {
     let mut group = c.benchmark_group("rewrite_latency");
-    for n in [1, 10, 100, 1000] {
+    for n in [1, 10, 100, 1000, 10_000] {
         let rw = rewriter(n);
         let answered = rw
             .rewrite_sql(

@@ -51,6 +51,8 @@ pub struct MaterializedView {
     pub inputs: BTreeSet<String>,
     /// Base-table columns the definition reads (`table.column`).
     pub base_columns: BTreeSet<String>,
+    /// What it filters on, groups by and aggregates ([`crate::region::signature`]).
+    pub signature: BTreeSet<String>,
     /// `Err` when the definition can never answer a query; the reason is reported.
     pub eligibility: std::result::Result<(), Rejection>,
     /// Rows stored, when known (the session records it when it materializes the MV).
@@ -75,6 +77,7 @@ impl MaterializedView {
             base_tables: validate::base_tables(&plan),
             inputs: validate::base_tables(&plan),
             base_columns: crate::region::base_columns(&plan),
+            signature: crate::region::signature(&plan),
             plan,
             eligibility,
             row_count,

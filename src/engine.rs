@@ -26,6 +26,9 @@ pub struct Limits {
     pub iterations: usize,
     pub nodes: usize,
     pub time: Duration,
+    /// At most this many MVs enter one region's e-graph, the smallest first; the others are
+    /// reported `candidate_limit`.
+    pub candidates: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
             iterations: 10,
             nodes: 10_000,
             time: Duration::from_millis(500),
+            candidates: 64,
         }
     }
 }
@@ -212,6 +216,28 @@ impl Engine {
         }
         if eligible.is_empty() {
             return None;
+        }
+        if eligible.len() > self.limits.candidates {
+            // Bounded work whatever the catalog: the MVs most like the query (sharing its
+            // filters, keys and aggregates), then the smallest, enter the e-graph.
+            let wanted = region::signature(region);
+            let shared = |mv: &MaterializedView| mv.signature.intersection(&wanted).count();
+            let rows = |mv: &MaterializedView| mv.row_count.unwrap_or(u64::MAX);
+            eligible.sort_by(|a, b| {
+                shared(b)
+                    .cmp(&shared(a))
+                    .then_with(|| rows(a).cmp(&rows(b)))
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+            let passed = eligible.len();
+            for mv in eligible.drain(self.limits.candidates..) {
+                let why = format!(
+                    "{passed} MVs over these tables passed the index; only the {} most like the query entered the e-graph",
+                    self.limits.candidates
+                );
+                let r = Rejection::new(ReasonCode::CandidateLimit, why);
+                note(statuses, &mv.name, CandidateStatus::Rejected(r));
+            }
         }
 
         let mut egraph: PlanGraph = EGraph::new(PlanAnalysis::default());

@@ -169,3 +169,45 @@ pub fn group_columns(plan: &LogicalPlan) -> BTreeSet<String> {
     });
     columns
 }
+
+/// What a plan filters on, groups by and aggregates, as unqualified expression texts: two
+/// plans sharing many of them are likely to answer each other. Only used to choose which MVs
+/// enter the e-graph first when there are too many (`Limits::candidates`), never to decide.
+pub fn signature(plan: &LogicalPlan) -> BTreeSet<String> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::utils::split_conjunction;
+    let unqualified = |e: &Expr| -> String {
+        e.clone()
+            .transform(|e| {
+                Ok(match e {
+                    Expr::Column(c) => Transformed::yes(Expr::Column(c.name.into())),
+                    other => Transformed::no(other),
+                })
+            })
+            .map(|t| t.data.to_string())
+            .unwrap_or_default()
+    };
+    let mut texts = BTreeSet::new();
+    let _ = plan.apply(|node| {
+        match node {
+            LogicalPlan::Filter(f) => {
+                texts.extend(split_conjunction(&f.predicate).into_iter().map(unqualified));
+            }
+            LogicalPlan::TableScan(scan) => {
+                texts.extend(
+                    scan.filters
+                        .iter()
+                        .flat_map(split_conjunction)
+                        .map(unqualified),
+                );
+            }
+            LogicalPlan::Aggregate(agg) => {
+                texts.extend(agg.group_expr.iter().map(unqualified));
+                texts.extend(agg.aggr_expr.iter().map(unqualified));
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    texts
+}

@@ -38,6 +38,9 @@ pub enum ReasonCode {
     FilterNotOnGroupKeys,
     /// The query has a shape the rewriter does not handle (joins, unions, subqueries, ...).
     UnsupportedQuery,
+    /// More MVs could answer than one e-graph takes (`Limits::candidates`); this one was not
+    /// among the smallest, so it was not tried.
+    CandidateLimit,
     /// A base table was written after the MV was computed.
     Stale,
     /// The MV could answer but another plan reads fewer rows.
@@ -63,6 +66,7 @@ impl ReasonCode {
             ReasonCode::FilterNotImplied => "filter_not_implied",
             ReasonCode::FilterNotOnGroupKeys => "filter_not_on_group_keys",
             ReasonCode::UnsupportedQuery => "unsupported_query",
+            ReasonCode::CandidateLimit => "candidate_limit",
             ReasonCode::Stale => "stale",
             ReasonCode::MoreExpensive => "more_expensive",
         }
@@ -71,7 +75,7 @@ impl ReasonCode {
 
 impl ReasonCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ReasonCode; 17] = [
+    pub const ALL: [ReasonCode; 18] = [
         ReasonCode::Ineligible,
         ReasonCode::DifferentTables,
         ReasonCode::ColumnMissing,
@@ -87,6 +91,7 @@ impl ReasonCode {
         ReasonCode::FilterNotImplied,
         ReasonCode::FilterNotOnGroupKeys,
         ReasonCode::UnsupportedQuery,
+        ReasonCode::CandidateLimit,
         ReasonCode::Stale,
         ReasonCode::MoreExpensive,
     ];
@@ -144,6 +149,9 @@ impl ReasonCode {
             }
             ReasonCode::UnsupportedQuery => {
                 "the rewriter does not handle this shape yet; see the README's list"
+            }
+            ReasonCode::CandidateLimit => {
+                "drop MVs that the smaller ones make redundant, or raise Limits::candidates"
             }
             ReasonCode::Stale => "refresh the MV (REFRESH MATERIALIZED VIEW name)",
             ReasonCode::MoreExpensive => {

@@ -74,6 +74,21 @@ fn scenario(code: ReasonCode) -> (&'static str, &'static str) {
             "CREATE MATERIALIZED VIEW m AS SELECT a, sum(b) AS s FROM t GROUP BY a",
             "SELECT d.name, max(length(d.name)), sum(t.b) FROM t JOIN d ON t.a = d.a GROUP BY d.name",
         ),
+        ReasonCode::CandidateLimit => (
+            // 64 smaller MVs that pass the column index come first; `m` holds every row.
+            Box::leak(
+                (0..64)
+                    .map(|i| {
+                        format!(
+                            "CREATE MATERIALIZED VIEW m{i} AS SELECT a, sum(b) AS s FROM t WHERE b > {i} GROUP BY a;\n"
+                        )
+                    })
+                    .chain(["CREATE MATERIALIZED VIEW m AS SELECT a, b, c, ts FROM t".to_string()])
+                    .collect::<String>()
+                    .into_boxed_str(),
+            ),
+            "SELECT a, b FROM t WHERE b > 100",
+        ),
         ReasonCode::Stale => (
             "CREATE MATERIALIZED VIEW m AS SELECT a, sum(b) AS s FROM t GROUP BY a;
              INSERT INTO t VALUES (4, 50, 500, TIMESTAMP '2024-04-01 00:00:00')",

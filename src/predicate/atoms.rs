@@ -175,18 +175,11 @@ fn in_list(egraph: &PlanGraph, term: Id, items: &[Id], negated: bool) -> Option<
     {
         return None;
     }
-    let mut set = if negated {
-        ValueSet::not_null()
+    let set = if negated {
+        ValueSet::none_of(&values)?
     } else {
-        ValueSet::nothing()
+        ValueSet::any_of(&values)?
     };
-    for v in &values {
-        set = if negated {
-            set.intersect(&ValueSet::compared(Operator::NotEq, v)?)?
-        } else {
-            set.union(&ValueSet::compared(Operator::Eq, v)?)?
-        };
-    }
     Some(vec![in_set(term, set)])
 }
 

@@ -96,6 +96,61 @@ impl ValueSet {
         Self::from_interval(lo, hi)
     }
 
+    /// The values equal to one of `values` (`term IN (...)`; a NULL in the list matches
+    /// nothing). Sorted once, so lists of thousands stay cheap.
+    pub fn any_of(values: &[ScalarValue]) -> Option<Self> {
+        let mut set = ValueSet {
+            null: false,
+            intervals: values
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(|v| Interval {
+                    lo: Bound::Included(v.clone()),
+                    hi: Bound::Included(v.clone()),
+                })
+                .collect(),
+        };
+        set.normalize()?;
+        Some(set)
+    }
+
+    /// The non-NULL values equal to none of `values` (`term NOT IN (...)`): the gaps between
+    /// them. Nothing when the list holds a NULL (the predicate is then never true).
+    pub fn none_of(values: &[ScalarValue]) -> Option<Self> {
+        use Bound::{Excluded, Unbounded};
+        if values.iter().any(ScalarValue::is_null) {
+            return Some(Self::nothing());
+        }
+        let mut sorted = values.to_vec();
+        let mut order_ok = true;
+        sorted.sort_by(|a, b| {
+            compare(a, b).unwrap_or_else(|| {
+                order_ok = false;
+                Ordering::Equal
+            })
+        });
+        if !order_ok {
+            return None;
+        }
+        sorted.dedup_by(|a, b| compare(a, b) == Some(Ordering::Equal));
+        let mut intervals = Vec::with_capacity(sorted.len() + 1);
+        let mut lo = Unbounded;
+        for v in sorted {
+            intervals.push(Interval {
+                lo,
+                hi: Excluded(v.clone()),
+            });
+            lo = Excluded(v);
+        }
+        intervals.push(Interval { lo, hi: Unbounded });
+        let mut set = ValueSet {
+            null: false,
+            intervals,
+        };
+        set.normalize()?;
+        Some(set)
+    }
+
     /// `[lo, hi]` with the given bounds, without NULL.
     pub fn from_interval(lo: Bound<ScalarValue>, hi: Bound<ScalarValue>) -> Option<Self> {
         let mut set = ValueSet {
@@ -468,6 +523,31 @@ mod tests {
 
     fn cmp(op: Operator, v: ScalarValue) -> ValueSet {
         ValueSet::compared(op, &v).unwrap()
+    }
+
+    #[test]
+    fn in_and_not_in_lists_equal_their_chains_of_comparisons() {
+        let values = [int(7), int(3), int(3), int(10)];
+        let mut any = ValueSet::nothing();
+        let mut none = ValueSet::not_null();
+        for v in &values {
+            any = any.union(&cmp(Operator::Eq, v.clone())).unwrap();
+            none = none.intersect(&cmp(Operator::NotEq, v.clone())).unwrap();
+        }
+        assert_eq!(ValueSet::any_of(&values), Some(any));
+        assert_eq!(ValueSet::none_of(&values), Some(none));
+        let with_null = [int(1), ScalarValue::Int32(None)];
+        assert_eq!(ValueSet::none_of(&with_null), Some(ValueSet::nothing()));
+        assert_eq!(
+            ValueSet::any_of(&with_null),
+            Some(cmp(Operator::Eq, int(1)))
+        );
+        let big: Vec<ScalarValue> = (0..2000).map(|i| int(i * 2)).collect();
+        let below = cmp(Operator::Lt, int(5000));
+        assert_eq!(
+            ValueSet::any_of(&big).unwrap().is_subset(&below),
+            Some(true)
+        );
     }
 
     #[test]
