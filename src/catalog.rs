@@ -168,6 +168,9 @@ impl Catalog {
     /// Removes an MV; returns whether it existed.
     /// MVs defined over it become stale: their contents came from the old one.
     pub fn drop_mv(&mut self, name: &str) -> bool {
+        if !self.mvs.contains_key(name) {
+            return false;
+        }
         self.version += 1;
         self.computed.remove(name);
         self.failed.remove(name);
@@ -257,7 +260,12 @@ impl Catalog {
     /// MVs computed from an older one are stale from now on.
     pub fn record_write(&mut self, table: &str, change: Change) -> u64 {
         self.version += 1;
-        self.versions.record(table, change)
+        let version = self.versions.record(table, change);
+        // No MV computed from the table needs the write (MVs created later start from now).
+        if !self.computed.values().any(|c| c.from.contains_key(table)) {
+            self.versions.prune(table, version);
+        }
+        version
     }
 
     pub fn versions(&self) -> &Versions {
@@ -313,13 +321,16 @@ impl Catalog {
     }
 
     fn stale_within(&self, mv: &str, depth: usize) -> Option<Stale> {
-        if let Some(failed) = self.failed.get(mv) {
-            return Some(failed.clone());
-        }
-        let computed = self.computed.get(mv)?;
+        let failed = self.failed.get(mv);
+        let Some(computed) = self.computed.get(mv) else {
+            return failed.cloned();
+        };
         let mut earliest: Option<Stale> = None;
         for (input, version) in &computed.from {
-            let stale = match self.versions.first_write_after(input, *version) {
+            let stale = match self
+                .versions
+                .first_write_after(input, *version, computed.at)
+            {
                 Some(since) => Some(Stale {
                     since,
                     cause: format!("{input} was written after {mv} was computed"),
@@ -339,7 +350,15 @@ impl Catalog {
                 earliest = Some(s);
             }
         }
-        earliest
+        // A failed refresh is the cause to report; staleness started at the earliest write.
+        match (failed, earliest) {
+            (Some(f), Some(e)) => Some(Stale {
+                since: f.since.min(e.since),
+                cause: f.cause.clone(),
+            }),
+            (Some(f), None) => Some(f.clone()),
+            (None, e) => e,
+        }
     }
 
     /// Sets the staleness allowed to every MV without its own.

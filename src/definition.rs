@@ -27,7 +27,15 @@ pub fn normalize_definition(normalizer: &SessionState, plan: LogicalPlan) -> Res
 }
 
 fn rename_columns(plan: LogicalPlan, columns: &[String]) -> Result<LogicalPlan> {
-    if columns.is_empty() {
+    // Names it already has are not renamed, so that re-planning an MV with its own column
+    // names gives the plan it was first computed from.
+    let same = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name())
+        .eq(columns.iter());
+    if columns.is_empty() || same {
         return Ok(plan);
     }
     if columns.len() != plan.schema().fields().len() {

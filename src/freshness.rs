@@ -59,8 +59,14 @@ impl Versions {
     }
 
     /// When `table` was first written after `version`, if it was (the start of staleness).
-    /// A write the history no longer holds (pruned, or before a restart) counts as now.
-    pub fn first_write_after(&self, table: &str, version: u64) -> Option<SystemTime> {
+    /// A write the history no longer holds (pruned, or before a restart) counts as made at
+    /// `unknown` (the caller's earliest possible time: staleness is never underestimated).
+    pub fn first_write_after(
+        &self,
+        table: &str,
+        version: u64,
+        unknown: SystemTime,
+    ) -> Option<SystemTime> {
         if self.current(table) == version {
             return None;
         }
@@ -68,7 +74,7 @@ impl Versions {
             .writes
             .get(table)
             .and_then(|w| w.iter().find(|w| w.version == version + 1));
-        Some(first.map_or_else(SystemTime::now, |w| w.at))
+        Some(first.map_or(unknown, |w| w.at))
     }
 
     /// The rows appended to `table` since `version`, or why they cannot be had: a write since
@@ -85,7 +91,7 @@ impl Versions {
             .flatten()
             .filter(|w| w.version > version)
             .collect();
-        if writes.len() as u64 != self.current(table) - version {
+        if Some(writes.len() as u64) != self.current(table).checked_sub(version) {
             return Err(format!(
                 "the writes to {table} since the last refresh are not known"
             ));
@@ -224,8 +230,12 @@ mod tests {
         v.record("t", Change::Append(vec![]));
         v.record("t", Change::Append(vec![]));
         assert!(v.appended_since("t", 0).is_ok());
-        assert!(v.first_write_after("t", 2).is_none());
-        assert!(v.first_write_after("t", 1).is_some());
+        let epoch = SystemTime::UNIX_EPOCH;
+        assert!(v.first_write_after("t", 2, epoch).is_none());
+        assert!(
+            v.first_write_after("t", 1, epoch)
+                .is_some_and(|t| t > epoch)
+        );
         v.record("t", Change::Rewrite("updated".into()));
         assert_eq!(v.appended_since("t", 1).unwrap_err(), "t was updated");
         v.prune("t", 2);

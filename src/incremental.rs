@@ -78,6 +78,12 @@ pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
     };
     row_by_row(&agg.input)?;
     let keys = agg.group_expr.len();
+    // Fragments regroup by the stored keys: a key the MV does not store would be merged away.
+    if (0..keys).any(|k| !outputs.contains(&k)) {
+        return Err(
+            "it does not store every GROUP BY key, so its fragments could not be regrouped".into(),
+        );
+    }
     if agg
         .group_expr
         .iter()
@@ -151,8 +157,15 @@ fn unaliased(e: &Expr) -> Expr {
 /// Whether `plan` computes its rows one input row (combination) at a time.
 fn row_by_row(plan: &LogicalPlan) -> Result<(), String> {
     let mut why = None;
-    let _ = plan.apply(|node| {
+    let _ = plan.apply_with_subqueries(|node| {
         why = match node {
+            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_)
+                if node.expressions().iter().any(Expr::contains_outer) =>
+            {
+                Some("it has a correlated subquery".into())
+            }
+            LogicalPlan::Subquery(_) => Some("it has a subquery".into()),
+            LogicalPlan::TableScan(scan) if scan.fetch.is_some() => Some("it has a LIMIT".into()),
             LogicalPlan::Projection(_)
             | LogicalPlan::Filter(_)
             | LogicalPlan::SubqueryAlias(_)
@@ -187,7 +200,7 @@ pub fn over_new_rows(
     rows: Arc<dyn TableSource>,
 ) -> Result<LogicalPlan, String> {
     let mut scans = 0;
-    let _ = definition.apply(|node| {
+    let _ = definition.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(s) = node
             && s.table_name.table() == table
         {
@@ -200,13 +213,21 @@ pub fn over_new_rows(
     }
     let replaced = definition.clone().transform_up(|node| match node {
         LogicalPlan::TableScan(s) if s.table_name.table() == table => {
-            let mut builder = LogicalPlanBuilder::scan(
-                s.table_name.clone(),
-                Arc::clone(&rows),
-                s.projection.clone(),
-            )?;
+            // Filters first: they may read columns the projection drops.
+            let mut builder =
+                LogicalPlanBuilder::scan(s.table_name.clone(), Arc::clone(&rows), None)?;
             if let Some(predicate) = conjunction(s.filters.clone()) {
                 builder = builder.filter(predicate)?;
+            }
+            if let Some(projection) = &s.projection {
+                let schema = rows.schema();
+                let columns = projection.iter().map(|i| {
+                    Expr::Column(Column::new(
+                        Some(s.table_name.clone()),
+                        schema.field(*i).name(),
+                    ))
+                });
+                builder = builder.project(columns)?;
             }
             Ok(Transformed::yes(builder.build()?))
         }

@@ -65,16 +65,17 @@ impl DataDir {
         &self.root
     }
 
-    /// The directory holding `mv`'s files (its name, with characters a file name cannot
-    /// safely hold escaped).
+    /// The directory holding `mv`'s files: its name with every byte but lower-case letters,
+    /// digits and `_` escaped as `%XX`, so that distinct names never share a directory (upper
+    /// case included, for file systems that ignore case).
     pub fn mv_dir(&self, mv: &str) -> PathBuf {
         let safe: String = mv
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c.to_string()
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' {
+                    char::from(b).to_string()
                 } else {
-                    format!("%{:02x}", c as u32)
+                    format!("%{b:02X}")
                 }
             })
             .collect();
@@ -210,7 +211,14 @@ fn write_atomically(
             write(&mut f).map_err(|e| io("cannot write", &tmp, e))?;
             f.sync_all().map_err(|e| io("cannot sync", &tmp, e))
         })
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| io("cannot rename", &tmp, e)));
+        .and_then(|()| fs::rename(&tmp, path).map_err(|e| io("cannot rename", &tmp, e)))
+        // The rename itself is durable once the directory is synced.
+        .and_then(|()| match path.parent() {
+            Some(dir) => File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io("cannot sync", dir, e)),
+            None => Ok(()),
+        });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

@@ -29,6 +29,9 @@ pub struct Stored {
     pub regroup: Option<Regroup>,
     /// The data directory's files holding the fragments, when the session persists.
     pub files: Vec<String>,
+    /// The plan the rows were computed from: an incremental refresh may only add rows of the
+    /// same plan (a view it reads may have been replaced since).
+    pub computed_by: datafusion::logical_expr::LogicalPlan,
 }
 
 impl Stored {

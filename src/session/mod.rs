@@ -44,6 +44,8 @@ pub struct MvSession {
     plain: SessionState,
     /// Each MV's rows.
     stored: Mutex<HashMap<String, Stored>>,
+    /// Held by every write and every refresh: a refresh never interleaves with a write.
+    maintenance: tokio::sync::Mutex<()>,
     /// Where MVs are persisted, if anywhere, and what was found there not restored yet.
     data_dir: Option<DataDir>,
     pending: Mutex<Option<SavedCatalog>>,
@@ -90,6 +92,7 @@ impl MvSession {
             rule,
             plain,
             stored: Mutex::new(HashMap::new()),
+            maintenance: tokio::sync::Mutex::new(()),
             data_dir: None,
             pending: Mutex::new(None),
         }

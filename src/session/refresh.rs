@@ -13,8 +13,8 @@ use std::time::SystemTime;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
-use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
@@ -79,11 +79,14 @@ pub(super) struct Install {
     pub(super) computed_at: SystemTime,
     /// What its readers see changed (`None` when restoring).
     pub(super) change: Option<Change>,
+    /// Whether to save the catalog now (a restore saves once, at the end).
+    pub(super) save: bool,
 }
 
 impl MvSession {
     /// Executes the definition, stores the result and registers the MV.
     pub async fn create_materialized_view(&self, create: &CreateMv) -> Result<()> {
+        let _maintenance = self.maintenance.lock().await;
         let exists = self.read_catalog()?.contains(&create.name);
         if exists && create.if_not_exists {
             return Ok(());
@@ -91,7 +94,11 @@ impl MvSession {
         if exists && !create.or_replace {
             return Err(MvError::DuplicateMv(create.name.clone()));
         }
-        if !exists && self.ctx.table_exist(create.name.as_str())? {
+        if !exists
+            && self
+                .ctx
+                .table_exist(TableReference::bare(create.name.as_str()))?
+        {
             return Err(MvError::NameTaken {
                 name: create.name.clone(),
             });
@@ -124,10 +131,11 @@ impl MvSession {
         name: &str,
         plan: LogicalPlan,
     ) -> Result<()> {
+        let _maintenance = self.maintenance.lock().await;
         if self.read_catalog()?.contains(name) {
             return Err(MvError::DuplicateMv(name.to_string()));
         }
-        if self.ctx.table_exist(name)? {
+        if self.ctx.table_exist(TableReference::bare(name))? {
             return Err(MvError::NameTaken {
                 name: name.to_string(),
             });
@@ -140,6 +148,7 @@ impl MvSession {
     /// `REFRESH MATERIALIZED VIEW name`: brings `name` up to date, refreshing first the stale
     /// MVs it reads (in dependency order). Returns what was done to each.
     pub async fn refresh_materialized_view(&self, name: &str) -> Result<Vec<Refreshed>> {
+        let _maintenance = self.maintenance.lock().await;
         let order: Vec<String> = {
             let catalog = self.read_catalog()?;
             if !catalog.contains(name) {
@@ -162,7 +171,7 @@ impl MvSession {
     /// Refreshes the on-commit MVs that read `table`, directly or through other MVs, each
     /// after those it reads.
     pub(super) async fn refresh_on_commit(&self, table: &str) -> Result<()> {
-        if !self.ctx.table_exist(table)? {
+        if !self.ctx.table_exist(TableReference::bare(table))? {
             return Ok(());
         }
         let order: Vec<String> = {
@@ -204,8 +213,8 @@ impl MvSession {
         // Re-planned from its SQL, so that replaced tables are read anew.
         let definition = match &sql {
             Some(query) => {
-                let columns: Vec<String> = plan
-                    .schema()
+                // The stored names: unique even where the plan's repeat (`SELECT *` over a join).
+                let columns: Vec<String> = stored_schema(plan.schema())
                     .fields()
                     .iter()
                     .map(|f| f.name().clone())
@@ -244,6 +253,10 @@ impl MvSession {
                 .collect()
         };
         let why_full = match changed.as_slice() {
+            _ if stored.computed_by != definition => {
+                "its definition plans differently now (a view or function it reads changed)"
+                    .to_string()
+            }
             [] => format!("{name} is {stale}"),
             [(table, since)] => {
                 // The rows and the version they bring the table to, read together.
@@ -314,7 +327,11 @@ impl MvSession {
             shape,
         } = new;
         let table = table.as_str();
-        let schema = self.ctx.table_provider(table).await?.schema();
+        let schema = self
+            .ctx
+            .table_provider(TableReference::bare(table))
+            .await?
+            .schema();
         let new_rows: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
         let source = provider_as_source(Arc::new(MemTable::try_new(schema, vec![rows])?));
         let over_new = match incremental::over_new_rows(definition, table, source) {
@@ -364,6 +381,7 @@ impl MvSession {
             computed_from: from,
             computed_at: SystemTime::now(),
             change: Some(change),
+            save: true,
         })
         .map(|rows| {
             Ok(Refreshed {
@@ -400,16 +418,18 @@ impl MvSession {
         self.install(Install {
             name: name.to_string(),
             sql,
-            definition,
+            definition: definition.clone(),
             stored: Stored {
                 schema,
                 fragments: vec![batches],
                 regroup,
                 files,
+                computed_by: definition.clone(),
             },
             computed_from,
             computed_at: SystemTime::now(),
             change: Some(Change::Rewrite("recomputed".into())),
+            save: true,
         })
     }
 
@@ -467,10 +487,12 @@ impl MvSession {
             let mut catalog = self.write_catalog()?;
             let replace = catalog.contains(&new.name);
             if replace {
-                self.ctx.deregister_table(new.name.as_str())?;
+                self.ctx
+                    .deregister_table(TableReference::bare(new.name.as_str()))?;
             }
             catalog.register(mv, replace)?;
-            self.ctx.register_table(new.name.as_str(), provider)?;
+            self.ctx
+                .register_table(TableReference::bare(new.name.as_str()), provider)?;
             catalog.set_computed(&new.name, new.computed_from, new.computed_at);
             if let Some(change) = new.change {
                 catalog.record_write(&new.name, change);
@@ -478,9 +500,11 @@ impl MvSession {
         }
         let files = new.stored.files.clone();
         self.lock_stored()?.insert(new.name.clone(), new.stored);
-        self.save()?;
-        if let Some(dir) = &self.data_dir {
-            dir.remove_unlisted(&new.name, &files);
+        if new.save {
+            self.save()?;
+            if let Some(dir) = &self.data_dir {
+                dir.remove_unlisted(&new.name, &files);
+            }
         }
         Ok(rows)
     }
@@ -513,6 +537,10 @@ impl MvSession {
             let mut b = LogicalPlanBuilder::from(parent.plan.clone())
                 .project(as_stored)?
                 .alias(scan.table_name.clone())?;
+            // Filters first: they may read columns the projection drops.
+            if let Some(predicate) = conjunction(scan.filters.clone()) {
+                b = b.filter(predicate)?;
+            }
             if let Some(projection) = &scan.projection {
                 let columns = projection.iter().map(|i| {
                     Expr::Column(Column::new(
@@ -522,9 +550,6 @@ impl MvSession {
                 });
                 b = b.project(columns)?;
             }
-            if let Some(predicate) = conjunction(scan.filters.clone()) {
-                b = b.filter(predicate)?;
-            }
             Ok(Transformed::yes(b.build()?))
         })?;
         normalize_definition(&self.plain, expanded.data)
@@ -532,6 +557,7 @@ impl MvSession {
 
     /// `DROP MATERIALIZED VIEW [IF EXISTS] name`: an error when other MVs read it.
     pub fn drop_materialized_view(&self, name: &str, if_exists: bool) -> Result<()> {
+        let _maintenance = self.maintenance_now()?;
         let readers: Vec<String> = {
             let catalog = self.read_catalog()?;
             Dependencies::of(&catalog, None)
@@ -552,6 +578,7 @@ impl MvSession {
     /// `DROP MATERIALIZED VIEW [IF EXISTS] name CASCADE`: the MVs that read it, directly or
     /// not, are dropped first.
     pub fn drop_materialized_view_cascade(&self, name: &str, if_exists: bool) -> Result<()> {
+        let _maintenance = self.maintenance_now()?;
         let readers = Dependencies::of(&*self.read_catalog()?, None).readers_of(name);
         for reader in readers.iter().rev() {
             self.drop_one(reader, true)?;
@@ -568,13 +595,23 @@ impl MvSession {
                 Err(MvError::UnknownMv(name.to_string()))
             };
         }
-        self.ctx.deregister_table(name)?;
+        self.ctx.deregister_table(TableReference::bare(name))?;
         self.lock_stored()?.remove(name);
         self.save()?;
         if let Some(dir) = &self.data_dir {
             dir.remove_unlisted(name, &[]);
         }
         Ok(())
+    }
+
+    /// The maintenance lock for a call that cannot wait (dropping is not async): an error
+    /// while a write or refresh runs.
+    fn maintenance_now(&self) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        self.maintenance.try_lock().map_err(|_| {
+            MvError::Input(
+                "a write or refresh is running in this session; try again after it".into(),
+            )
+        })
     }
 
     /// The MV's stored rows, if the session holds them.

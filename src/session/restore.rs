@@ -49,9 +49,8 @@ impl MvSession {
             saved.mvs.push(SavedMv {
                 name: name.clone(),
                 sql: sql.clone(),
-                columns: mv
-                    .plan
-                    .schema()
+                columns: data
+                    .schema
                     .fields()
                     .iter()
                     .map(|f| f.name().clone())
@@ -73,6 +72,7 @@ impl MvSession {
         let Some(dir) = &self.data_dir else {
             return Ok(vec![]);
         };
+        let _maintenance = self.maintenance.lock().await;
         let saved = self
             .pending
             .lock()
@@ -106,16 +106,18 @@ impl MvSession {
             self.install(Install {
                 name: mv.name.clone(),
                 sql: Some(mv.sql),
-                definition,
+                definition: definition.clone(),
                 stored: Stored {
                     schema,
                     fragments,
                     regroup,
                     files: mv.files,
+                    computed_by: definition.clone(),
                 },
                 computed_from: mv.computed_from,
                 computed_at: mv.computed_at,
                 change: None,
+                save: false,
             })?;
             let staleness = mv
                 .staleness
