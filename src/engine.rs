@@ -221,13 +221,12 @@ impl Engine {
             // Bounded work whatever the catalog: the MVs most like the query (sharing its
             // filters, keys and aggregates), then the smallest, enter the e-graph.
             let wanted = region::signature(region);
-            let shared = |mv: &MaterializedView| mv.signature.intersection(&wanted).count();
-            let rows = |mv: &MaterializedView| mv.row_count.unwrap_or(u64::MAX);
-            eligible.sort_by(|a, b| {
-                shared(b)
-                    .cmp(&shared(a))
-                    .then_with(|| rows(a).cmp(&rows(b)))
-                    .then_with(|| a.name.cmp(&b.name))
+            eligible.sort_by_cached_key(|mv| {
+                (
+                    std::cmp::Reverse(mv.signature.intersection(&wanted).count()),
+                    mv.row_count.unwrap_or(u64::MAX),
+                    mv.name.clone(),
+                )
             });
             let passed = eligible.len();
             for mv in eligible.drain(self.limits.candidates..) {
