@@ -9,7 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::MemTable;
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col, lit};
+use datafusion::logical_expr::LogicalPlan;
 use mvrewrite::Rewriter;
 
 const EVENTS: &str = "CREATE TABLE events (event_id BIGINT NOT NULL, ts TIMESTAMP NOT NULL, user_id BIGINT NOT NULL, event_type VARCHAR NOT NULL, value DOUBLE)";
@@ -57,22 +57,7 @@ fn deep_expression() -> (Rewriter, LogicalPlan) {
         Field::new("v", DataType::Int64, true),
     ]));
     let source = provider_as_source(Arc::new(MemTable::try_new(schema, vec![vec![]]).unwrap()));
-    let mut deep = col("v");
-    for i in 0..500 {
-        deep = if i % 2 == 0 {
-            deep + lit(1i64)
-        } else {
-            deep * lit(1i64)
-        };
-    }
-    let plan = LogicalPlanBuilder::scan("t0", source, None)
-        .unwrap()
-        .filter(col("id").gt(lit(5i64)))
-        .unwrap()
-        .project(vec![col("id"), deep.alias("deep")])
-        .unwrap()
-        .build()
-        .unwrap();
+    let plan = mvrewrite::datagen::deeply_nested_plan("t0", source, 500).unwrap();
     (rw, plan)
 }
 

@@ -435,3 +435,26 @@ fn random_column(field: &Field, rows: usize, key_like: bool, rng: &mut Rng) -> A
         .unwrap_or_else(|_| new_null_array(other, rows)),
     }
 }
+
+/// A pathological plan for hardening tests and benchmarks: `SELECT id, v + 1 * 1 + 1 ...` (the
+/// operations nested `depth` deep) `FROM table WHERE id > 5`, over `source` with columns
+/// `id BIGINT, v BIGINT`. Built directly: SQL parsers stop nesting at a few dozen levels.
+pub fn deeply_nested_plan(
+    table: &str,
+    source: Arc<dyn datafusion::logical_expr::TableSource>,
+    depth: usize,
+) -> datafusion::common::Result<datafusion::logical_expr::LogicalPlan> {
+    use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
+    let mut deep = col("v");
+    for i in 0..depth {
+        deep = if i % 2 == 0 {
+            deep + lit(1i64)
+        } else {
+            deep * lit(1i64)
+        };
+    }
+    LogicalPlanBuilder::scan(table, source, None)?
+        .filter(col("id").gt(lit(5i64)))?
+        .project(vec![col("id"), deep.alias("deep")])?
+        .build()
+}

@@ -10,7 +10,6 @@ use datafusion::arrow::array::Int64Array;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
-use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 use mvrewrite::{MvSession, Rewriter};
 
@@ -89,28 +88,10 @@ async fn expressions_nested_five_hundred_deep() {
         .sql("CREATE MATERIALIZED VIEW rows_of_t0 AS SELECT id, v FROM t0 WHERE id > 2")
         .await
         .unwrap();
-    let mut deep = col("v");
-    for i in 0..500 {
-        deep = if i % 2 == 0 {
-            deep + lit(1i64)
-        } else {
-            deep * lit(1i64)
-        };
-    }
-    let plan = LogicalPlanBuilder::scan(
-        "t0",
-        datafusion::datasource::provider_as_source(
-            session.context().table_provider("t0").await.unwrap(),
-        ),
-        None,
-    )
-    .unwrap()
-    .filter(col("id").gt(lit(5i64)))
-    .unwrap()
-    .project(vec![col("id"), deep.alias("deep")])
-    .unwrap()
-    .build()
-    .unwrap();
+    let source = datafusion::datasource::provider_as_source(
+        session.context().table_provider("t0").await.unwrap(),
+    );
+    let plan = mvrewrite::datagen::deeply_nested_plan("t0", source, 500).unwrap();
     let run = |ctx: SessionContext, plan| {
         // A thread with a large stack, as a server would give: the point is that the work is
         // bounded, not how deep a test thread's stack is.
