@@ -176,6 +176,9 @@ impl Engine {
         }
         let columns = region::base_columns(region);
         let group_columns = region::group_columns(region);
+        let query_occurrences = occurrences::table_occurrences(region);
+        // Each eligible MV with the mappings of its occurrences onto the query's (one unless
+        // it reads a table several times: self-joins).
         let mut eligible = Vec::new();
         for mv in catalog.candidates(&tables).into_iter().chain(wider) {
             let rejection = if let Err(r) = &mv.eligibility {
@@ -209,19 +212,27 @@ impl Engine {
                 );
                 Rejection::new(code, reason)
             } else {
-                eligible.push(mv);
-                continue;
+                let mv_occurrences = occurrences::table_occurrences(&mv.plan);
+                match occurrences::mappings(&query_occurrences, &mv_occurrences, &mv.name) {
+                    Ok(mappings) => {
+                        eligible.push((mv, mappings));
+                        continue;
+                    }
+                    Err(r) => r,
+                }
             };
             note(statuses, &mv.name, CandidateStatus::Rejected(rejection));
         }
         if eligible.is_empty() {
             return None;
         }
-        if eligible.len() > self.limits.candidates {
+        let variants: usize = eligible.iter().map(|(_, m)| m.len()).sum();
+        if variants > self.limits.candidates {
             // Bounded work whatever the catalog: the MVs most like the query (sharing its
-            // filters, keys and aggregates), then the smallest, enter the e-graph.
+            // filters, keys and aggregates), then the smallest, enter the e-graph, counting
+            // each mapping of a self-join MV as one.
             let wanted = region::signature(region);
-            eligible.sort_by_cached_key(|mv| {
+            eligible.sort_by_cached_key(|(mv, _)| {
                 (
                     std::cmp::Reverse(mv.signature.intersection(&wanted).count()),
                     mv.row_count.unwrap_or(u64::MAX),
@@ -229,10 +240,18 @@ impl Engine {
                 )
             });
             let passed = eligible.len();
-            for mv in eligible.drain(self.limits.candidates..) {
+            let mut taken = 0;
+            let keep = eligible
+                .iter()
+                .take_while(|(_, m)| {
+                    taken += m.len();
+                    taken <= self.limits.candidates
+                })
+                .count()
+                .max(1);
+            for (mv, _) in eligible.drain(keep..) {
                 let why = format!(
-                    "{passed} MVs over these tables passed the index; only the {} most like the query entered the e-graph",
-                    self.limits.candidates
+                    "{passed} MVs over these tables passed the index; only the {keep} most like the query entered the e-graph",
                 );
                 let r = Rejection::new(ReasonCode::CandidateLimit, why);
                 note(statuses, &mv.name, CandidateStatus::Rejected(r));
@@ -252,7 +271,7 @@ impl Engine {
             }
             Err(why) => {
                 report.unsupported = Some(why.clone());
-                for mv in &eligible {
+                for (mv, _) in &eligible {
                     let r = Rejection::new(ReasonCode::UnsupportedQuery, why.clone());
                     note(statuses, &mv.name, CandidateStatus::Rejected(r));
                 }
@@ -261,26 +280,15 @@ impl Engine {
         };
         let mut mv_roots = Vec::new();
         let mut mv_sources: HashMap<Symbol, Arc<dyn TableSource>> = HashMap::new();
-        let query_occurrences = occurrences::table_occurrences(region);
         // An MV reading a table several times is added once per mapping of its occurrences
         // onto the query's (self-joins).
-        let variants = eligible.iter().flat_map(|mv| {
-            let mappings = occurrences::mappings(
-                &query_occurrences,
-                &occurrences::table_occurrences(&mv.plan),
-                &mv.name,
-            );
-            match mappings {
-                Ok(all) => all.into_iter().map(|m| (mv, Ok(m))).collect(),
-                Err(r) => vec![(mv, Err(r))],
-            }
-        });
+        let variants = eligible
+            .iter()
+            .flat_map(|(mv, mappings)| mappings.iter().map(move |m| (mv, m)));
         for (mv, mapping) in variants {
-            let added = mapping.and_then(|mapping| {
-                convert
-                    .add_region_mapped(&mv.plan, &mapping)
-                    .map_err(|why| Rejection::new(ReasonCode::Ineligible, why))
-            });
+            let added = convert
+                .add_region_mapped(&mv.plan, mapping)
+                .map_err(|why| Rejection::new(ReasonCode::Ineligible, why));
             let added = added.and_then(|def| {
                 if mv.base_tables == tables {
                     if !outer_join::add_inner_as_outer(convert.egraph, &query, &def, convert.tables)

@@ -124,6 +124,11 @@ pub fn add_lossless_joins(
     let mut pending: Vec<(Id, String)> = Vec::new();
     for input in mv_inputs.iter().filter(|i| !query_inputs.contains(i)) {
         let name = table(egraph, *input).ok_or_else(|| unsupported("it joins a subquery"))?;
+        // Keys are looked up by table name (its first occurrence): a table read twice would
+        // have its second read attached on the first one's key.
+        if attached.contains(&name) || pending.iter().any(|(_, t)| *t == name) {
+            return Err(unsupported(&format!("it reads {name} more than once")));
+        }
         pending.push((*input, name));
     }
     let mut key_conditions = Vec::new();

@@ -74,8 +74,38 @@ pub fn not_a_region(plan: &LogicalPlan, determinism: Determinism) -> Option<Stri
     match (why, scans) {
         (Some(w), _) => Some(w),
         (None, 0) => Some("it reads no table".to_string()),
-        (None, _) => None,
+        (None, _) => ambiguous_tables(plan),
     }
+}
+
+/// Tables are told apart by bare name, and later reads of one are qualified `name#k`: two
+/// tables of one name in different schemas, or a table whose name has a `#`, would be confused.
+fn ambiguous_tables(plan: &LogicalPlan) -> Option<String> {
+    let mut seen: std::collections::HashMap<String, datafusion::common::TableReference> =
+        std::collections::HashMap::new();
+    let mut why = None;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let name = scan.table_name.table();
+            if name.contains('#') {
+                why = Some(format!("it reads a table named with '#' ({name})"));
+            } else if let Some(other) = seen.get(name)
+                && *other != scan.table_name
+            {
+                why = Some(format!(
+                    "it reads two tables named {name} ({other} and {})",
+                    scan.table_name
+                ));
+            }
+            seen.insert(name.to_string(), scan.table_name.clone());
+        }
+        Ok(if why.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    why
 }
 
 fn expr_problem(expr: &Expr, determinism: Determinism) -> Option<String> {

@@ -121,6 +121,13 @@ impl ValueSet {
         if values.iter().any(ScalarValue::is_null) {
             return Some(Self::nothing());
         }
+        // Sorting needs a total order: values that do not compare to themselves give up.
+        if values
+            .iter()
+            .any(|v| compare(v, v) != Some(Ordering::Equal))
+        {
+            return None;
+        }
         let mut sorted = values.to_vec();
         let mut order_ok = true;
         sorted.sort_by(|a, b| {
