@@ -28,6 +28,12 @@ pub enum MvError {
     },
     #[error("materialized view '{0}' would read itself through other materialized views")]
     Cycle(String),
+    /// A write succeeded (do not repeat it), but refreshing an on-commit MV after it failed:
+    /// that MV is stale until a refresh succeeds.
+    #[error(
+        "the write to {table} was made, but refreshing its on-commit MVs failed (they stay stale): {error}"
+    )]
+    RefreshAfterWrite { table: String, error: Box<MvError> },
     /// Reading or writing the data directory failed; what was stored before is intact.
     #[error("storage: {0}")]
     Storage(String),

@@ -377,6 +377,25 @@ async fn a_failed_refresh_keeps_the_old_rows_and_the_mv_stale() {
         .await;
     let reason = stale_reason(&s, "ratios");
     assert!(reason.contains("its refresh failed"), "{reason}");
+    // On commit, the write is made and the error says so.
+    collect(&s, "CREATE TABLE u (a INT, b INT) AS VALUES (1, 1)").await;
+    s.sql("CREATE MATERIALIZED VIEW live WITH (refresh = 'on_commit') AS SELECT a, 10 / b AS r FROM u")
+        .await
+        .unwrap();
+    let err = s.sql("INSERT INTO u VALUES (2, 0)").await.unwrap_err();
+    assert!(
+        matches!(&err, MvError::RefreshAfterWrite { table, .. } if table == "u"),
+        "{err}"
+    );
+    let count = collect(&s, "SELECT count(*) FROM u").await;
+    let count = count[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(count, 2, "the row was inserted, once");
+    assert!(s.catalog().read().unwrap().stale("live").is_some());
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {

@@ -124,7 +124,7 @@ impl MvSession {
         // A write runs now, so that the MVs refreshed on commit see it.
         let done = self.ctx.execute_logical_plan(plan).await?.collect().await?;
         for (table, _) in &written {
-            self.refresh_on_commit(table).await?;
+            self.refresh_after_write(table).await?;
         }
         Ok(self.ctx.read_batches(done)?)
     }
@@ -143,7 +143,17 @@ impl MvSession {
     async fn written(&self, table: &str, change: Change) -> Result<()> {
         self.write_catalog()?.record_write(table, change);
         self.save()?;
-        self.refresh_on_commit(table).await
+        self.refresh_after_write(table).await
+    }
+
+    /// Refreshes the on-commit MVs over `table`; a failure says the write itself was made.
+    async fn refresh_after_write(&self, table: &str) -> Result<()> {
+        self.refresh_on_commit(table)
+            .await
+            .map_err(|e| MvError::RefreshAfterWrite {
+                table: table.to_string(),
+                error: Box::new(e),
+            })
     }
 }
 
