@@ -53,6 +53,8 @@ pub struct MaterializedView {
     pub base_columns: BTreeSet<String>,
     /// What it filters on, groups by and aggregates ([`crate::region::signature`]).
     pub signature: BTreeSet<String>,
+    /// How many times it reads each table (self-joins), computed once for every rewrite.
+    pub occurrences: BTreeMap<String, usize>,
     /// `Err` when the definition can never answer a query; the reason is reported.
     pub eligibility: std::result::Result<(), Rejection>,
     /// Rows stored, when known (the session records it when it materializes the MV).
@@ -78,6 +80,7 @@ impl MaterializedView {
             inputs: validate::base_tables(&plan),
             base_columns: crate::region::base_columns(&plan),
             signature: crate::region::signature(&plan),
+            occurrences: crate::occurrences::table_occurrences(&plan),
             plan,
             eligibility,
             row_count,

@@ -212,8 +212,7 @@ impl Engine {
                 );
                 Rejection::new(code, reason)
             } else {
-                let mv_occurrences = occurrences::table_occurrences(&mv.plan);
-                match occurrences::mappings(&query_occurrences, &mv_occurrences, &mv.name) {
+                match occurrences::mappings(&query_occurrences, &mv.occurrences, &mv.name) {
                     Ok(mappings) => {
                         eligible.push((mv, mappings));
                         continue;
