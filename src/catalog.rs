@@ -55,6 +55,11 @@ pub struct MaterializedView {
     pub signature: BTreeSet<String>,
     /// How many times it reads each table (self-joins), computed once for every rewrite.
     pub occurrences: BTreeMap<String, usize>,
+    /// For an aggregate over one table, the columns its keys and filters mention
+    /// ([`crate::dimensions`]).
+    pub dimensions: Option<BTreeSet<String>>,
+    /// Whether it is a UNION, which answers only a UNION of the same branches.
+    pub is_union: bool,
     /// `Err` when the definition can never answer a query; the reason is reported.
     pub eligibility: std::result::Result<(), Rejection>,
     /// Rows stored, when known (the session records it when it materializes the MV).
@@ -81,6 +86,8 @@ impl MaterializedView {
             base_columns: crate::region::base_columns(&plan),
             signature: crate::region::signature(&plan),
             occurrences: crate::occurrences::table_occurrences(&plan),
+            dimensions: crate::dimensions::kept_by_mv(&plan),
+            is_union: crate::union::union_shape(&plan).is_some(),
             plan,
             eligibility,
             row_count,

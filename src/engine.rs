@@ -16,7 +16,7 @@ use crate::lang::{Node, PlanAnalysis, PlanGraph, display, list_items};
 use crate::region::{self, Determinism};
 use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 use crate::rules::RuleSet;
-use crate::{join_back, join_equivalence, lossless, occurrences, outer_join, union};
+use crate::{dimensions, join_back, join_equivalence, lossless, occurrences, outer_join, union};
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
 /// limit is a safety net. When a limit stops saturation, extraction still returns a correct
@@ -176,6 +176,7 @@ impl Engine {
         }
         let columns = region::base_columns(region);
         let group_columns = region::group_columns(region);
+        let needed = dimensions::needed_by_query(region);
         let query_occurrences = occurrences::table_occurrences(region);
         // Each eligible MV with the mappings of its occurrences onto the query's (one unless
         // it reads a table several times: self-joins).
@@ -184,7 +185,7 @@ impl Engine {
             let rejection = if let Err(r) = &mv.eligibility {
                 note(statuses, &mv.name, CandidateStatus::Ineligible(r.clone()));
                 continue;
-            } else if union::union_shape(&mv.plan).is_some() {
+            } else if mv.is_union {
                 let why = format!(
                     "{} is a UNION: it answers only a UNION of the same branches",
                     mv.name
@@ -208,6 +209,26 @@ impl Engine {
                 };
                 let reason = format!(
                     "the query {verb} {missing}, which {} does not keep",
+                    mv.name
+                );
+                Rejection::new(code, reason)
+            } else if let Some(unkept) = mv
+                .dimensions
+                .as_ref()
+                .filter(|_| mv.base_tables == tables)
+                .and_then(|kept| needed.difference(kept).next())
+            {
+                // Cheaper still than the e-graph: src/dimensions.rs.
+                let grouped = group_columns
+                    .iter()
+                    .any(|g| g.split_once('.').is_some_and(|(_, c)| c == unkept));
+                let (code, verb) = if grouped {
+                    (ReasonCode::GroupByNotKept, "groups by")
+                } else {
+                    (ReasonCode::FilterNotOnGroupKeys, "filters on")
+                };
+                let reason = format!(
+                    "the query {verb} {unkept}, which {} neither groups by nor filters on",
                     mv.name
                 );
                 Rejection::new(code, reason)

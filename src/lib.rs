@@ -35,6 +35,7 @@ pub mod datagen;
 pub mod definition;
 pub mod demo;
 pub mod dependencies;
+pub mod dimensions;
 pub mod engine;
 pub mod error;
 pub mod freshness;

@@ -24,6 +24,14 @@ impl AnalyzerRule for LikeCastsToString {
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
+            // Merging input schemas costs more than the rest of the rule: only for a LIKE.
+            let has_like = node.expressions().iter().any(|e| {
+                e.exists(|e| Ok(matches!(e, Expr::Like(_) | Expr::SimilarTo(_))))
+                    .unwrap_or(true)
+            });
+            if !has_like {
+                return Ok(Transformed::no(node));
+            }
             let mut schema = DFSchema::empty();
             for input in node.inputs() {
                 schema.merge(input.schema());

@@ -576,3 +576,36 @@ async fn like_on_a_number_runs_as_in_spark() {
         .value(0);
     assert!(ones > 0, "the filter keeps some rows and drops others");
 }
+
+/// The rule rewrites in the first optimizer pass that leaves the plan as it was, or normalizes
+/// the plan itself in the last pass: with any configured number of passes, the query is
+/// answered from the MV, and a DataFrame optimized twice is rewritten both times.
+#[tokio::test]
+async fn rewritten_whatever_the_number_of_optimizer_passes() {
+    let sales = mvrewrite::datagen::sales(3000, 7).unwrap();
+    let query = "SELECT sex, sum(quantity) FROM sales WHERE country <> 'Tonga' GROUP BY sex";
+    for passes in [1, 2, 3, 8] {
+        let config = datafusion::prelude::SessionConfig::new()
+            .set_usize("datafusion.optimizer.max_passes", passes);
+        let session = mvrewrite::MvSession::with_config(config);
+        let plain = session.without_rewrites();
+        let table =
+            datafusion::catalog::MemTable::try_new(sales.schema(), vec![vec![sales.clone()]]);
+        session
+            .context()
+            .register_table("sales", Arc::new(table.unwrap()))
+            .unwrap();
+        session.sql(AGG_SALES).await.unwrap();
+        let df = session.context().sql(query).await.unwrap();
+        for _ in 0..2 {
+            let plan = df.clone().into_optimized_plan().unwrap();
+            assert!(
+                plan.display_indent().to_string().contains("agg_sales"),
+                "{passes} passes:\n{}",
+                plan.display_indent()
+            );
+        }
+        let used = common::assert_same_in(&session, &plain, query).await;
+        assert_eq!(used, ["agg_sales"], "{passes} passes");
+    }
+}

@@ -1,0 +1,124 @@
+//! Dimension columns: a cheap necessary condition that keeps most aggregate MVs which cannot
+//! answer a query out of the e-graph.
+//!
+//! A query over one table that filters on a column, or groups by it, needs that column from
+//! an aggregate MV over the same table: as (part of) a group key, to re-filter or re-group
+//! its rows, or in the MV's own filter, which the query's may repeat. An MV that neither
+//! groups by nor filters on the column cannot answer, whatever the rules would try: its rows
+//! have already summed over the column's values. The column's table must be the only one read
+//! on both sides, so that a column name means one column.
+
+use std::collections::BTreeSet;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan, Projection};
+
+/// The columns (by name) an aggregate MV over one table keeps usable per row group: those its
+/// group keys and filters mention. `None` when the MV is not that shape (no check applies).
+pub fn kept_by_mv(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
+    let mut top = plan;
+    while let LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) = top {
+        top = top.inputs()[0];
+    }
+    let LogicalPlan::Aggregate(agg) = top else {
+        return None;
+    };
+    let below = Chain::down_to_scan(&agg.input)?;
+    let mut kept = below.resolve(&agg.group_expr, 0);
+    for (depth, filter) in &below.filters {
+        kept.extend(below.resolve(std::slice::from_ref(*filter), *depth));
+    }
+    Some(kept)
+}
+
+/// The columns (by name) of its one table that `region` filters or groups on over its scan;
+/// empty when the region reads more than one table or one table several times.
+pub fn needed_by_query(region: &LogicalPlan) -> BTreeSet<String> {
+    let mut needed = BTreeSet::new();
+    let mut scans = 0;
+    let _ = region.apply(|node| {
+        match node {
+            LogicalPlan::TableScan(_) => scans += 1,
+            LogicalPlan::Aggregate(agg) => {
+                if let Some(below) = Chain::down_to_scan(&agg.input) {
+                    needed.extend(below.resolve(&agg.group_expr, 0));
+                    for (depth, filter) in &below.filters {
+                        needed.extend(below.resolve(std::slice::from_ref(*filter), *depth));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if scans != 1 {
+        needed.clear();
+    }
+    needed
+}
+
+/// The filters and projections between a plan and the one scan it reads.
+struct Chain<'a> {
+    /// Top first.
+    projections: Vec<&'a Projection>,
+    /// Each predicate with the number of projections above it.
+    filters: Vec<(usize, &'a Expr)>,
+}
+
+impl<'a> Chain<'a> {
+    /// `None` when anything but filters, projections and aliases lies between.
+    fn down_to_scan(plan: &'a LogicalPlan) -> Option<Self> {
+        let mut chain = Chain {
+            projections: vec![],
+            filters: vec![],
+        };
+        let mut node = plan;
+        loop {
+            match node {
+                LogicalPlan::Filter(f) => {
+                    chain.filters.push((chain.projections.len(), &f.predicate));
+                    node = &f.input;
+                }
+                LogicalPlan::Projection(p) => {
+                    chain.projections.push(p);
+                    node = &p.input;
+                }
+                LogicalPlan::SubqueryAlias(a) => node = &a.input,
+                LogicalPlan::TableScan(scan) => {
+                    let depth = chain.projections.len();
+                    chain
+                        .filters
+                        .extend(scan.filters.iter().map(|f| (depth, f)));
+                    return Some(chain);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The scan columns `exprs` (above the first `depth` projections of the chain) read: names
+    /// a projection computes stand for the columns of the expression computing them.
+    fn resolve(&self, exprs: &[Expr], depth: usize) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = exprs
+            .iter()
+            .flat_map(|e| e.column_refs())
+            .map(|c| c.name.clone())
+            .collect();
+        for p in &self.projections[depth..] {
+            names = names
+                .iter()
+                .flat_map(
+                    |n| match p.schema.fields().iter().position(|f| f.name() == n) {
+                        Some(i) => p.expr[i]
+                            .column_refs()
+                            .into_iter()
+                            .map(|c| c.name.clone())
+                            .collect(),
+                        None => vec![n.clone()],
+                    },
+                )
+                .collect();
+        }
+        names
+    }
+}
