@@ -254,6 +254,13 @@ impl Catalog {
 
     /// MVs that read some of `tables` but not exactly them (reported, never tried).
     pub fn overlapping(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
+        let mut mvs = self.reading_any(tables);
+        mvs.retain(|mv| mv.base_tables != *tables);
+        mvs
+    }
+
+    /// MVs that read some of `tables`, by name.
+    pub fn reading_any(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
         let mut names = BTreeSet::new();
         for t in tables {
             names.extend(self.by_table.get(t).into_iter().flatten());
@@ -261,7 +268,6 @@ impl Catalog {
         names
             .into_iter()
             .filter_map(|n| self.mvs.get(n))
-            .filter(|mv| mv.base_tables != *tables)
             .cloned()
             .collect()
     }

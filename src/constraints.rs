@@ -74,6 +74,11 @@ impl Constraints {
             .any(|key| key.iter().all(|k| columns.contains(k)))
     }
 
+    /// Whether any foreign key is declared (without one, no MV answers through extra tables).
+    pub fn has_foreign_keys(&self) -> bool {
+        !self.foreign.is_empty()
+    }
+
     /// The foreign keys from `table` to `references`.
     pub fn foreign_keys(&self, table: &str, references: &str) -> Vec<&ForeignKey> {
         self.foreign

@@ -16,6 +16,7 @@ use crate::lang::{Node, PlanAnalysis, PlanGraph, display, list_items};
 use crate::region::{self, Determinism};
 use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 use crate::rules::RuleSet;
+use crate::screen::Screen;
 use crate::{dimensions, join_back, join_equivalence, lossless, occurrences, outer_join, union};
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
@@ -82,6 +83,19 @@ impl Engine {
         }
         // Tables (with how often each is read) of join regions already tried: their
         // sub-regions reading the same are the same question.
+        let mut screen = Screen::new(plan, catalog);
+        // Most plans no MV can answer are known as such before looking at any region.
+        if let Some(rejected) = screen.all_hopeless() {
+            report.candidates = rejected
+                .into_iter()
+                .map(|(mv, status)| Candidate { mv, status })
+                .collect();
+            return Outcome {
+                plan: plan.clone(),
+                rewritten: false,
+                report,
+            };
+        }
         let mut tried_joins = HashSet::new();
         let normalized = crate::semi_join::semi_joins_as_inner(plan.clone())
             .map(|t| t.data)
@@ -108,7 +122,7 @@ impl Engine {
             }
             // A bug in a rule must cost the rewrite, never the query: keep the region as it is.
             let rewritten = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.rewrite_region(&node, catalog, &mut statuses, &mut report)
+                self.rewrite_region(&node, catalog, &mut screen, &mut statuses, &mut report)
             }))
             .unwrap_or_else(|_| {
                 report.unsupported = Some("internal error while rewriting; plan kept".into());
@@ -156,6 +170,7 @@ impl Engine {
         &self,
         region: &LogicalPlan,
         catalog: &Catalog,
+        screen: &mut Screen,
         statuses: &mut BTreeMap<String, CandidateStatus>,
         report: &mut Report,
     ) -> Option<LogicalPlan> {
@@ -165,6 +180,9 @@ impl Engine {
         // MVs over some of the query's tables answer their part, joined back to the rest
         // (src/join_back.rs).
         for mv in catalog.overlapping(&tables) {
+            if settled(screen, statuses, &mv) {
+                continue;
+            }
             if mv.base_tables.is_subset(&tables) {
                 wider.push(mv);
                 continue;
@@ -182,6 +200,9 @@ impl Engine {
         // it reads a table several times: self-joins).
         let mut eligible = Vec::new();
         for mv in catalog.candidates(&tables).into_iter().chain(wider) {
+            if settled(screen, statuses, &mv) {
+                continue;
+            }
             let rejection = if let Err(r) = &mv.eligibility {
                 note(statuses, &mv.name, CandidateStatus::Ineligible(r.clone()));
                 continue;
@@ -191,27 +212,11 @@ impl Engine {
                     mv.name
                 );
                 Rejection::new(ReasonCode::UnionNotMatched, why)
-            } else if let Some(why) = catalog.stale_rejection(&mv.name) {
+            } else if let Some(why) = screen.stale_rejection(&mv) {
                 Rejection::new(ReasonCode::Stale, why)
-            } else if let Some(missing) = columns
-                .difference(&mv.base_columns)
-                // An MV over some of the query's tables answers for the columns of those.
-                .find(|c| {
-                    c.split_once('.')
-                        .is_some_and(|(t, _)| mv.base_tables.contains(t))
-                })
-            {
+            } else if let Some(missing) = screen.missing_column(&mv, &tables, &columns) {
                 // A cheap necessary condition: keeps most MVs that cannot answer out of the e-graph.
-                let (code, verb) = if group_columns.contains(missing) {
-                    (ReasonCode::GroupByNotKept, "groups by")
-                } else {
-                    (ReasonCode::ColumnMissing, "reads")
-                };
-                let reason = format!(
-                    "the query {verb} {missing}, which {} does not keep",
-                    mv.name
-                );
-                Rejection::new(code, reason)
+                column_missing(&missing, &group_columns, &mv.name)
             } else if let Some(unkept) = mv
                 .dimensions
                 .as_ref()
@@ -449,14 +454,41 @@ impl Engine {
 }
 
 /// Keeps the most useful status when an MV is considered in several regions.
-fn note(statuses: &mut BTreeMap<String, CandidateStatus>, mv: &str, status: CandidateStatus) {
-    let rank = |s: &CandidateStatus| match s {
+/// The query reads `missing` (`table.column`), which `mv` does not keep.
+pub fn column_missing(missing: &str, group_columns: &BTreeSet<String>, mv: &str) -> Rejection {
+    let (code, verb) = if group_columns.contains(missing) {
+        (ReasonCode::GroupByNotKept, "groups by")
+    } else {
+        (ReasonCode::ColumnMissing, "reads")
+    };
+    Rejection::new(
+        code,
+        format!("the query {verb} {missing}, which {mv} does not keep"),
+    )
+}
+
+/// How much a status says: a more telling one replaces a less telling one.
+fn rank(status: &CandidateStatus) -> u8 {
+    match status {
         CandidateStatus::Used => 0,
         CandidateStatus::MoreExpensive => 1,
         CandidateStatus::Rejected(r) if r.code != ReasonCode::DifferentTables => 2,
         CandidateStatus::Ineligible(_) => 3,
         CandidateStatus::Rejected(_) => 4,
-    };
+    }
+}
+
+/// Whether `mv` need not be looked at again in this plan: no region can use it, and what was
+/// noted of it says as much as another region's rejection would.
+fn settled(
+    screen: &mut Screen,
+    statuses: &BTreeMap<String, CandidateStatus>,
+    mv: &MaterializedView,
+) -> bool {
+    statuses.get(&mv.name).is_some_and(|s| rank(s) <= 3) && screen.hopeless(mv)
+}
+
+fn note(statuses: &mut BTreeMap<String, CandidateStatus>, mv: &str, status: CandidateStatus) {
     match statuses.get(mv) {
         Some(old) if rank(old) <= rank(&status) => {}
         _ => {

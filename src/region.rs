@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use datafusion::common::NullEquality;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, Volatility};
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, TableScan, Volatility};
 
 /// How strict the determinism check is: MVs must be immutable (`now()` changes between refresh
 /// and query); queries may use stable functions, which are evaluated at query time either way.
@@ -160,24 +160,30 @@ pub fn base_columns(plan: &LogicalPlan) -> BTreeSet<String> {
     let mut columns = BTreeSet::new();
     let _ = plan.apply(|node| {
         if let LogicalPlan::TableScan(scan) = node {
-            let table = scan.table_name.table();
-            let schema = scan.source.schema();
-            let projected: Vec<usize> = match &scan.projection {
-                Some(p) => p.clone(),
-                None => (0..schema.fields().len()).collect(),
-            };
-            for i in projected {
-                columns.insert(format!("{table}.{}", schema.field(i).name()));
-            }
-            for filter in &scan.filters {
-                for c in filter.column_refs() {
-                    columns.insert(format!("{table}.{}", c.name));
-                }
-            }
+            columns.extend(scan_columns(scan));
         }
         Ok(TreeNodeRecursion::Continue)
     });
     columns
+}
+
+/// The columns one scan reads (`table.column`): its projection and its pushed-down filters'.
+pub fn scan_columns(scan: &TableScan) -> impl Iterator<Item = String> + '_ {
+    let table = scan.table_name.table();
+    let schema = scan.source.schema();
+    let projected: Vec<usize> = match &scan.projection {
+        Some(p) => p.clone(),
+        None => (0..schema.fields().len()).collect(),
+    };
+    let projected = projected
+        .into_iter()
+        .map(move |i| format!("{table}.{}", schema.field(i).name()));
+    let filtered = scan
+        .filters
+        .iter()
+        .flat_map(|f| f.column_refs())
+        .map(move |c| format!("{table}.{}", c.name));
+    projected.chain(filtered)
 }
 
 /// Base-table columns (`table.column`) the GROUP BY of `plan` reads directly.
