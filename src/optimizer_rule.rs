@@ -52,8 +52,9 @@ struct Passes {
 enum Step {
     /// Not yet normal: wait for the next pass.
     Wait,
-    /// Normal (DataFusion's rules left it unchanged): rewrite it as it is.
-    Rewrite,
+    /// Normal (DataFusion's rules left it unchanged): rewrite it as it is. In the last pass,
+    /// the rewritten plan is optimized here; otherwise DataFusion's next pass does it.
+    Rewrite { last_pass: bool },
     /// The last chance before the optimizer stops: normalize it, then rewrite.
     NormalizeAndRewrite,
     /// Already rewritten in an earlier pass.
@@ -105,16 +106,17 @@ impl MvRewriteRule {
             return Step::NormalizeAndRewrite;
         };
         if let Some(p) = passes.as_mut().filter(|p| p.query == query) {
+            p.calls += 1;
             if !p.introduced.is_empty() && reads_any(plan, &p.introduced) {
                 p.last_output = plan.clone();
                 return Step::Done;
             }
+            let last_pass = p.calls >= max_passes;
             if p.last_output == *plan {
-                return Step::Rewrite;
+                return Step::Rewrite { last_pass };
             }
-            p.calls += 1;
             p.last_output = plan.clone();
-            return if p.calls >= max_passes {
+            return if last_pass {
                 Step::NormalizeAndRewrite
             } else {
                 Step::Wait
@@ -134,11 +136,13 @@ impl MvRewriteRule {
         }
     }
 
-    /// Rewrites `plan` (normalized first if `normalize`), remembering the outcome.
+    /// Rewrites `plan` (normalized first if `normalize`), remembering the outcome; optimizes a
+    /// rewritten plan if `optimize_rewritten`.
     fn rewrite_now(
         &self,
         plan: LogicalPlan,
         normalize: bool,
+        optimize_rewritten: bool,
         catalog: &Catalog,
         config: &dyn OptimizerConfig,
     ) -> Transformed<LogicalPlan> {
@@ -159,12 +163,15 @@ impl MvRewriteRule {
             return Transformed::no(plan);
         }
         // A join back to other tables comes out as a filter over a cross join: DataFusion
-        // turns it into a hash join and pushes projections into the MV scan, even when this
-        // is its last pass.
-        let rewritten = self
-            .normalizer
-            .optimize(outcome.plan.clone(), config, |_, _| {})
-            .unwrap_or(outcome.plan);
+        // turns it into a hash join and pushes projections into the MV scan, in its next pass
+        // or, when none follows, here.
+        let rewritten = if optimize_rewritten {
+            self.normalizer
+                .optimize(outcome.plan.clone(), config, |_, _| {})
+                .unwrap_or(outcome.plan)
+        } else {
+            outcome.plan
+        };
         if let Ok(mut passes) = self.passes.lock()
             && let Some(p) = passes.as_mut()
         {
@@ -219,8 +226,10 @@ impl OptimizerRule for MvRewriteRule {
         Ok(
             match self.step(&plan, query, config.options().optimizer.max_passes) {
                 Step::Wait | Step::Done => Transformed::no(plan),
-                Step::Rewrite => self.rewrite_now(plan, false, &catalog, config),
-                Step::NormalizeAndRewrite => self.rewrite_now(plan, true, &catalog, config),
+                Step::Rewrite { last_pass } => {
+                    self.rewrite_now(plan, false, last_pass, &catalog, config)
+                }
+                Step::NormalizeAndRewrite => self.rewrite_now(plan, true, true, &catalog, config),
             },
         )
     }
