@@ -1,7 +1,7 @@
 //! The DataFusion `OptimizerRule`: add it to any `SessionState` and queries are answered from
 //! the MVs in its catalog.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::common::Result;
@@ -30,13 +30,18 @@ pub struct MvRewriteRule {
     /// DataFusion's own rules, for the plans the rule must normalize itself, and to push
     /// projections and filters into the MV scans of a rewritten plan.
     normalizer: Optimizer,
-    /// The passes over the query being optimized.
-    passes: Mutex<Option<Passes>>,
+    /// The passes over the queries being optimized, newest first: a session may plan several
+    /// at once.
+    passes: Mutex<VecDeque<Passes>>,
     /// The last plan nothing was found for, with the catalog version: a plan planned again
     /// needs no second attempt.
     last_miss: Mutex<Option<(u64, LogicalPlan, Report)>>,
     last_report: Mutex<Option<Report>>,
 }
+
+/// How many queries being optimized at once the rule follows; beyond that, the oldest is
+/// forgotten, and its next pass is taken for its first (its rewrite may then be missed).
+const CONCURRENT_QUERIES: usize = 16;
 
 /// What the rule saw of one optimization of a query (identified by its start time).
 struct Passes {
@@ -73,7 +78,7 @@ impl MvRewriteRule {
             catalog,
             engine,
             normalizer: Optimizer::new(),
-            passes: Mutex::new(None),
+            passes: Mutex::new(VecDeque::new()),
             last_miss: Mutex::new(None),
             last_report: Mutex::new(None),
         }
@@ -105,7 +110,7 @@ impl MvRewriteRule {
         let (Some(query), Ok(mut passes)) = (query, self.passes.lock()) else {
             return Step::NormalizeAndRewrite;
         };
-        if let Some(p) = passes.as_mut().filter(|p| p.query == query) {
+        if let Some(p) = passes.iter_mut().find(|p| p.query == query) {
             p.calls += 1;
             if !p.introduced.is_empty() && reads_any(plan, &p.introduced) {
                 p.last_output = plan.clone();
@@ -123,12 +128,13 @@ impl MvRewriteRule {
             };
         }
         // A new query (or the same one optimized again): its first pass.
-        *passes = Some(Passes {
+        passes.push_front(Passes {
             query,
             calls: 1,
             last_output: plan.clone(),
             introduced: HashSet::new(),
         });
+        passes.truncate(CONCURRENT_QUERIES);
         if max_passes <= 1 {
             Step::NormalizeAndRewrite
         } else {
@@ -146,6 +152,7 @@ impl MvRewriteRule {
         catalog: &Catalog,
         config: &dyn OptimizerConfig,
     ) -> Transformed<LogicalPlan> {
+        let query = query_of(config);
         let input = if normalize {
             match self.normalizer.optimize(plan.clone(), config, |_, _| {}) {
                 Ok(normalized) => normalized,
@@ -173,13 +180,20 @@ impl MvRewriteRule {
             outcome.plan
         };
         if let Ok(mut passes) = self.passes.lock()
-            && let Some(p) = passes.as_mut()
+            && let Some(p) = passes.iter_mut().find(|p| Some(p.query) == query)
         {
             p.introduced = outcome.report.used_mvs().into_iter().collect();
             p.last_output = rewritten.clone();
         }
         Transformed::yes(rewritten)
     }
+}
+
+/// The start time of the query being optimized, which tells its passes from another query's.
+fn query_of(config: &dyn OptimizerConfig) -> Option<i64> {
+    config
+        .query_execution_start_time()
+        .and_then(|t| t.timestamp_nanos_opt())
 }
 
 /// Whether `plan` scans one of `tables`.
@@ -220,9 +234,7 @@ impl OptimizerRule for MvRewriteRule {
             self.remember(report);
             return Ok(Transformed::no(plan));
         }
-        let query = config
-            .query_execution_start_time()
-            .and_then(|t| t.timestamp_nanos_opt());
+        let query = query_of(config);
         Ok(
             match self.step(&plan, query, config.options().optimizer.max_passes) {
                 Step::Wait | Step::Done => Transformed::no(plan),

@@ -609,3 +609,47 @@ async fn rewritten_whatever_the_number_of_optimizer_passes() {
         assert_eq!(used, ["agg_sales"], "{passes} passes");
     }
 }
+
+/// Two queries optimized at once, their passes interleaved: each is rewritten in its own
+/// second pass, where its plan comes back unchanged.
+#[tokio::test]
+async fn queries_optimized_at_once_are_each_rewritten() {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::optimizer::{OptimizerContext, OptimizerRule};
+    let pair = common::sales_and_events();
+    pair.session.sql(AGG_SALES).await.unwrap();
+    let plan = |sql: &'static str| {
+        let plain = pair.plain.clone();
+        async move { plain.sql(sql).await.unwrap().into_optimized_plan().unwrap() }
+    };
+    let a = plan("SELECT sex, sum(quantity) FROM sales GROUP BY sex").await;
+    let b = plan("SELECT country, sum(quantity) FROM sales GROUP BY country").await;
+    let rule = mvrewrite::MvRewriteRule::new(pair.session.catalog(), Default::default());
+    let at = |nanos| {
+        OptimizerContext::new()
+            .with_query_execution_start_time(chrono::DateTime::from_timestamp_nanos(nanos))
+    };
+    let (config_a, config_b) = (at(1), at(2));
+    let pass = |p: &datafusion::logical_expr::LogicalPlan, config: &OptimizerContext| {
+        rule.rewrite(p.clone(), config).unwrap()
+    };
+    let reads_mv = |t: &Transformed<datafusion::logical_expr::LogicalPlan>| {
+        t.transformed && t.data.display_indent().to_string().contains("agg_sales")
+    };
+    assert!(!pass(&a, &config_a).transformed, "first pass of a waits");
+    assert!(!pass(&b, &config_b).transformed, "first pass of b waits");
+    for (original, config) in [(a, config_a), (b, config_b)] {
+        let rewritten = pass(&original, &config);
+        assert!(reads_mv(&rewritten), "unchanged in its second pass");
+        let run = |p| async {
+            pair.plain
+                .execute_logical_plan(p)
+                .await
+                .unwrap()
+                .collect()
+                .await
+        };
+        let expected = run(original).await.unwrap();
+        common::compare(&expected, &run(rewritten.data).await.unwrap()).unwrap();
+    }
+}
