@@ -53,7 +53,7 @@ pub mod region;
 pub mod report;
 pub mod rewrite;
 pub mod rules;
-pub mod screen;
+pub(crate) mod screen;
 pub mod semi_join;
 pub mod session;
 pub mod spark_like;

@@ -23,7 +23,10 @@ use crate::report::Report;
 /// TPC-H planning time), the rule waits for the pass in which DataFusion's rules no longer
 /// change the plan: that plan is already normal. Only when the last pass arrives before that
 /// (or the optimizer has one pass, or no query start time tells passes of one query apart)
-/// does it normalize the plan itself.
+/// does it normalize the plan itself. A plan that reaches the optimizer already optimized
+/// elsewhere (no rule changes it in the first pass) is not rewritten: the optimizer stops
+/// before the rule sees it a second time. Plans from SQL or the DataFrame API always change in
+/// the first pass (projections are pushed into their scans).
 pub struct MvRewriteRule {
     catalog: Arc<RwLock<Catalog>>,
     engine: Arc<Engine>,
@@ -112,6 +115,8 @@ impl MvRewriteRule {
         };
         if let Some(p) = passes.iter_mut().find(|p| p.query == query) {
             p.calls += 1;
+            // Later passes over the rewritten plan (and a new optimization of a query that
+            // reads by name an MV the rule put into it: not rewritten again).
             if !p.introduced.is_empty() && reads_any(plan, &p.introduced) {
                 p.last_output = plan.clone();
                 return Step::Done;
@@ -127,7 +132,7 @@ impl MvRewriteRule {
                 Step::Wait
             };
         }
-        // A new query (or the same one optimized again): its first pass.
+        // A new query: its first pass.
         passes.push_front(Passes {
             query,
             calls: 1,

@@ -21,8 +21,9 @@ pub struct Screen<'a> {
     read: BTreeSet<String>,
     /// [`region::group_columns`] of the whole plan.
     group_columns: BTreeSet<String>,
-    /// What is known of each MV, by its address in the catalog (the query holds the catalog
-    /// for the whole rewrite, and hashing an address allocates nothing).
+    /// What is known of each MV, by its address: every MV passed in is one of `catalog`'s,
+    /// which the screen borrows, so an address stands for one MV while the screen lives (and
+    /// hashing it allocates nothing, unlike a name).
     known: HashMap<usize, Known>,
 }
 
