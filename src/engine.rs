@@ -81,8 +81,6 @@ impl Engine {
                 report,
             };
         }
-        // Tables (with how often each is read) of join regions already tried: their
-        // sub-regions reading the same are the same question.
         let mut screen = Screen::new(plan, catalog);
         // Most plans no MV can answer are known as such before looking at any region.
         if let Some(rejected) = screen.all_hopeless() {
@@ -96,6 +94,8 @@ impl Engine {
                 report,
             };
         }
+        // Tables (with how often each is read) of join regions already tried: their
+        // sub-regions reading the same are the same question.
         let mut tried_joins = HashSet::new();
         let normalized = crate::semi_join::semi_joins_as_inner(plan.clone())
             .map(|t| t.data)
@@ -453,7 +453,6 @@ impl Engine {
     }
 }
 
-/// Keeps the most useful status when an MV is considered in several regions.
 /// The query reads `missing` (`table.column`), which `mv` does not keep.
 pub fn column_missing(missing: &str, group_columns: &BTreeSet<String>, mv: &str) -> Rejection {
     let (code, verb) = if group_columns.contains(missing) {
@@ -488,6 +487,7 @@ fn settled(
     statuses.get(&mv.name).is_some_and(|s| rank(s) <= 3) && screen.hopeless(mv)
 }
 
+/// Keeps the most useful status when an MV is considered in several regions.
 fn note(statuses: &mut BTreeMap<String, CandidateStatus>, mv: &str, status: CandidateStatus) {
     match statuses.get(mv) {
         Some(old) if rank(old) <= rank(&status) => {}
