@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use datafusion::logical_expr::{LogicalPlan, TableSource};
+use fixedbitset::FixedBitSet;
 
 use crate::constraints::Constraints;
 use crate::error::{MvError, Result};
 use crate::freshness::{Change, Stale, Staleness, Versions};
+use crate::mv_index::MvIndex;
 use crate::report::Rejection;
 use crate::sql::DeclaredKey;
 use crate::validate;
@@ -129,6 +131,8 @@ pub struct Catalog {
     mvs: BTreeMap<String, Arc<MaterializedView>>,
     by_tables: HashMap<BTreeSet<String>, BTreeSet<String>>,
     by_table: HashMap<String, BTreeSet<String>>,
+    /// Which MVs read each table and keep each column, for ruling MVs out of whole plans.
+    index: MvIndex,
     table_rows: HashMap<String, u64>,
     /// Table and MV versions, and the writes MVs may still need.
     versions: Versions,
@@ -171,7 +175,9 @@ impl Catalog {
                 .or_default()
                 .insert(mv.name.clone());
         }
-        self.mvs.insert(mv.name.clone(), Arc::new(mv));
+        let mv = Arc::new(mv);
+        self.index.insert(&mv);
+        self.mvs.insert(mv.name.clone(), mv);
         Ok(())
     }
 
@@ -194,6 +200,7 @@ impl Catalog {
     fn unindex(&mut self, name: &str) -> bool {
         match self.mvs.remove(name) {
             Some(mv) => {
+                self.index.remove(name);
                 if let Some(set) = self.by_tables.get_mut(&mv.base_tables) {
                     set.remove(name);
                 }
@@ -252,11 +259,25 @@ impl Catalog {
             .any(|t| self.by_table.get(t).is_some_and(|mvs| !mvs.is_empty()))
     }
 
-    /// MVs that read some of `tables` but not exactly them (reported, never tried).
-    pub fn overlapping(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
-        let mut mvs = self.reading_any(tables);
-        mvs.retain(|mv| mv.base_tables != *tables);
-        mvs
+    /// The MVs that may answer part of a plan, with their slots in the index
+    /// ([`MvIndex::may_answer`]).
+    pub(crate) fn may_answer(
+        &self,
+        read: &BTreeSet<String>,
+        read_once: &HashMap<String, BTreeSet<String>>,
+    ) -> Vec<(usize, &Arc<MaterializedView>)> {
+        let joins_declared = self.constraints.has_foreign_keys();
+        self.index.may_answer(read, read_once, joins_declared)
+    }
+
+    /// [`MvIndex::cannot_answer_region`].
+    pub(crate) fn cannot_answer_region(
+        &self,
+        tables: &BTreeSet<String>,
+        columns: &BTreeSet<String>,
+        needed: &BTreeSet<String>,
+    ) -> FixedBitSet {
+        self.index.cannot_answer_region(tables, columns, needed)
     }
 
     /// MVs that read some of `tables`, by name.

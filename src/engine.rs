@@ -52,6 +52,16 @@ pub struct Outcome {
     pub report: Report,
 }
 
+/// How much a rewrite's report says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Explain {
+    /// Every MV over the plan's tables, with why it was or was not used.
+    All,
+    /// Only the MVs used: no reason is written for the others. The optimizer rule rewrites
+    /// in this mode, and writes the whole report only when it is read.
+    UsedOnly,
+}
+
 /// Rule packs plus limits: everything needed to rewrite plans against a catalog.
 pub struct Engine {
     rules: RuleSet,
@@ -72,6 +82,17 @@ impl Engine {
     /// Rewrites every maximal region of `plan` that a cheaper MV can answer. Never fails: what
     /// cannot be rewritten is kept as it is, with the reason in the report.
     pub fn rewrite(&self, plan: &LogicalPlan, catalog: &Catalog) -> Outcome {
+        self.rewrite_explaining(plan, catalog, Explain::All)
+    }
+
+    /// [`Self::rewrite`], with a report that says as much as `explain` asks: the same plan
+    /// whatever it asks.
+    pub fn rewrite_explaining(
+        &self,
+        plan: &LogicalPlan,
+        catalog: &Catalog,
+        explain: Explain,
+    ) -> Outcome {
         let mut statuses = BTreeMap::new();
         let mut report = Report::default();
         if catalog.is_empty() {
@@ -83,7 +104,11 @@ impl Engine {
         }
         let mut screen = Screen::new(plan, catalog);
         // Most plans no MV can answer are known as such before looking at any region.
-        if let Some(rejected) = screen.all_hopeless() {
+        let hopeless = match explain {
+            Explain::All => screen.all_hopeless(),
+            Explain::UsedOnly => screen.none_can_answer().then(Vec::new),
+        };
+        if let Some(rejected) = hopeless {
             report.candidates = rejected
                 .into_iter()
                 .map(|(mv, status)| Candidate { mv, status })
@@ -122,7 +147,8 @@ impl Engine {
             }
             // A bug in a rule must cost the rewrite, never the query: keep the region as it is.
             let rewritten = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.rewrite_region(&node, catalog, &mut screen, &mut statuses, &mut report)
+                let explained = (&mut statuses, explain);
+                self.rewrite_region(&node, catalog, &mut screen, explained, &mut report)
             }))
             .unwrap_or_else(|_| {
                 report.unsupported = Some("internal error while rewriting; plan kept".into());
@@ -137,6 +163,7 @@ impl Engine {
         });
         report.candidates = statuses
             .into_iter()
+            .filter(|(_, status)| explain == Explain::All || *status == CandidateStatus::Used)
             .map(|(mv, status)| Candidate { mv, status })
             .collect();
         report.notes = report
@@ -171,15 +198,23 @@ impl Engine {
         region: &LogicalPlan,
         catalog: &Catalog,
         screen: &mut Screen,
-        statuses: &mut BTreeMap<String, CandidateStatus>,
+        (statuses, explain): (&mut BTreeMap<String, CandidateStatus>, Explain),
         report: &mut Report,
     ) -> Option<LogicalPlan> {
         let tables = region::base_tables(region);
-        // MVs over more tables may answer through declared keys (src/lossless.rs).
+        let columns = region::base_columns(region);
+        let needed = dimensions::needed_by_query(region);
+        // The MVs over these tables first, then those over more tables, which may answer
+        // through declared keys (src/lossless.rs), and those over some of them, which answer
+        // their part joined back to the rest (src/join_back.rs); each by name.
+        let reading = match explain {
+            Explain::All => catalog.reading_any(&tables),
+            Explain::UsedOnly => screen.hopeful(&tables, &columns, &needed),
+        };
+        let (exact, others): (Vec<_>, Vec<_>) =
+            reading.into_iter().partition(|mv| mv.base_tables == tables);
         let mut wider = Vec::new();
-        // MVs over some of the query's tables answer their part, joined back to the rest
-        // (src/join_back.rs).
-        for mv in catalog.overlapping(&tables) {
+        for mv in others {
             if settled(screen, statuses, &mv) {
                 continue;
             }
@@ -192,17 +227,21 @@ impl Engine {
                 Some(r) => note(statuses, &mv.name, CandidateStatus::Rejected(r)),
             }
         }
-        let columns = region::base_columns(region);
+        let considered: Vec<_> = exact
+            .into_iter()
+            .chain(wider)
+            .filter(|mv| !settled(screen, statuses, mv))
+            .collect();
+        if considered.is_empty() {
+            return None;
+        }
         let group_columns = region::group_columns(region);
-        let needed = dimensions::needed_by_query(region);
         let query_occurrences = occurrences::table_occurrences(region);
+
         // Each eligible MV with the mappings of its occurrences onto the query's (one unless
         // it reads a table several times: self-joins).
         let mut eligible = Vec::new();
-        for mv in catalog.candidates(&tables).into_iter().chain(wider) {
-            if settled(screen, statuses, &mv) {
-                continue;
-            }
+        for mv in considered {
             let rejection = if let Err(r) = &mv.eligibility {
                 note(statuses, &mv.name, CandidateStatus::Ineligible(r.clone()));
                 continue;

@@ -44,6 +44,7 @@ pub mod join_back;
 pub mod join_equivalence;
 pub mod lang;
 pub mod lossless;
+mod mv_index;
 pub mod occurrences;
 pub mod optimizer_rule;
 pub mod outer_join;

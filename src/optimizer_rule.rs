@@ -10,7 +10,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::optimizer::{ApplyOrder, Optimizer, OptimizerConfig, OptimizerRule};
 
 use crate::catalog::Catalog;
-use crate::engine::Engine;
+use crate::engine::{Engine, Explain};
 use crate::report::Report;
 
 /// Rewrites plans to read materialized views. Append it after DataFusion's own rules
@@ -36,10 +36,20 @@ pub struct MvRewriteRule {
     /// The passes over the queries being optimized, newest first: a session may plan several
     /// at once.
     passes: Mutex<VecDeque<Passes>>,
-    /// The last plan nothing was found for, with the catalog version: a plan planned again
-    /// needs no second attempt.
-    last_miss: Mutex<Option<(u64, LogicalPlan, Report)>>,
-    last_report: Mutex<Option<Report>>,
+    /// The last plan nothing was found for, with the catalog version and what the engine was
+    /// given: a plan planned again needs no second attempt.
+    last_miss: Mutex<Option<(u64, LogicalPlan, Decision)>>,
+    last_decision: Mutex<Option<Decision>>,
+}
+
+/// What the rule keeps of its last rewrite to explain it: the report is written only when it
+/// is read, so that planning does not pay for a sentence per MV.
+#[derive(Clone)]
+struct Decision {
+    /// The plan the engine was given.
+    input: LogicalPlan,
+    catalog_version: u64,
+    used: Vec<String>,
 }
 
 /// How many queries being optimized at once the rule follows; beyond that, the oldest is
@@ -83,29 +93,41 @@ impl MvRewriteRule {
             normalizer: Optimizer::new(),
             passes: Mutex::new(VecDeque::new()),
             last_miss: Mutex::new(None),
-            last_report: Mutex::new(None),
+            last_decision: Mutex::new(None),
         }
     }
 
     /// Forgets the last report (so the next one belongs to the next query).
     pub fn clear_report(&self) {
-        if let Ok(mut last) = self.last_report.lock() {
+        if let Ok(mut last) = self.last_decision.lock() {
             *last = None;
         }
     }
 
-    /// Keeps `report` as the last one if some MV was considered.
-    fn remember(&self, report: Report) {
-        if !report.candidates.is_empty()
-            && let Ok(mut last) = self.last_report.lock()
-        {
-            *last = Some(report);
+    fn remember(&self, decision: Decision) {
+        if let Ok(mut last) = self.last_decision.lock() {
+            *last = Some(decision);
         }
     }
 
-    /// The report of the last plan in which some MV was considered.
+    /// The report of the last plan in which some MV was considered, written now: the same
+    /// rewrite again, explaining every MV. Should the catalog have changed since (an MV
+    /// created, refreshed or dropped, a table written), or a bounded staleness run out, its
+    /// notes say so.
     pub fn last_report(&self) -> Option<Report> {
-        self.last_report.lock().ok().and_then(|r| r.clone())
+        let decision = self.last_decision.lock().ok()?.clone()?;
+        let catalog = self.catalog.read().ok()?;
+        let mut report = self.engine.rewrite(&decision.input, &catalog).report;
+        if catalog.version() != decision.catalog_version || report.used_mvs() != decision.used {
+            report.notes.push(format!(
+                "the catalog changed after the query was planned; this report describes it as it is now (the plan reads {})",
+                match decision.used.as_slice() {
+                    [] => "no MV".to_string(),
+                    used => used.join(", "),
+                }
+            ));
+        }
+        (!report.candidates.is_empty()).then_some(report)
     }
 
     /// Where `plan`, seen in a pass over the query started at `query`, stands.
@@ -166,14 +188,22 @@ impl MvRewriteRule {
         } else {
             plan.clone()
         };
-        let outcome = self.engine.rewrite(&input, catalog);
-        self.remember(outcome.report.clone());
+        let outcome = self
+            .engine
+            .rewrite_explaining(&input, catalog, Explain::UsedOnly);
+        let decision = Decision {
+            input,
+            catalog_version: catalog.version(),
+            used: outcome.report.used_mvs(),
+        };
         if !outcome.rewritten {
             if let Ok(mut last) = self.last_miss.lock() {
-                *last = Some((catalog.version(), plan.clone(), outcome.report));
+                *last = Some((catalog.version(), plan.clone(), decision.clone()));
             }
+            self.remember(decision);
             return Transformed::no(plan);
         }
+        self.remember(decision);
         // A join back to other tables comes out as a filter over a cross join: DataFusion
         // turns it into a hash join and pushes projections into the MV scan, in its next pass
         // or, when none follows, here.
@@ -233,10 +263,10 @@ impl OptimizerRule for MvRewriteRule {
         let cached = self.last_miss.lock().ok().and_then(|last| {
             last.as_ref()
                 .filter(|(v, p, _)| *v == catalog.version() && *p == plan)
-                .map(|(_, _, report)| report.clone())
+                .map(|(_, _, decision)| decision.clone())
         });
-        if let Some(report) = cached {
-            self.remember(report);
+        if let Some(decision) = cached {
+            self.remember(decision);
             return Ok(Transformed::no(plan));
         }
         let query = query_of(config);

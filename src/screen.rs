@@ -2,7 +2,8 @@
 //! joining many tables has many regions (each join, then each input of a join no MV answers),
 //! and most MVs fail the same cheap checks in every one of them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
@@ -21,17 +22,18 @@ pub struct Screen<'a> {
     read: BTreeSet<String>,
     /// [`region::group_columns`] of the whole plan.
     group_columns: BTreeSet<String>,
-    /// What is known of each MV, by its address: every MV passed in is one of `catalog`'s,
-    /// which the screen borrows, so an address stands for one MV while the screen lives (and
-    /// hashing it allocates nothing, unlike a name).
+    /// The MVs that may answer part of the plan ([`Catalog::may_answer`]) with their slots,
+    /// by name; every other MV over its tables is hopeless.
+    may_answer: Vec<(usize, &'a Arc<MaterializedView>)>,
+    /// Their addresses.
+    may_answer_at: HashSet<usize>,
+    /// What is known of each MV, by its [`address`].
     known: HashMap<usize, Known>,
 }
 
 #[derive(Default)]
 struct Known {
     stale: Option<Option<String>>,
-    /// No region of the plan can use it.
-    hopeless: Option<bool>,
     /// The first column of a table read once that it does not keep, by table.
     missing: Vec<(String, Option<String>)>,
 }
@@ -49,23 +51,27 @@ impl<'a> Screen<'a> {
             }
             Ok(TreeNodeRecursion::Continue)
         });
+        let read: BTreeSet<String> = scans.keys().cloned().collect();
+        let read_once = scans
+            .into_iter()
+            .filter(|(_, (n, _))| *n == 1)
+            .map(|(t, (_, columns))| (t, columns))
+            .collect();
+        let mut may_answer = catalog.may_answer(&read, &read_once);
+        may_answer.sort_unstable_by(|(_, a), (_, b)| a.name.cmp(&b.name));
         Screen {
             catalog,
-            read: scans.keys().cloned().collect(),
+            may_answer_at: may_answer.iter().map(|(_, mv)| address(mv)).collect(),
+            may_answer,
+            read,
             group_columns: region::group_columns(plan),
-            read_once: scans
-                .into_iter()
-                .filter(|(_, (n, _))| *n == 1)
-                .map(|(t, (_, columns))| (t, columns))
-                .collect(),
+            read_once,
             known: HashMap::new(),
         }
     }
 
     fn known(&mut self, mv: &MaterializedView) -> &mut Known {
-        self.known
-            .entry(std::ptr::from_ref(mv) as usize)
-            .or_default()
+        self.known.entry(address(mv)).or_default()
     }
 
     /// [`Catalog::stale_rejection`], asked once per query.
@@ -78,33 +84,50 @@ impl<'a> Screen<'a> {
     }
 
     /// Whether no region of the plan can use `mv`, whatever its tables: it can never answer,
-    /// is stale, or (no foreign key being declared, so that it answers only regions reading
-    /// all of its tables) reads a table the plan does not read, or a table the plan reads
-    /// once without keeping every column the plan reads of it.
+    /// is a UNION, is stale, or (no foreign key being declared, so that it answers only
+    /// regions reading all of its tables) reads a table the plan does not read, or a table the
+    /// plan reads once without keeping every column the plan reads of it.
     pub fn hopeless(&mut self, mv: &MaterializedView) -> bool {
-        if let Some(known) = self.known(mv).hopeless {
-            return known;
-        }
-        let hopeless = mv.eligibility.is_err()
-            || mv.is_union
+        mv.is_union
+            || !self.may_answer_at.contains(&address(mv))
             || self.stale_rejection(mv).is_some()
-            || (!self.catalog.constraints().has_foreign_keys()
-                && mv.base_tables.iter().any(|t| match self.read_once.get(t) {
-                    Some(columns) => !columns.is_subset(&mv.base_columns),
-                    None => !self.read.contains(t),
-                }));
-        self.known(mv).hopeless = Some(hopeless);
-        hopeless
     }
 
-    /// When no MV over the plan's tables can answer any of its regions (and none is a UNION,
-    /// which answers unions), each one's reason, as the regions would report it.
+    /// The MVs reading one of `tables` that may answer a region reading them, with these
+    /// `columns` and `needed` dimensions ([`Catalog::cannot_answer_region`]), by name.
+    pub fn hopeful(
+        &mut self,
+        tables: &BTreeSet<String>,
+        columns: &BTreeSet<String>,
+        needed: &BTreeSet<String>,
+    ) -> Vec<Arc<MaterializedView>> {
+        let cannot = self.catalog.cannot_answer_region(tables, columns, needed);
+        let mut hopeful = Vec::new();
+        for i in 0..self.may_answer.len() {
+            let (slot, mv) = self.may_answer[i];
+            if !cannot.contains(slot) && !mv.base_tables.is_disjoint(tables) && !self.hopeless(mv) {
+                hopeful.push(Arc::clone(mv));
+            }
+        }
+        hopeful
+    }
+
+    /// Whether no MV can answer any part of the plan (none is a UNION, which answers unions).
+    pub fn none_can_answer(&mut self) -> bool {
+        (0..self.may_answer.len()).all(|i| {
+            let (_, mv) = self.may_answer[i];
+            !mv.is_union && self.hopeless(mv)
+        })
+    }
+
+    /// When no MV can answer any part of the plan, each MV over its tables with its reason,
+    /// as the regions would report it.
     pub fn all_hopeless(&mut self) -> Option<Vec<(String, CandidateStatus)>> {
+        if !self.none_can_answer() {
+            return None;
+        }
         let mut rejected = Vec::new();
         for mv in self.catalog.reading_any(&self.read) {
-            if mv.is_union || !self.hopeless(&mv) {
-                return None;
-            }
             let status = if let Err(r) = &mv.eligibility {
                 CandidateStatus::Ineligible(r.clone())
             } else if let Some(why) = self.stale_rejection(&mv) {
@@ -163,4 +186,11 @@ impl<'a> Screen<'a> {
         }
         first
     }
+}
+
+/// An MV's address: every MV the screen sees is one of its catalog's, which the screen
+/// borrows, so an address stands for one MV while the screen lives (and hashing it allocates
+/// nothing, unlike a name).
+fn address(mv: &MaterializedView) -> usize {
+    std::ptr::from_ref(mv) as usize
 }

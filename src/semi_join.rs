@@ -13,6 +13,14 @@ use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, LogicalPlanBuilder};
 /// `plan` with every semi join that sits (through projections, filters and aliases) under an
 /// aggregate without aggregate functions replaced by the projected inner join.
 pub fn semi_joins_as_inner(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let semi = |node: &LogicalPlan| {
+        Ok(matches!(node, LogicalPlan::Join(j)
+            if matches!(j.join_type, JoinType::LeftSemi | JoinType::RightSemi)))
+    };
+    // Rebuilding a plan copies its expressions: not for plans without semi joins.
+    if !plan.exists(semi)? {
+        return Ok(Transformed::no(plan));
+    }
     plan.transform_down(|node| match node {
         LogicalPlan::Aggregate(mut agg) if agg.aggr_expr.is_empty() => {
             let input = under_dedup(agg.input.as_ref().clone())?;

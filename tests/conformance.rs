@@ -229,9 +229,9 @@ async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outc
         Ok(df) => df.collect().await,
         Err(e) => Err(e),
     };
-    outcome.used = session
-        .last_report()
-        .map(|r| r.used_mvs())
+    let used = common::used_mvs(&session);
+    outcome.used = used
+        .clone()
         .unwrap_or_default()
         .into_iter()
         .filter(|m| names.contains(m))
@@ -262,6 +262,9 @@ async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outc
         (Err(e), Ok(_)) => outcome.error = Some(format!("original failed: {e}")),
         (Ok(_), Err(e)) => outcome.mismatch = Some(format!("rewritten failed: {e}")),
         (Err(e), Err(_)) => outcome.error = Some(format!("query failed: {e}")),
+    }
+    if let Err(e) = used {
+        outcome.mismatch = Some(e);
     }
     outcome
 }

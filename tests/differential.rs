@@ -173,11 +173,9 @@ async fn differential() {
                 .collect()
                 .await
                 .unwrap();
-            let used = pair
-                .session
-                .last_report()
-                .map(|r| r.used_mvs())
-                .unwrap_or_default();
+            let used = common::used_mvs(&pair.session).map_err(|e| {
+                format!("case {i} (DIFF_SEED={seed}): {e}\n  MV:    {mv}\n  query: {query}")
+            })?;
             match common::compare(&expected, &actual) {
                 Ok(()) => Ok(!used.is_empty()),
                 Err(diff) => Err(format!(

@@ -449,6 +449,68 @@ async fn a_new_mv_answers_a_query_that_was_just_missed() {
     assert_eq!(common::assert_same(&pair, q).await, vec!["by_country"]);
 }
 
+/// Dropped and replaced MVs leave the index that rules MVs out before any rewriting: a slot
+/// reused by a new MV answers for the new one only.
+#[tokio::test]
+async fn dropped_and_replaced_mvs_leave_the_index() {
+    let pair = common::sales_and_events();
+    let by_sex = "SELECT sex, sum(quantity) AS q FROM sales GROUP BY sex";
+    let by_country = "SELECT country, sum(quantity) AS q FROM sales GROUP BY country";
+    let s = &pair.session;
+    s.sql(&format!("CREATE MATERIALIZED VIEW a AS {by_sex}"))
+        .await
+        .unwrap();
+    assert_eq!(common::assert_same(&pair, by_sex).await, ["a"]);
+    s.sql("DROP MATERIALIZED VIEW a").await.unwrap();
+    s.sql(&format!("CREATE MATERIALIZED VIEW b AS {by_country}"))
+        .await
+        .unwrap();
+    assert!(common::assert_same(&pair, by_sex).await.is_empty());
+    assert_eq!(common::assert_same(&pair, by_country).await, ["b"]);
+    s.sql(&format!(
+        "CREATE OR REPLACE MATERIALIZED VIEW b AS {by_sex}"
+    ))
+    .await
+    .unwrap();
+    assert!(common::assert_same(&pair, by_country).await.is_empty());
+    assert_eq!(common::assert_same(&pair, by_sex).await, ["b"]);
+}
+
+/// The rule writes its report when it is read. Read after the catalog changed, the report
+/// describes the catalog as it is then, and its notes say so and name what the plan reads.
+#[tokio::test]
+async fn a_report_read_after_the_catalog_changed_says_so() {
+    let pair = common::sales_and_events();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW by_sex AS SELECT sex, sum(quantity) AS q FROM sales GROUP BY sex")
+        .await
+        .unwrap();
+    let q = "SELECT sex, sum(quantity) FROM sales GROUP BY sex";
+    assert_eq!(common::assert_same(&pair, q).await, vec!["by_sex"]);
+    let report = pair.session.last_report().unwrap();
+    assert!(report.notes.is_empty(), "{report}");
+    pair.session
+        .sql("DROP MATERIALIZED VIEW by_sex")
+        .await
+        .unwrap();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW by_country AS SELECT country, sum(quantity) AS q FROM sales GROUP BY country")
+        .await
+        .unwrap();
+    let report = pair.session.last_report().unwrap();
+    assert!(report.used_mvs().is_empty());
+    assert_eq!(
+        report.notes,
+        [
+            "the catalog changed after the query was planned; this report describes it as it is now (the plan reads by_sex)"
+        ]
+    );
+    assert!(matches!(
+        report.status_of("by_country"),
+        Some(CandidateStatus::Rejected(_))
+    ));
+}
+
 /// A nested MV (over another MV) answers queries over the base tables, through its parent's
 /// definition; replacing the parent makes it stale.
 #[tokio::test]

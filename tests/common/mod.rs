@@ -82,10 +82,7 @@ pub async fn assert_same_in(session: &MvSession, plain: &SessionContext, sql: &s
     let (s1, s2) = (optimized(&original), optimized(&rewritten));
     let expected = original.collect().await.unwrap();
     let actual = rewritten.collect().await.unwrap();
-    let used = session
-        .last_report()
-        .map(|r| r.used_mvs())
-        .unwrap_or_default();
+    let used = used_mvs(session).unwrap_or_else(|e| panic!("{sql}: {e}"));
     // Names and types must be equal. A column may become nullable: DataFusion cannot see that
     // an MV column computed by `date_bin` (declared nullable) is never NULL. The other way
     // round would be a lie.
@@ -111,6 +108,23 @@ pub async fn assert_same_in(session: &MvSession, plain: &SessionContext, sql: &s
         panic!("results differ for {sql} (used {used:?}): {diff}");
     }
     used
+}
+
+/// The MVs the session's last rewrite read, from its report. The rule rewrites without
+/// explaining and writes the report when it is read, by rewriting again: an error when the
+/// two disagree (the report then carries a note saying so).
+pub fn used_mvs(session: &MvSession) -> Result<Vec<String>, String> {
+    let Some(report) = session.last_report() else {
+        return Ok(vec![]);
+    };
+    match report
+        .notes
+        .iter()
+        .find(|n| n.starts_with("the catalog changed"))
+    {
+        Some(note) => Err(format!("the report disagrees with the rewrite: {note}")),
+        None => Ok(report.used_mvs()),
+    }
 }
 
 /// The environment variable `name` parsed, or `default` when unset or unreadable.
