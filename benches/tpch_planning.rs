@@ -125,7 +125,10 @@ fn planning(c: &mut Criterion) {
         .collect();
     eprintln!("tpch_planning: queries answered by an MV: {answered:?}");
     let mut group = c.benchmark_group("tpch_21_queries_planning");
-    group.sample_size(20);
+    // Planning takes 1–2 ms a query and two cores are noisy: more samples over a longer time.
+    group
+        .sample_size(40)
+        .measurement_time(std::time::Duration::from_secs(10));
     group.bench_function("plain", |b| b.iter(|| plan_all(&plain)));
     group.bench_function("with_100_mvs", |b| b.iter(|| plan_all(session.context())));
     group.finish();

@@ -85,6 +85,12 @@ impl Engine {
         self.rewrite_explaining(plan, catalog, Explain::All)
     }
 
+    /// Whether no MV can answer any part of `plan`, judged from the tables and columns it
+    /// reads (no region is looked at): what planning a query no MV answers costs.
+    pub fn none_can_answer(&self, plan: &LogicalPlan, catalog: &Catalog) -> bool {
+        catalog.is_empty() || Screen::new(plan, catalog).none_can_answer()
+    }
+
     /// [`Self::rewrite`], with a report that says as much as `explain` asks: the same plan
     /// whatever it asks.
     pub fn rewrite_explaining(

@@ -60,8 +60,12 @@ const CONCURRENT_QUERIES: usize = 16;
 struct Passes {
     query: i64,
     calls: usize,
-    /// The plan the rule returned last: seeing it again means no other rule changed it.
-    last_output: LogicalPlan,
+    /// A hash of the plan the rule returned last: seeing it again means no other rule changed
+    /// it. Not the plan itself: holding on to it would make the next pass copy every node it
+    /// changes (`Arc::unwrap_or_clone`). Should two plans ever share a hash, the rule would
+    /// rewrite a plan one pass early, which can cost a rewrite but never make one wrong.
+    /// `None` after a pass whose plan no MV could answer (not hashed: nothing to wait for).
+    last_output: Option<u64>,
     /// The MVs the rule's rewrite put into the plan; later passes over it have nothing to add.
     introduced: HashSet<String>,
 }
@@ -75,6 +79,10 @@ enum Step {
     Rewrite { last_pass: bool },
     /// The last chance before the optimizer stops: normalize it, then rewrite.
     NormalizeAndRewrite,
+    /// No MV can answer any part of it (screened as it is: `Engine::none_can_answer`).
+    /// `explained` when its report is to be kept: not in the first pass, because holding on to
+    /// a plan makes the next pass copy every node it changes (`Arc::unwrap_or_clone`).
+    Hopeless { explained: bool },
     /// Already rewritten in an earlier pass.
     Done,
 }
@@ -130,39 +138,53 @@ impl MvRewriteRule {
         (!report.candidates.is_empty()).then_some(report)
     }
 
-    /// Where `plan`, seen in a pass over the query started at `query`, stands.
-    fn step(&self, plan: &LogicalPlan, query: Option<i64>, max_passes: usize) -> Step {
+    /// Where `plan`, seen in a pass over the query started at `query`, stands; `hopeless` when
+    /// no MV can answer any part of it as it is.
+    fn step(
+        &self,
+        plan: &LogicalPlan,
+        query: Option<i64>,
+        max_passes: usize,
+        hopeless: bool,
+    ) -> Step {
         let (Some(query), Ok(mut passes)) = (query, self.passes.lock()) else {
+            // Passes cannot be told apart: the plan may not be normal yet.
             return Step::NormalizeAndRewrite;
         };
-        if let Some(p) = passes.iter_mut().find(|p| p.query == query) {
-            p.calls += 1;
-            // Later passes over the rewritten plan (and a new optimization of a query that
-            // reads by name an MV the rule put into it: not rewritten again).
-            if !p.introduced.is_empty() && reads_any(plan, &p.introduced) {
-                p.last_output = plan.clone();
-                return Step::Done;
+        let p = match passes.iter().position(|p| p.query == query) {
+            Some(i) => &mut passes[i],
+            None => {
+                // A new query: its first pass.
+                passes.push_front(Passes {
+                    query,
+                    calls: 0,
+                    last_output: None,
+                    introduced: HashSet::new(),
+                });
+                passes.truncate(CONCURRENT_QUERIES);
+                &mut passes[0]
             }
-            let last_pass = p.calls >= max_passes;
-            if p.last_output == *plan {
-                return Step::Rewrite { last_pass };
-            }
-            p.last_output = plan.clone();
-            return if last_pass {
-                Step::NormalizeAndRewrite
-            } else {
-                Step::Wait
+        };
+        p.calls += 1;
+        // Later passes over the rewritten plan (and a new optimization of a query that reads
+        // by name an MV the rule put into it: not rewritten again).
+        if !p.introduced.is_empty() && reads_any(plan, &p.introduced) {
+            p.last_output = None;
+            return Step::Done;
+        }
+        let last_pass = p.calls >= max_passes;
+        if hopeless {
+            p.last_output = None;
+            return Step::Hopeless {
+                explained: p.calls > 1 || last_pass,
             };
         }
-        // A new query: its first pass.
-        passes.push_front(Passes {
-            query,
-            calls: 1,
-            last_output: plan.clone(),
-            introduced: HashSet::new(),
-        });
-        passes.truncate(CONCURRENT_QUERIES);
-        if max_passes <= 1 {
+        let seen = fingerprint(plan);
+        if p.last_output == Some(seen) {
+            return Step::Rewrite { last_pass };
+        }
+        p.last_output = Some(seen);
+        if last_pass {
             Step::NormalizeAndRewrite
         } else {
             Step::Wait
@@ -218,7 +240,7 @@ impl MvRewriteRule {
             && let Some(p) = passes.iter_mut().find(|p| Some(p.query) == query)
         {
             p.introduced = outcome.report.used_mvs().into_iter().collect();
-            p.last_output = rewritten.clone();
+            p.last_output = Some(fingerprint(&rewritten));
         }
         Transformed::yes(rewritten)
     }
@@ -229,6 +251,14 @@ fn query_of(config: &dyn OptimizerConfig) -> Option<i64> {
     config
         .query_execution_start_time()
         .and_then(|t| t.timestamp_nanos_opt())
+}
+
+fn fingerprint(plan: &LogicalPlan) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // FxHash: a plan hashes as many small fields, where SipHash spends most of its time.
+    let mut hasher = rustc_hash::FxHasher::default();
+    plan.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Whether `plan` scans one of `tables`.
@@ -270,9 +300,27 @@ impl OptimizerRule for MvRewriteRule {
             return Ok(Transformed::no(plan));
         }
         let query = query_of(config);
+        let hopeless = self.engine.none_can_answer(&plan, &catalog);
         Ok(
-            match self.step(&plan, query, config.options().optimizer.max_passes) {
+            match self.step(
+                &plan,
+                query,
+                config.options().optimizer.max_passes,
+                hopeless,
+            ) {
                 Step::Wait | Step::Done => Transformed::no(plan),
+                Step::Hopeless { explained: true } => {
+                    self.remember(Decision {
+                        input: plan.clone(),
+                        catalog_version: catalog.version(),
+                        used: vec![],
+                    });
+                    Transformed::no(plan)
+                }
+                Step::Hopeless { explained: false } => {
+                    self.clear_report();
+                    Transformed::no(plan)
+                }
                 Step::Rewrite { last_pass } => {
                     self.rewrite_now(plan, false, last_pass, &catalog, config)
                 }

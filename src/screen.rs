@@ -20,13 +20,12 @@ pub struct Screen<'a> {
     read_once: HashMap<String, BTreeSet<String>>,
     /// Every table the plan reads.
     read: BTreeSet<String>,
-    /// [`region::group_columns`] of the whole plan.
-    group_columns: BTreeSet<String>,
-    /// The MVs that may answer part of the plan ([`Catalog::may_answer`]) with their slots,
-    /// by name; every other MV over its tables is hopeless.
+    plan: &'a LogicalPlan,
+    /// The MVs that may answer part of the plan ([`Catalog::may_answer`]) with their slots;
+    /// every other MV over its tables is hopeless.
     may_answer: Vec<(usize, &'a Arc<MaterializedView>)>,
-    /// Their addresses.
-    may_answer_at: HashSet<usize>,
+    /// Their addresses, once asked for.
+    may_answer_at: Option<HashSet<usize>>,
     /// What is known of each MV, by its [`address`].
     known: HashMap<usize, Known>,
 }
@@ -39,7 +38,7 @@ struct Known {
 }
 
 impl<'a> Screen<'a> {
-    pub fn new(plan: &LogicalPlan, catalog: &'a Catalog) -> Self {
+    pub fn new(plan: &'a LogicalPlan, catalog: &'a Catalog) -> Self {
         let mut scans: HashMap<String, (usize, BTreeSet<String>)> = HashMap::new();
         let _ = plan.apply(|node| {
             if let LogicalPlan::TableScan(scan) = node {
@@ -57,14 +56,12 @@ impl<'a> Screen<'a> {
             .filter(|(_, (n, _))| *n == 1)
             .map(|(t, (_, columns))| (t, columns))
             .collect();
-        let mut may_answer = catalog.may_answer(&read, &read_once);
-        may_answer.sort_unstable_by(|(_, a), (_, b)| a.name.cmp(&b.name));
         Screen {
             catalog,
-            may_answer_at: may_answer.iter().map(|(_, mv)| address(mv)).collect(),
-            may_answer,
+            may_answer: catalog.may_answer(&read, &read_once),
+            may_answer_at: None,
             read,
-            group_columns: region::group_columns(plan),
+            plan,
             read_once,
             known: HashMap::new(),
         }
@@ -88,9 +85,11 @@ impl<'a> Screen<'a> {
     /// regions reading all of its tables) reads a table the plan does not read, or a table the
     /// plan reads once without keeping every column the plan reads of it.
     pub fn hopeless(&mut self, mv: &MaterializedView) -> bool {
-        mv.is_union
-            || !self.may_answer_at.contains(&address(mv))
-            || self.stale_rejection(mv).is_some()
+        let may_answer = &self.may_answer;
+        let at = self
+            .may_answer_at
+            .get_or_insert_with(|| may_answer.iter().map(|(_, mv)| address(mv)).collect());
+        mv.is_union || !at.contains(&address(mv)) || self.stale_rejection(mv).is_some()
     }
 
     /// The MVs reading one of `tables` that may answer a region reading them, with these
@@ -116,7 +115,7 @@ impl<'a> Screen<'a> {
     pub fn none_can_answer(&mut self) -> bool {
         (0..self.may_answer.len()).all(|i| {
             let (_, mv) = self.may_answer[i];
-            !mv.is_union && self.hopeless(mv)
+            !mv.is_union && self.stale_rejection(mv).is_some()
         })
     }
 
@@ -126,6 +125,7 @@ impl<'a> Screen<'a> {
         if !self.none_can_answer() {
             return None;
         }
+        let group_columns = region::group_columns(self.plan);
         let mut rejected = Vec::new();
         for mv in self.catalog.reading_any(&self.read) {
             let status = if let Err(r) = &mv.eligibility {
@@ -138,7 +138,7 @@ impl<'a> Screen<'a> {
                 CandidateStatus::Rejected(r?)
             } else {
                 let missing = self.missing_column(&mv, &mv.base_tables, &BTreeSet::new())?;
-                CandidateStatus::Rejected(column_missing(&missing, &self.group_columns, &mv.name))
+                CandidateStatus::Rejected(column_missing(&missing, &group_columns, &mv.name))
             };
             rejected.push((mv.name.clone(), status));
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, cast};
 use datafusion::optimizer::analyzer::{Analyzer, AnalyzerRule};
@@ -23,13 +23,22 @@ impl AnalyzerRule for LikeCastsToString {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        // Rebuilding a plan costs more than looking at it, and merging input schemas more than
+        // the rest of the rule: only plans, and then nodes, with a LIKE.
+        let mut any = false;
+        plan.apply_with_subqueries(|node| {
+            any = has_like(node);
+            Ok(if any {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })?;
+        if !any {
+            return Ok(plan);
+        }
         plan.transform_up_with_subqueries(|node| {
-            // Merging input schemas costs more than the rest of the rule: only for a LIKE.
-            let has_like = node.expressions().iter().any(|e| {
-                e.exists(|e| Ok(matches!(e, Expr::Like(_) | Expr::SimilarTo(_))))
-                    .unwrap_or(true)
-            });
-            if !has_like {
+            if !has_like(&node) {
                 return Ok(Transformed::no(node));
             }
             let mut schema = DFSchema::empty();
@@ -61,6 +70,22 @@ impl AnalyzerRule for LikeCastsToString {
         })
         .map(|t| t.data)
     }
+}
+
+/// Whether an expression of `node` has a LIKE or SIMILAR TO.
+fn has_like(node: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = node.apply_expressions(|e| {
+        found = e
+            .exists(|e| Ok(matches!(e, Expr::Like(_) | Expr::SimilarTo(_))))
+            .unwrap_or(true);
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 /// Numbers and booleans only: Arrow prints timestamps with a `T` where Spark prints a space,
