@@ -1,7 +1,8 @@
 //! Planning overhead on TPC-H: the 22 queries planned (SQL to optimized plan) in a plain
 //! DataFusion context and in an `MvSession` holding 100 MVs over the TPC-H tables. Each
 //! iteration plans every query once, so the rule's memo of the last plan it missed never
-//! applies. `cargo bench --bench tpch_planning`; figures go to BENCHMARKS.md.
+//! applies. `cargo bench --bench tpch_planning`; figures go to BENCHMARKS.md. After the two
+//! criterion benchmarks, an interleaved run prints the overhead measured round by round.
 //!
 //! The queries (`benches/tpch/q*.sql`) are the text Apache DataFusion's benchmarks used before
 //! its SQLBench-H variants (TPC-H validation parameters; Apache-2.0). q15 defines a view and is
@@ -132,6 +133,43 @@ fn planning(c: &mut Criterion) {
     group.bench_function("plain", |b| b.iter(|| plan_all(&plain)));
     group.bench_function("with_100_mvs", |b| b.iter(|| plan_all(session.context())));
     group.finish();
+    interleaved(&plain, &session, plan_all);
+}
+
+/// The overhead measured a second way, robust to the machine's drift over the minutes the
+/// two benchmarks above run apart: rounds that plan all queries in each context back to back,
+/// in an order that rotates, and the median of each round's ratio.
+fn interleaved(plain: &SessionContext, session: &MvSession, plan_all: impl Fn(&SessionContext)) {
+    const ROUNDS: usize = 60;
+    let without_rule = session.without_rewrites();
+    let contexts = [plain, &without_rule, session.context()];
+    let rounds: Vec<[f64; 3]> = (0..ROUNDS)
+        .map(|round| {
+            let mut time = [0.0; 3];
+            for k in 0..3 {
+                let which = (round + k) % 3;
+                let start = std::time::Instant::now();
+                plan_all(contexts[which]);
+                time[which] = start.elapsed().as_secs_f64() * 1e3;
+            }
+            time
+        })
+        .collect();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let time = |k: usize| median(rounds.iter().map(|r| r[k]).collect());
+    let added = |k: usize| median(rounds.iter().map(|r| r[k] / r[0] - 1.0).collect()) * 100.0;
+    eprintln!(
+        "tpch_planning: interleaved, median of {ROUNDS} rounds: plain {:.2} ms, session without \
+         the rule {:.2} ms ({:+.1}%), with the rule and 100 MVs {:.2} ms ({:+.1}%)",
+        time(0),
+        time(1),
+        added(1),
+        time(2),
+        added(2),
+    );
 }
 
 criterion_group!(benches, planning);

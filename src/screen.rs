@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
+use fixedbitset::FixedBitSet;
 
 use crate::catalog::{Catalog, MaterializedView};
 use crate::engine::column_missing;
 use crate::report::{CandidateStatus, ReasonCode, Rejection};
-use crate::{lossless, region};
+use crate::{dimensions, lossless, region};
 
 pub struct Screen<'a> {
     catalog: &'a Catalog,
@@ -113,10 +114,26 @@ impl<'a> Screen<'a> {
 
     /// Whether no MV can answer any part of the plan (none is a UNION, which answers unions).
     pub fn none_can_answer(&mut self) -> bool {
+        let lacking = self.lacking_dimensions();
         (0..self.may_answer.len()).all(|i| {
-            let (_, mv) = self.may_answer[i];
-            !mv.is_union && self.stale_rejection(mv).is_some()
+            let (slot, mv) = self.may_answer[i];
+            lacking.as_ref().is_some_and(|l| l.contains(slot))
+                || (!mv.is_union && self.stale_rejection(mv).is_some())
         })
+    }
+
+    /// For a plan reading one table once, the aggregate MVs lacking a dimension it filters or
+    /// groups on ([`crate::dimensions`]): its aggregate's regions all need those dimensions,
+    /// and an aggregate MV answers no region without an aggregate.
+    fn lacking_dimensions(&self) -> Option<FixedBitSet> {
+        if self.read.len() != 1 || self.read_once.len() != 1 {
+            return None;
+        }
+        let needed = dimensions::needed_by_query(self.plan);
+        let lacking = self
+            .catalog
+            .cannot_answer_region(&self.read, &BTreeSet::new(), &needed);
+        Some(lacking)
     }
 
     /// When no MV can answer any part of the plan, each MV over its tables with its reason,
