@@ -1,4 +1,5 @@
-//! Rewrite latency as registered MVs grow, and query time original vs rewritten.
+//! Rewrite latency as registered MVs grow (with the e-graph's size and why saturation
+//! stopped), and query time original vs rewritten.
 //!
 //! `cargo bench --bench rewrite` (release build; figures go to BENCHMARKS.md).
 
@@ -77,6 +78,25 @@ fn rewrite_latency(c: &mut Criterion) {
             ("answered", &answered.original),
             ("unanswered", &unanswered.original),
         ] {
+            let report = engine.rewrite(plan, rw.catalog()).report;
+            let sizes: Vec<String> = report
+                .saturation
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} nodes in {} classes after {} iterations ({})",
+                        s.nodes, s.classes, s.iterations, s.stop_reason
+                    )
+                })
+                .collect();
+            eprintln!(
+                "rewrite_latency/{name}/{n}: e-graph {}",
+                if sizes.is_empty() {
+                    "never built: no MV passed the index and the screen".to_string()
+                } else {
+                    sizes.join("; ")
+                }
+            );
             group.bench_with_input(BenchmarkId::new(name, n), plan, |b, plan| {
                 b.iter(|| black_box(engine.rewrite(plan, rw.catalog())))
             });

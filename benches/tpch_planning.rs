@@ -140,7 +140,7 @@ fn planning(c: &mut Criterion) {
 /// two benchmarks above run apart: rounds that plan all queries in each context back to back,
 /// in an order that rotates, and the median of each round's ratio.
 fn interleaved(plain: &SessionContext, session: &MvSession, plan_all: impl Fn(&SessionContext)) {
-    const ROUNDS: usize = 60;
+    const ROUNDS: usize = 200;
     let without_rule = session.without_rewrites();
     let contexts = [plain, &without_rule, session.context()];
     let rounds: Vec<[f64; 3]> = (0..ROUNDS)
