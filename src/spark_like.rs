@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::expr::{Exists, InSubquery, SetComparison};
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, cast};
 use datafusion::optimizer::analyzer::{Analyzer, AnalyzerRule};
 
@@ -25,20 +26,11 @@ impl AnalyzerRule for LikeCastsToString {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         // Rebuilding a plan costs more than looking at it, and merging input schemas more than
         // the rest of the rule: only plans, and then nodes, with a LIKE.
-        let mut any = false;
-        plan.apply_with_subqueries(|node| {
-            any = has_like(node);
-            Ok(if any {
-                TreeNodeRecursion::Stop
-            } else {
-                TreeNodeRecursion::Continue
-            })
-        })?;
-        if !any {
+        if !plan_has_like(&plan) {
             return Ok(plan);
         }
         plan.transform_up_with_subqueries(|node| {
-            if !has_like(&node) {
+            if !expressions_have_like(&node, false) {
                 return Ok(Transformed::no(node));
             }
             let mut schema = DFSchema::empty();
@@ -72,17 +64,41 @@ impl AnalyzerRule for LikeCastsToString {
     }
 }
 
-/// Whether an expression of `node` has a LIKE or SIMILAR TO.
-fn has_like(node: &LogicalPlan) -> bool {
+/// Whether an expression of `plan` or of its subqueries has a LIKE or SIMILAR TO: one walk over
+/// its expressions, entering subqueries where it meets them (`apply_with_subqueries` would walk
+/// every expression twice, once to find the subqueries; this runs on every query planned).
+fn plan_has_like(plan: &LogicalPlan) -> bool {
     let mut found = false;
-    let _ = node.apply_expressions(|e| {
-        found = e
-            .exists(|e| Ok(matches!(e, Expr::Like(_) | Expr::SimilarTo(_))))
-            .unwrap_or(true);
+    let _ = plan.apply(|node| {
+        found = expressions_have_like(node, true);
         Ok(if found {
             TreeNodeRecursion::Stop
         } else {
             TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// Whether an expression of `node` has a LIKE or SIMILAR TO (in its subqueries too, when
+/// `subqueries`).
+fn expressions_have_like(node: &LogicalPlan, subqueries: bool) -> bool {
+    let mut found = false;
+    let _ = node.apply_expressions(|e| {
+        e.apply(|e| {
+            found = match e {
+                Expr::Like(_) | Expr::SimilarTo(_) => true,
+                Expr::Exists(Exists { subquery, .. })
+                | Expr::InSubquery(InSubquery { subquery, .. })
+                | Expr::SetComparison(SetComparison { subquery, .. })
+                | Expr::ScalarSubquery(subquery) => subqueries && plan_has_like(&subquery.subquery),
+                _ => false,
+            };
+            Ok(if found {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
         })
     });
     found

@@ -637,6 +637,18 @@ async fn like_on_a_number_runs_as_in_spark() {
         .unwrap()
         .value(0);
     assert!(ones > 0, "the filter keeps some rows and drops others");
+    // In a subquery too, found by the same walk: the session runs it, plain DataFusion does not.
+    let nested = "SELECT count(*) FROM sales WHERE country IN (SELECT country FROM sales WHERE price LIKE '1%')";
+    let in_subquery = pair.session.sql(nested).await.unwrap().collect().await;
+    assert!(in_subquery.is_ok(), "{in_subquery:?}");
+    let refused = match plain.sql(nested).await {
+        Ok(df) => df.collect().await.err(),
+        Err(e) => Some(e),
+    };
+    assert!(
+        refused.is_some(),
+        "plain DataFusion runs a LIKE on a number"
+    );
 }
 
 /// The rule rewrites in the first optimizer pass that leaves the plan as it was, or normalizes
