@@ -109,6 +109,9 @@ impl<'a> Screen<'a> {
                 hopeful.push(Arc::clone(mv));
             }
         }
+        // In the order the explaining path meets them (`Catalog::reading_any`): MVs alike in
+        // cost then win the same way whether or not the engine explains.
+        hopeful.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         hopeful
     }
 

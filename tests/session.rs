@@ -476,6 +476,35 @@ async fn dropped_and_replaced_mvs_leave_the_index() {
     assert_eq!(common::assert_same(&pair, by_sex).await, ["b"]);
 }
 
+/// Two MVs alike in all but name, registered in reverse order of their names: the rule, which
+/// rewrites without explaining, picks the one the report (which explains every MV) picks, and
+/// the standalone rewriter too.
+#[tokio::test]
+async fn twin_mvs_are_chosen_alike_whatever_their_registration_order() {
+    let pair = common::sales_and_events();
+    let definition = "SELECT country, sex, sum(quantity) AS q FROM sales GROUP BY country, sex";
+    for name in ["zz_twin", "mm_twin", "aa_twin"] {
+        pair.session
+            .sql(&format!("CREATE MATERIALIZED VIEW {name} AS {definition}"))
+            .await
+            .unwrap();
+    }
+    let query = "SELECT sex, sum(quantity) FROM sales GROUP BY sex";
+    let used = common::assert_same(&pair, query).await;
+    assert_eq!(used.len(), 1, "{used:?}");
+    let catalog = pair.session.catalog();
+    let plan = pair
+        .session
+        .without_rewrites()
+        .sql(query)
+        .await
+        .unwrap()
+        .into_optimized_plan()
+        .unwrap();
+    let outcome = mvrewrite::Engine::default().rewrite(&plan, &catalog.read().unwrap());
+    assert_eq!(outcome.report.used_mvs(), used);
+}
+
 /// The rule writes its report when it is read. Read after the catalog changed, the report
 /// describes the catalog as it is then, and its notes say so and name what the plan reads.
 #[tokio::test]
