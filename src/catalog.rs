@@ -240,9 +240,8 @@ impl Catalog {
         self.mvs.values()
     }
 
-    /// The MVs over exactly `tables`: the only ones that can answer a region reading them
-    /// (an MV joining other tables is not tried yet). A hash lookup, so thousands of
-    /// unrelated MVs cost nothing.
+    /// The MVs over exactly `tables` (a union MV answers only a union of the same branches
+    /// over them). A hash lookup, so thousands of unrelated MVs cost nothing.
     pub fn candidates(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
         self.by_tables
             .get(tables)
