@@ -263,10 +263,10 @@ impl Catalog {
     pub(crate) fn may_answer(
         &self,
         read: &BTreeSet<String>,
-        read_once: &HashMap<String, BTreeSet<String>>,
+        scans: &HashMap<String, Vec<BTreeSet<String>>>,
     ) -> Vec<(usize, &Arc<MaterializedView>)> {
         let joins_declared = self.constraints.has_foreign_keys();
-        self.index.may_answer(read, read_once, joins_declared)
+        self.index.may_answer(read, scans, joins_declared)
     }
 
     /// [`MvIndex::cannot_answer_region`].

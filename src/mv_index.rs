@@ -91,16 +91,17 @@ impl MvIndex {
         self.free.push(slot);
     }
 
-    /// The MVs that may answer part of a plan reading the tables `read`, of which it reads
-    /// those of `read_once` exactly once, with these columns: the UNION MVs reading one of
-    /// `read`, and the MVs that may answer a region. Every other MV reading one of `read` is
-    /// ineligible or (unless `joins_declared`: declared foreign keys let an MV join tables the
-    /// plan does not read) reads a table the plan does not read, or a table the plan reads
-    /// once without keeping every column the plan reads of it.
+    /// The MVs that may answer part of a plan reading the tables `read`, whose scans of each
+    /// table read the column sets of `scans`: the UNION MVs reading one of `read`, and the MVs
+    /// that may answer a region. Every other MV reading one of `read` is ineligible or (unless
+    /// `joins_declared`: declared foreign keys let an MV join tables the plan does not read)
+    /// reads a table the plan does not read, or a table of whose every scan it lacks a
+    /// column: a region reading a table contains one of its scans, and reads every column
+    /// that scan reads.
     pub fn may_answer(
         &self,
         read: &BTreeSet<String>,
-        read_once: &HashMap<String, BTreeSet<String>>,
+        scans: &HashMap<String, Vec<BTreeSet<String>>>,
         joins_declared: bool,
     ) -> Vec<(usize, &Arc<MaterializedView>)> {
         let mut alive = FixedBitSet::with_capacity(self.slots.len());
@@ -118,19 +119,16 @@ impl MvIndex {
                     alive.difference_with(bits);
                 }
             }
-            for (t, columns) in read_once {
+            for (t, scans) in scans {
                 let Some(readers) = self.reading.get(t) else {
                     continue;
                 };
-                let mut lacking = readers.clone();
-                let mut keep_all = readers.clone();
-                for c in columns {
-                    match self.keeping.get(c) {
-                        Some(bits) => keep_all.intersect_with(bits),
-                        None => keep_all.clear(),
-                    }
+                let mut keep_one_scan = FixedBitSet::with_capacity(readers.len());
+                for columns in scans {
+                    keep_one_scan.union_with(&self.keeping_all(readers, columns.iter()));
                 }
-                lacking.difference_with(&keep_all);
+                let mut lacking = readers.clone();
+                lacking.difference_with(&keep_one_scan);
                 alive.difference_with(&lacking);
             }
         }
@@ -139,6 +137,22 @@ impl MvIndex {
             .ones()
             .filter_map(|slot| Some((slot, self.slots.get(slot)?.as_ref()?)))
             .collect()
+    }
+
+    /// Those of `readers` keeping every one of `columns` (`table.column`).
+    fn keeping_all<'c>(
+        &self,
+        readers: &FixedBitSet,
+        columns: impl Iterator<Item = &'c String>,
+    ) -> FixedBitSet {
+        let mut keep_all = readers.clone();
+        for c in columns {
+            match self.keeping.get(c) {
+                Some(bits) => keep_all.intersect_with(bits),
+                None => keep_all.clear(),
+            }
+        }
+        keep_all
     }
 
     /// MVs that cannot answer a region reading the tables `tables`, with these `columns`
@@ -156,17 +170,11 @@ impl MvIndex {
             let Some(readers) = self.reading.get(t) else {
                 continue;
             };
-            let mut keep_all = readers.clone();
             let of_t = columns.iter().filter(|c| {
                 c.strip_prefix(t.as_str())
                     .is_some_and(|c| c.starts_with('.'))
             });
-            for c in of_t {
-                match self.keeping.get(c) {
-                    Some(bits) => keep_all.intersect_with(bits),
-                    None => keep_all.clear(),
-                }
-            }
+            let keep_all = self.keeping_all(readers, of_t);
             let mut lacking = readers.clone();
             lacking.difference_with(&keep_all);
             cannot.union_with(&lacking);

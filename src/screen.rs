@@ -40,26 +40,26 @@ struct Known {
 
 impl<'a> Screen<'a> {
     pub fn new(plan: &'a LogicalPlan, catalog: &'a Catalog) -> Self {
-        let mut scans: HashMap<String, (usize, BTreeSet<String>)> = HashMap::new();
+        let mut scans: HashMap<String, Vec<BTreeSet<String>>> = HashMap::new();
         let _ = plan.apply(|node| {
             if let LogicalPlan::TableScan(scan) = node {
-                let entry = scans
+                scans
                     .entry(scan.table_name.table().to_string())
-                    .or_default();
-                entry.0 += 1;
-                entry.1.extend(region::scan_columns(scan));
+                    .or_default()
+                    .push(region::scan_columns(scan).collect());
             }
             Ok(TreeNodeRecursion::Continue)
         });
         let read: BTreeSet<String> = scans.keys().cloned().collect();
+        let may_answer = catalog.may_answer(&read, &scans);
         let read_once = scans
             .into_iter()
-            .filter(|(_, (n, _))| *n == 1)
-            .map(|(t, (_, columns))| (t, columns))
+            .filter(|(_, scans)| scans.len() == 1)
+            .filter_map(|(t, mut scans)| Some((t, scans.pop()?)))
             .collect();
         Screen {
             catalog,
-            may_answer: catalog.may_answer(&read, &read_once),
+            may_answer,
             may_answer_at: None,
             read,
             plan,
@@ -83,8 +83,8 @@ impl<'a> Screen<'a> {
 
     /// Whether no region of the plan can use `mv`, whatever its tables: it can never answer,
     /// is a UNION, is stale, or (no foreign key being declared, so that it answers only
-    /// regions reading all of its tables) reads a table the plan does not read, or a table the
-    /// plan reads once without keeping every column the plan reads of it.
+    /// regions reading all of its tables) reads a table the plan does not read, or a table of
+    /// whose every scan in the plan it lacks a column ([`Catalog::may_answer`]).
     pub fn hopeless(&mut self, mv: &MaterializedView) -> bool {
         let may_answer = &self.may_answer;
         let at = self
@@ -146,6 +146,9 @@ impl<'a> Screen<'a> {
             return None;
         }
         let group_columns = region::group_columns(self.plan);
+        // For the tables the plan reads several times: an MV lacking a column of each of
+        // their scans lacks one of these.
+        let plan_columns = region::base_columns(self.plan);
         let mut rejected = Vec::new();
         for mv in self.catalog.reading_any(&self.read) {
             let status = if let Err(r) = &mv.eligibility {
@@ -157,7 +160,7 @@ impl<'a> Screen<'a> {
                 let r = lossless::missing_key(constraints, &self.read, &mv.base_tables, &mv.name);
                 CandidateStatus::Rejected(r?)
             } else {
-                let missing = self.missing_column(&mv, &mv.base_tables, &BTreeSet::new())?;
+                let missing = self.missing_column(&mv, &mv.base_tables, &plan_columns)?;
                 CandidateStatus::Rejected(column_missing(&missing, &group_columns, &mv.name))
             };
             rejected.push((mv.name.clone(), status));

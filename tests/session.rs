@@ -505,6 +505,47 @@ async fn twin_mvs_are_chosen_alike_whatever_their_registration_order() {
     assert_eq!(outcome.report.used_mvs(), used);
 }
 
+/// A plan reading a table twice is screened scan by scan: an MV that keeps every column of one
+/// of the scans may answer the region around that scan, and is tried; an MV lacking a column
+/// of each scan can answer no part of the plan, which is then left alone without looking at
+/// its regions, and the report says which column the MV lacks.
+#[tokio::test]
+async fn a_table_read_twice_is_screened_scan_by_scan() {
+    let pair = common::sales_and_events();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW per_country AS SELECT country, sum(quantity) AS q FROM sales GROUP BY country")
+        .await
+        .unwrap();
+    // The outer scan reads sex and price, which per_country lacks; the inner one reads only
+    // what it keeps.
+    let answered = "SELECT s.sex, s.price, t.q FROM sales s JOIN (SELECT country, sum(quantity) AS q FROM sales GROUP BY country) t ON s.country = t.country";
+    assert_eq!(common::assert_same(&pair, answered).await, ["per_country"]);
+    // Both scans read price.
+    let unanswered = "SELECT s.sex, t.p FROM sales s JOIN (SELECT country, max(price) AS p FROM sales GROUP BY country) t ON s.country = t.country WHERE s.price > 10";
+    assert!(common::assert_same(&pair, unanswered).await.is_empty());
+    let plan = pair
+        .plain
+        .sql(unanswered)
+        .await
+        .unwrap()
+        .into_optimized_plan()
+        .unwrap();
+    let catalog = pair.session.catalog();
+    let catalog = catalog.read().unwrap();
+    let engine = mvrewrite::Engine::default();
+    assert!(engine.none_can_answer(&plan, &catalog));
+    let report = engine.rewrite(&plan, &catalog).report;
+    assert!(report.saturation.is_empty(), "no e-graph built: {report}");
+    let [candidate] = report.candidates.as_slice() else {
+        panic!("{report}");
+    };
+    assert!(
+        matches!(&candidate.status, mvrewrite::CandidateStatus::Rejected(r)
+            if r.code == mvrewrite::ReasonCode::ColumnMissing && r.reason.contains("sales.price")),
+        "{report}"
+    );
+}
+
 /// The rule writes its report when it is read. Read after the catalog changed, the report
 /// describes the catalog as it is then, and its notes say so and name what the plan reads.
 #[tokio::test]
