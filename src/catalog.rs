@@ -60,6 +60,9 @@ pub struct MaterializedView {
     /// For an aggregate over one table, the columns its keys and filters mention
     /// ([`crate::dimensions`]).
     pub dimensions: Option<BTreeSet<String>>,
+    /// For an aggregate over one table, its key columns and aggregate functions
+    /// ([`crate::dimensions`]).
+    pub aggregates: Option<crate::dimensions::MvAggregates>,
     /// Whether it is a UNION, which answers only a UNION of the same branches.
     pub is_union: bool,
     /// `Err` when the definition can never answer a query; the reason is reported.
@@ -89,6 +92,7 @@ impl MaterializedView {
             signature: crate::region::signature(&plan),
             occurrences: crate::occurrences::table_occurrences(&plan),
             dimensions: crate::dimensions::kept_by_mv(&plan),
+            aggregates: crate::dimensions::aggregates_of_mv(&plan),
             is_union: crate::union::union_shape(&plan).is_some(),
             plan,
             eligibility,

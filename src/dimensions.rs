@@ -7,11 +7,35 @@
 //! groups by nor filters on the column cannot answer, whatever the rules would try: its rows
 //! have already summed over the column's values. The column's table must be the only one read
 //! on both sides, so that a column name means one column.
+//!
+//! Likewise for its aggregates: an aggregate MV over that table answers the query's aggregate
+//! only if it computes the same function, or what the function rolls up from, or the
+//! aggregate ignores duplicates and reads only the MV's group keys
+//! ([`crate::rules::rollup::RollupTable::may_provide`]).
 
 use std::collections::BTreeSet;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::{Expr, LogicalPlan, Projection};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, Projection};
+
+/// What an aggregate MV over one table computes per group: the columns (by name) its group
+/// keys read, and the aggregate functions it computes (by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MvAggregates {
+    pub key_columns: BTreeSet<String>,
+    pub functions: BTreeSet<String>,
+}
+
+/// One aggregate of a query over one table: its function, whether DISTINCT, and the columns
+/// (by name) its arguments read. `None` function for one with FILTER or ORDER BY, which only
+/// an MV computing the very same aggregate answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AggregateCall {
+    pub function: Option<String>,
+    pub distinct: bool,
+    pub columns: BTreeSet<String>,
+}
 
 /// The columns (by name) an aggregate MV over one table keeps usable per row group: those its
 /// group keys and filters mention. `None` when the MV is not that shape (no check applies).
@@ -29,6 +53,68 @@ pub fn kept_by_mv(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
         kept.extend(below.resolve(std::slice::from_ref(*filter), *depth));
     }
     Some(kept)
+}
+
+/// For an aggregate MV over one table, its key columns and aggregate functions.
+pub fn aggregates_of_mv(plan: &LogicalPlan) -> Option<MvAggregates> {
+    let mut top = plan;
+    while let LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) = top {
+        top = top.inputs()[0];
+    }
+    let LogicalPlan::Aggregate(agg) = top else {
+        return None;
+    };
+    let below = Chain::down_to_scan(&agg.input)?;
+    let functions = agg
+        .aggr_expr
+        .iter()
+        .filter_map(|e| aggregate_function(e).map(|f| f.func.name().to_string()))
+        .collect();
+    Some(MvAggregates {
+        key_columns: below.resolve(&agg.group_expr, 0),
+        functions,
+    })
+}
+
+/// The aggregates of the aggregate right over the one scan `plan` reads (through filters and
+/// projections only); empty when there is none, or `plan` reads several scans.
+pub fn aggregate_calls(plan: &LogicalPlan) -> Vec<AggregateCall> {
+    let mut calls = Vec::new();
+    let mut scans = 0;
+    let _ = plan.apply(|node| {
+        match node {
+            LogicalPlan::TableScan(_) => scans += 1,
+            LogicalPlan::Aggregate(Aggregate {
+                input, aggr_expr, ..
+            }) => {
+                if let Some(below) = Chain::down_to_scan(input) {
+                    calls.extend(aggr_expr.iter().filter_map(|e| {
+                        let f = aggregate_function(e)?;
+                        let plain = f.params.filter.is_none() && f.params.order_by.is_empty();
+                        Some(AggregateCall {
+                            function: plain.then(|| f.func.name().to_string()),
+                            distinct: f.params.distinct,
+                            columns: below.resolve(&f.params.args, 0),
+                        })
+                    }));
+                }
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if scans != 1 {
+        calls.clear();
+    }
+    calls
+}
+
+fn aggregate_function(expr: &Expr) -> Option<&AggregateFunction> {
+    match expr {
+        Expr::Alias(a) => aggregate_function(&a.expr),
+        Expr::AggregateFunction(f) => Some(f),
+        _ => None,
+    }
 }
 
 /// The columns (by name) of its one table that `region` filters or groups on over its scan;

@@ -86,9 +86,10 @@ impl Engine {
     }
 
     /// Whether no MV can answer any part of `plan`, judged from the tables and columns it
-    /// reads (no region is looked at): what planning a query no MV answers costs.
+    /// reads and, for a plan over one table, the dimensions and aggregates it needs (no
+    /// region is looked at): what planning a query no MV answers costs.
     pub fn none_can_answer(&self, plan: &LogicalPlan, catalog: &Catalog) -> bool {
-        catalog.is_empty() || Screen::new(plan, catalog).none_can_answer()
+        catalog.is_empty() || Screen::new(plan, catalog, &self.rules.rollups).none_can_answer()
     }
 
     /// [`Self::rewrite`], with a report that says as much as `explain` asks: the same plan
@@ -108,7 +109,7 @@ impl Engine {
                 report,
             };
         }
-        let mut screen = Screen::new(plan, catalog);
+        let mut screen = Screen::new(plan, catalog, &self.rules.rollups);
         // Most plans no MV can answer are known as such before looking at any region.
         let hopeless = match explain {
             Explain::All => screen.all_hopeless(),

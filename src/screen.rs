@@ -10,12 +10,16 @@ use datafusion::logical_expr::LogicalPlan;
 use fixedbitset::FixedBitSet;
 
 use crate::catalog::{Catalog, MaterializedView};
+use crate::dimensions::AggregateCall;
 use crate::engine::column_missing;
 use crate::report::{CandidateStatus, ReasonCode, Rejection};
+use crate::rules::rollup::RollupTable;
 use crate::{dimensions, lossless, region};
 
 pub struct Screen<'a> {
     catalog: &'a Catalog,
+    /// How aggregates roll up: which MV aggregates can answer a query's.
+    rollups: &'a RollupTable,
     /// The tables the whole plan reads exactly once, with the columns of that one scan: every
     /// region reading such a table reads exactly these columns of it.
     read_once: HashMap<String, BTreeSet<String>>,
@@ -39,7 +43,7 @@ struct Known {
 }
 
 impl<'a> Screen<'a> {
-    pub fn new(plan: &'a LogicalPlan, catalog: &'a Catalog) -> Self {
+    pub fn new(plan: &'a LogicalPlan, catalog: &'a Catalog, rollups: &'a RollupTable) -> Self {
         let mut scans: HashMap<String, Vec<BTreeSet<String>>> = HashMap::new();
         let _ = plan.apply(|node| {
             if let LogicalPlan::TableScan(scan) = node {
@@ -59,6 +63,7 @@ impl<'a> Screen<'a> {
             .collect();
         Screen {
             catalog,
+            rollups,
             may_answer,
             may_answer_at: None,
             read,
@@ -118,11 +123,34 @@ impl<'a> Screen<'a> {
     /// Whether no MV can answer any part of the plan (none is a UNION, which answers unions).
     pub fn none_can_answer(&mut self) -> bool {
         let lacking = self.lacking_dimensions();
+        let calls = self.aggregate_calls();
         (0..self.may_answer.len()).all(|i| {
             let (slot, mv) = self.may_answer[i];
             lacking.as_ref().is_some_and(|l| l.contains(slot))
+                || self.lacks_aggregate(mv, &calls)
                 || (!mv.is_union && self.stale_rejection(mv).is_some())
         })
+    }
+
+    /// For a plan reading one table once, the aggregates of its aggregate over that scan
+    /// ([`dimensions::aggregate_calls`]); otherwise none.
+    fn aggregate_calls(&self) -> Vec<AggregateCall> {
+        if self.read.len() != 1 || self.read_once.len() != 1 {
+            return Vec::new();
+        }
+        dimensions::aggregate_calls(self.plan)
+    }
+
+    /// Whether `mv`, an aggregate over the plan's one table, cannot compute one of the
+    /// aggregates (`calls`) of the plan's aggregate over its scan: every region an aggregate
+    /// MV may answer contains that aggregate.
+    fn lacks_aggregate(&self, mv: &MaterializedView, calls: &[AggregateCall]) -> bool {
+        mv.base_tables == self.read
+            && mv.aggregates.as_ref().is_some_and(|kept| {
+                calls
+                    .iter()
+                    .any(|call| !self.rollups.may_provide(call, kept))
+            })
     }
 
     /// For a plan reading one table once, the aggregate MVs lacking a dimension it filters or

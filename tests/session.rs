@@ -546,6 +546,67 @@ async fn a_table_read_twice_is_screened_scan_by_scan() {
     );
 }
 
+/// A one-table query whose aggregates no aggregate MV over its table can compute (by the
+/// rollup table, or from group keys) is left alone without building an e-graph; an MV that
+/// computes them by any route is still used: the same function, what the function rolls up
+/// from (avg from sum and count), or a duplicate-insensitive aggregate of a group key.
+#[tokio::test]
+async fn aggregates_no_mv_computes_are_screened_out() {
+    let pair = common::sales_and_events();
+    for ddl in [
+        "CREATE MATERIALIZED VIEW sums AS SELECT country, sex, sum(price) AS s, count(*) AS n FROM sales GROUP BY country, sex",
+        "CREATE MATERIALIZED VIEW price_counts AS SELECT country, price, count(*) AS n FROM sales GROUP BY country, price",
+        "CREATE MATERIALIZED VIEW price_totals AS SELECT country, sum(price) AS s, count(price) AS c FROM sales GROUP BY country",
+    ] {
+        pair.session.sql(ddl).await.unwrap();
+    }
+    let answered = [
+        (
+            "SELECT country, sum(price) FROM sales GROUP BY country",
+            "price_totals",
+        ),
+        (
+            "SELECT country, max(price) FROM sales GROUP BY country",
+            "price_counts",
+        ),
+        (
+            "SELECT country, avg(price) FROM sales GROUP BY country",
+            "price_totals",
+        ),
+    ];
+    for (query, mv) in answered {
+        assert_eq!(common::assert_same(&pair, query).await, [mv], "{query}");
+    }
+    let catalog = pair.session.catalog();
+    let engine = mvrewrite::Engine::default();
+    // None keeps a stddev; of the MVs keeping sex, none keeps a min of price or groups by it.
+    for query in [
+        "SELECT country, stddev(price) FROM sales GROUP BY country",
+        "SELECT country, min(price) FROM sales WHERE sex = 'F' GROUP BY country",
+    ] {
+        assert!(
+            common::assert_same(&pair, query).await.is_empty(),
+            "{query}"
+        );
+        let plan = pair
+            .plain
+            .sql(query)
+            .await
+            .unwrap()
+            .into_optimized_plan()
+            .unwrap();
+        let catalog = catalog.read().unwrap();
+        assert!(engine.none_can_answer(&plan, &catalog), "{query}");
+        // The report, written by looking at each region, names the missing aggregate.
+        let report = engine.rewrite(&plan, &catalog).report;
+        assert!(
+            report.candidates.iter().any(|c| matches!(&c.status,
+                mvrewrite::CandidateStatus::Rejected(r) if r.code == mvrewrite::ReasonCode::AggregateMissing)),
+            "{query}: {report}"
+        );
+    }
+}
+
 /// The rule writes its report when it is read. Read after the catalog changed, the report
 /// describes the catalog as it is then, and its notes say so and name what the plan reads.
 #[tokio::test]

@@ -19,6 +19,7 @@ use datafusion::logical_expr::{AggregateUDF, Cast, Expr, Operator, lit};
 use egg::{Applier, Id, PatternAst, Subst, Symbol, Var};
 
 use super::conditions::{first_missing, has_aggregate};
+use crate::dimensions::{AggregateCall, MvAggregates};
 use crate::lang::{
     HeadKind, Node, PlanAnalysis, PlanGraph, display, expr_node, list_items, mv_of, placeholder,
 };
@@ -44,6 +45,23 @@ pub struct RollupTable {
 }
 
 impl RollupTable {
+    /// Whether an aggregate MV over the query's one table, computing `mv`'s functions, may
+    /// answer the query's aggregate `call` at all, by any rule: it computes the same function
+    /// (same GROUP BY, or re-aggregated), or all that the function rolls up from, or the
+    /// aggregate ignores duplicates and reads only columns the MV groups by. A necessary
+    /// condition, for the screen (src/screen.rs).
+    pub fn may_provide(&self, call: &AggregateCall, mv: &MvAggregates) -> bool {
+        let Some(function) = &call.function else {
+            return true;
+        };
+        let from_keys = call.distinct || self.duplicate_insensitive.contains(function);
+        mv.functions.contains(function)
+            || (from_keys && call.columns.is_subset(&mv.key_columns))
+            || self.rules.get(function).is_some_and(|rule| {
+                !call.distinct && rule.from.iter().all(|f| mv.functions.contains(f))
+            })
+    }
+
     /// Parses `QUERY_FN from MV_FN... via REAGG_FN [zero-on-empty]`.
     pub fn parse_rollup(&mut self, text: &str) -> Result<(), String> {
         let words: Vec<&str> = text.split_whitespace().collect();
