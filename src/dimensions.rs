@@ -35,6 +35,8 @@ pub struct AggregateCall {
     pub function: Option<String>,
     pub distinct: bool,
     pub columns: BTreeSet<String>,
+    /// As the plan writes it, for reports.
+    pub expr: Expr,
 }
 
 /// The columns (by name) an aggregate MV over one table keeps usable per row group: those its
@@ -95,6 +97,7 @@ pub fn aggregate_calls(plan: &LogicalPlan) -> Vec<AggregateCall> {
                             function: plain.then(|| f.func.name().to_string()),
                             distinct: f.params.distinct,
                             columns: below.resolve(&f.params.args, 0),
+                            expr: Expr::AggregateFunction(f.clone()),
                         })
                     }));
                 }

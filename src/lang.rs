@@ -400,14 +400,18 @@ pub fn display(egraph: &PlanGraph, class: Id) -> String {
             .collect::<Option<Vec<_>>>()?;
         recompose(egraph.analysis.head(head), kids).ok()
     }
-    // DataFusion's unparser writes literals as SQL does ('b', not b); human_display is the
-    // fallback for what it cannot print.
     build(egraph, class, 0)
-        .map(|e| match datafusion::sql::unparser::expr_to_sql(&e) {
-            Ok(sql) => without_outer_parentheses(sql.to_string()),
-            Err(_) => e.human_display().to_string(),
-        })
+        .map(|e| sql_text(&e))
         .unwrap_or_else(|| format!("expression {class}"))
+}
+
+/// An expression written as SQL, for reports. DataFusion's unparser writes literals as SQL
+/// does ('b', not b); human_display is the fallback for what it cannot print.
+pub fn sql_text(e: &Expr) -> String {
+    match datafusion::sql::unparser::expr_to_sql(e) {
+        Ok(sql) => without_outer_parentheses(sql.to_string()),
+        Err(_) => e.human_display().to_string(),
+    }
 }
 
 /// `(a = 1)` as `a = 1`; `(a) OR (b)` unchanged.

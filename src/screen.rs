@@ -145,12 +145,22 @@ impl<'a> Screen<'a> {
     /// aggregates (`calls`) of the plan's aggregate over its scan: every region an aggregate
     /// MV may answer contains that aggregate.
     fn lacks_aggregate(&self, mv: &MaterializedView, calls: &[AggregateCall]) -> bool {
-        mv.base_tables == self.read
-            && mv.aggregates.as_ref().is_some_and(|kept| {
-                calls
-                    .iter()
-                    .any(|call| !self.rollups.may_provide(call, kept))
-            })
+        self.lacked_aggregate(mv, calls).is_some()
+    }
+
+    /// The first of `calls` that `mv` cannot compute ([`Self::lacks_aggregate`]).
+    fn lacked_aggregate<'c>(
+        &self,
+        mv: &MaterializedView,
+        calls: &'c [AggregateCall],
+    ) -> Option<&'c AggregateCall> {
+        let kept = mv
+            .aggregates
+            .as_ref()
+            .filter(|_| mv.base_tables == self.read)?;
+        calls
+            .iter()
+            .find(|call| !self.rollups.may_provide(call, kept))
     }
 
     /// For a plan reading one table once, the aggregate MVs lacking a dimension it filters or
@@ -177,6 +187,7 @@ impl<'a> Screen<'a> {
         // For the tables the plan reads several times: an MV lacking a column of each of
         // their scans lacks one of these.
         let plan_columns = region::base_columns(self.plan);
+        let calls = self.aggregate_calls();
         let mut rejected = Vec::new();
         for mv in self.catalog.reading_any(&self.read) {
             let status = if let Err(r) = &mv.eligibility {
@@ -187,9 +198,11 @@ impl<'a> Screen<'a> {
                 let constraints = self.catalog.constraints();
                 let r = lossless::missing_key(constraints, &self.read, &mv.base_tables, &mv.name);
                 CandidateStatus::Rejected(r?)
-            } else {
-                let missing = self.missing_column(&mv, &mv.base_tables, &plan_columns)?;
+            } else if let Some(missing) = self.missing_column(&mv, &mv.base_tables, &plan_columns) {
                 CandidateStatus::Rejected(column_missing(&missing, &group_columns, &mv.name))
+            } else {
+                let call = self.lacked_aggregate(&mv, &calls)?;
+                CandidateStatus::Rejected(aggregate_missing(call, &mv.name))
             };
             rejected.push((mv.name.clone(), status));
         }
@@ -237,6 +250,20 @@ impl<'a> Screen<'a> {
         }
         first
     }
+}
+
+/// Why an MV cannot compute the query's aggregate `call` ([`RollupTable::may_provide`]), in
+/// the words the rollup rule uses.
+fn aggregate_missing(call: &AggregateCall, mv: &str) -> Rejection {
+    let aggregate = crate::lang::sql_text(&call.expr);
+    if call.distinct {
+        let reason = format!("{aggregate} needs its argument as a group key of {mv}");
+        return Rejection::new(ReasonCode::DistinctNotOnKey, reason);
+    }
+    Rejection::new(
+        ReasonCode::AggregateMissing,
+        format!("{mv} does not keep {aggregate}"),
+    )
 }
 
 /// An MV's address: every MV the screen sees is one of its catalog's, which the screen
