@@ -148,19 +148,16 @@ impl<'a> Screen<'a> {
         self.lacked_aggregate(mv, calls).is_some()
     }
 
-    /// The first of `calls` that `mv` cannot compute ([`Self::lacks_aggregate`]).
-    fn lacked_aggregate<'c>(
-        &self,
-        mv: &MaterializedView,
-        calls: &'c [AggregateCall],
-    ) -> Option<&'c AggregateCall> {
+    /// The position of the first of `calls` that `mv` cannot compute
+    /// ([`Self::lacks_aggregate`]).
+    fn lacked_aggregate(&self, mv: &MaterializedView, calls: &[AggregateCall]) -> Option<usize> {
         let kept = mv
             .aggregates
             .as_ref()
             .filter(|_| mv.base_tables == self.read)?;
         calls
             .iter()
-            .find(|call| !self.rollups.may_provide(call, kept))
+            .position(|call| !self.rollups.may_provide(call, kept))
     }
 
     /// For a plan reading one table once, the aggregate MVs lacking a dimension it filters or
@@ -188,6 +185,8 @@ impl<'a> Screen<'a> {
         // their scans lacks one of these.
         let plan_columns = region::base_columns(self.plan);
         let calls = self.aggregate_calls();
+        // Each aggregate written as SQL once, however many MVs lack it.
+        let mut written: Vec<Option<String>> = vec![None; calls.len()];
         let mut rejected = Vec::new();
         for mv in self.catalog.reading_any(&self.read) {
             let status = if let Err(r) = &mv.eligibility {
@@ -201,8 +200,9 @@ impl<'a> Screen<'a> {
             } else if let Some(missing) = self.missing_column(&mv, &mv.base_tables, &plan_columns) {
                 CandidateStatus::Rejected(column_missing(&missing, &group_columns, &mv.name))
             } else {
-                let call = self.lacked_aggregate(&mv, &calls)?;
-                CandidateStatus::Rejected(aggregate_missing(call, &mv.name))
+                let i = self.lacked_aggregate(&mv, &calls)?;
+                let sql = written[i].get_or_insert_with(|| crate::lang::sql_text(&calls[i].expr));
+                CandidateStatus::Rejected(aggregate_missing(&calls[i], sql, &mv.name))
             };
             rejected.push((mv.name.clone(), status));
         }
@@ -252,10 +252,9 @@ impl<'a> Screen<'a> {
     }
 }
 
-/// Why an MV cannot compute the query's aggregate `call` ([`RollupTable::may_provide`]), in
-/// the words the rollup rule uses.
-fn aggregate_missing(call: &AggregateCall, mv: &str) -> Rejection {
-    let aggregate = crate::lang::sql_text(&call.expr);
+/// Why an MV cannot compute the query's aggregate `call` (written `aggregate`;
+/// [`RollupTable::may_provide`]), in the words the rollup rule uses.
+fn aggregate_missing(call: &AggregateCall, aggregate: &str, mv: &str) -> Rejection {
     if call.distinct {
         let reason = format!("{aggregate} needs its argument as a group key of {mv}");
         return Rejection::new(ReasonCode::DistinctNotOnKey, reason);
