@@ -39,9 +39,9 @@ pub struct AggregateCall {
     pub expr: Expr,
 }
 
-/// The columns (by name) an aggregate MV over one table keeps usable per row group: those its
-/// group keys and filters mention. `None` when the MV is not that shape (no check applies).
-pub fn kept_by_mv(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
+/// The aggregate at the top of an MV's definition (under its projections), when filters and
+/// projections alone lie between it and the one scan it reads.
+fn mv_aggregate(plan: &LogicalPlan) -> Option<(&Aggregate, Chain<'_>)> {
     let mut top = plan;
     while let LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) = top {
         top = top.inputs()[0];
@@ -49,7 +49,13 @@ pub fn kept_by_mv(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
     let LogicalPlan::Aggregate(agg) = top else {
         return None;
     };
-    let below = Chain::down_to_scan(&agg.input)?;
+    Some((agg, Chain::down_to_scan(&agg.input)?))
+}
+
+/// The columns (by name) an aggregate MV over one table keeps usable per row group: those its
+/// group keys and filters mention. `None` when the MV is not that shape (no check applies).
+pub fn kept_by_mv(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
+    let (agg, below) = mv_aggregate(plan)?;
     let mut kept = below.resolve(&agg.group_expr, 0);
     for (depth, filter) in &below.filters {
         kept.extend(below.resolve(std::slice::from_ref(*filter), *depth));
@@ -59,14 +65,7 @@ pub fn kept_by_mv(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
 
 /// For an aggregate MV over one table, its key columns and aggregate functions.
 pub fn aggregates_of_mv(plan: &LogicalPlan) -> Option<MvAggregates> {
-    let mut top = plan;
-    while let LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) = top {
-        top = top.inputs()[0];
-    }
-    let LogicalPlan::Aggregate(agg) = top else {
-        return None;
-    };
-    let below = Chain::down_to_scan(&agg.input)?;
+    let (agg, below) = mv_aggregate(plan)?;
     let functions = agg
         .aggr_expr
         .iter()
