@@ -56,11 +56,7 @@ fn mv_aggregate(plan: &LogicalPlan) -> Option<(&Aggregate, Chain<'_>)> {
 /// group keys and filters mention. `None` when the MV is not that shape (no check applies).
 pub fn kept_by_mv(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
     let (agg, below) = mv_aggregate(plan)?;
-    let mut kept = below.resolve(&agg.group_expr, 0);
-    for (depth, filter) in &below.filters {
-        kept.extend(below.resolve(std::slice::from_ref(*filter), *depth));
-    }
-    Some(kept)
+    Some(below.keys_and_filters(agg))
 }
 
 /// For an aggregate MV over one table, its key columns and aggregate functions.
@@ -80,35 +76,42 @@ pub fn aggregates_of_mv(plan: &LogicalPlan) -> Option<MvAggregates> {
 /// The aggregates of the aggregate right over the one scan `plan` reads (through filters and
 /// projections only); empty when there is none, or `plan` reads several scans.
 pub fn aggregate_calls(plan: &LogicalPlan) -> Vec<AggregateCall> {
-    let mut calls = Vec::new();
+    let Some((agg, below)) = aggregate_over_scan(plan) else {
+        return Vec::new();
+    };
+    agg.aggr_expr
+        .iter()
+        .filter_map(|e| {
+            let f = aggregate_function(e)?;
+            let plain = f.params.filter.is_none() && f.params.order_by.is_empty();
+            Some(AggregateCall {
+                function: plain.then(|| f.func.name().to_string()),
+                distinct: f.params.distinct,
+                columns: below.resolve(&f.params.args, 0),
+                expr: Expr::AggregateFunction(f.clone()),
+            })
+        })
+        .collect()
+}
+
+/// The aggregate right over the one scan `plan` reads, with what lies between (filters and
+/// projections only); `None` when there is none, or `plan` reads several scans.
+fn aggregate_over_scan(plan: &LogicalPlan) -> Option<(&Aggregate, Chain<'_>)> {
+    let mut found = None;
     let mut scans = 0;
     let _ = plan.apply(|node| {
         match node {
             LogicalPlan::TableScan(_) => scans += 1,
-            LogicalPlan::Aggregate(Aggregate {
-                input, aggr_expr, ..
-            }) => {
-                if let Some(below) = Chain::down_to_scan(input) {
-                    calls.extend(aggr_expr.iter().filter_map(|e| {
-                        let f = aggregate_function(e)?;
-                        let plain = f.params.filter.is_none() && f.params.order_by.is_empty();
-                        Some(AggregateCall {
-                            function: plain.then(|| f.func.name().to_string()),
-                            distinct: f.params.distinct,
-                            columns: below.resolve(&f.params.args, 0),
-                            expr: Expr::AggregateFunction(f.clone()),
-                        })
-                    }));
+            LogicalPlan::Aggregate(agg) => {
+                if let Some(below) = Chain::down_to_scan(&agg.input) {
+                    found = Some((agg, below));
                 }
             }
             _ => {}
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    if scans != 1 {
-        calls.clear();
-    }
-    calls
+    if scans == 1 { found } else { None }
 }
 
 fn aggregate_function(expr: &Expr) -> Option<&AggregateFunction> {
@@ -122,27 +125,9 @@ fn aggregate_function(expr: &Expr) -> Option<&AggregateFunction> {
 /// The columns (by name) of its one table that `region` filters or groups on over its scan;
 /// empty when the region reads more than one table or one table several times.
 pub fn needed_by_query(region: &LogicalPlan) -> BTreeSet<String> {
-    let mut needed = BTreeSet::new();
-    let mut scans = 0;
-    let _ = region.apply(|node| {
-        match node {
-            LogicalPlan::TableScan(_) => scans += 1,
-            LogicalPlan::Aggregate(agg) => {
-                if let Some(below) = Chain::down_to_scan(&agg.input) {
-                    needed.extend(below.resolve(&agg.group_expr, 0));
-                    for (depth, filter) in &below.filters {
-                        needed.extend(below.resolve(std::slice::from_ref(*filter), *depth));
-                    }
-                }
-            }
-            _ => {}
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    if scans != 1 {
-        needed.clear();
-    }
-    needed
+    aggregate_over_scan(region)
+        .map(|(agg, below)| below.keys_and_filters(agg))
+        .unwrap_or_default()
 }
 
 /// The filters and projections between a plan and the one scan it reads.
@@ -182,6 +167,16 @@ impl<'a> Chain<'a> {
                 _ => return None,
             }
         }
+    }
+
+    /// The scan columns the group keys of `agg` (right over the chain) and the chain's
+    /// filters read.
+    fn keys_and_filters(&self, agg: &Aggregate) -> BTreeSet<String> {
+        let mut columns = self.resolve(&agg.group_expr, 0);
+        for (depth, filter) in &self.filters {
+            columns.extend(self.resolve(std::slice::from_ref(*filter), *depth));
+        }
+        columns
     }
 
     /// The scan columns `exprs` (above the first `depth` projections of the chain) read: names
