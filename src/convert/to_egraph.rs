@@ -382,7 +382,6 @@ impl<'a> ToEGraph<'a> {
                 Ok(id)
             }
             _ => {
-                let data_type = expr.get_type(schema).ok();
                 let (head, children) = decompose(expr.clone()).map_err(|e| e.to_string())?;
                 let mut ids = children
                     .iter()
@@ -391,10 +390,13 @@ impl<'a> ToEGraph<'a> {
                 let head = canonical_operands(head, &mut ids, self.egraph);
                 let h = self.egraph.analysis.intern(head);
                 let id = self.egraph.add(Node::Expr(h, ids.clone()));
-                if self.egraph[id].data.data_type.is_none() {
-                    self.egraph[id].data.data_type = data_type.clone();
+                // Typed once per class: DataFusion's `get_type` walks the whole expression, and
+                // most expressions of an MV are already in the e-graph, typed, from the query.
+                let typed = &mut self.egraph[id].data.data_type;
+                if typed.is_none() {
+                    *typed = expr.get_type(schema).ok();
                 }
-                if data_type == Some(DataType::Date32)
+                if *typed == Some(DataType::Date32)
                     && let [bucket] = ids.as_slice()
                 {
                     self.date_of_bucket(id, *bucket);
