@@ -40,15 +40,47 @@ impl MvQuerySearcher {
         })
     }
 
-    fn join(&self, egraph: &PlanGraph, query_class: Id) -> Vec<Subst> {
+    fn search_class(
+        &self,
+        egraph: &PlanGraph,
+        eclass: Id,
+        limit: usize,
+        mv_matches: &[(Id, SearchMatches<'_, Node>)],
+    ) -> Option<SearchMatches<'_, Node>> {
+        let mut substs = self.join(egraph, eclass, mv_matches);
+        substs.truncate(limit);
+        (!substs.is_empty()).then_some(SearchMatches {
+            eclass,
+            substs,
+            ast: None,
+        })
+    }
+
+    /// The MV pattern's matches in each MV root: searched once per search, not once per
+    /// query class.
+    fn mv_matches(&self, egraph: &PlanGraph) -> Vec<(Id, SearchMatches<'_, Node>)> {
+        egraph
+            .analysis
+            .mv_roots
+            .iter()
+            .filter_map(|m| Some((*m, self.mv.search_eclass(egraph, *m)?)))
+            .collect()
+    }
+
+    fn join(
+        &self,
+        egraph: &PlanGraph,
+        query_class: Id,
+        mv_matches: &[(Id, SearchMatches<'_, Node>)],
+    ) -> Vec<Subst> {
+        if mv_matches.is_empty() {
+            return vec![];
+        }
         let Some(query_matches) = self.query.search_eclass(egraph, query_class) else {
             return vec![];
         };
         let mut out = Vec::new();
-        for mv_class in &egraph.analysis.mv_roots {
-            let Some(mv_matches) = self.mv.search_eclass(egraph, *mv_class) else {
-                continue;
-            };
+        for (mv_class, mv_matches) in mv_matches {
             for qs in &query_matches.substs {
                 for ms in &mv_matches.substs {
                     if let Some(s) = merge(egraph, qs, ms, &self.mv.vars()) {
@@ -101,13 +133,7 @@ impl Searcher<Node, PlanAnalysis> for MvQuerySearcher {
         eclass: Id,
         limit: usize,
     ) -> Option<SearchMatches<'_, Node>> {
-        let mut substs = self.join(egraph, eclass);
-        substs.truncate(limit);
-        (!substs.is_empty()).then_some(SearchMatches {
-            eclass,
-            substs,
-            ast: None,
-        })
+        self.search_class(egraph, eclass, limit, &self.mv_matches(egraph))
     }
 
     fn search_with_limit(
@@ -123,12 +149,13 @@ impl Searcher<Node, PlanAnalysis> for MvQuerySearcher {
             .collect();
         classes.sort();
         classes.dedup();
+        let mv_matches = self.mv_matches(egraph);
         let mut out = Vec::new();
         for class in classes {
             if limit == 0 {
                 break;
             }
-            if let Some(m) = self.search_eclass_with_limit(egraph, class, limit) {
+            if let Some(m) = self.search_class(egraph, class, limit, &mv_matches) {
                 limit -= m.substs.len();
                 out.push(m);
             }
