@@ -54,7 +54,7 @@ pub struct MaterializedView {
     /// Base-table columns the definition reads (`table.column`).
     pub base_columns: BTreeSet<String>,
     /// What it filters on, groups by and aggregates ([`crate::region::signature`]).
-    pub signature: BTreeSet<String>,
+    pub signature: Vec<u64>,
     /// How many times it reads each table (self-joins), computed once for every rewrite.
     pub occurrences: BTreeMap<String, usize>,
     /// For an aggregate over one table, the columns its keys and filters mention
@@ -133,8 +133,10 @@ pub struct Computed {
 #[derive(Debug, Default)]
 pub struct Catalog {
     mvs: BTreeMap<String, Arc<MaterializedView>>,
-    by_tables: HashMap<BTreeSet<String>, BTreeSet<String>>,
-    by_table: HashMap<String, BTreeSet<String>>,
+    /// The MVs over exactly each set of tables, and over each table, by name: what a region
+    /// looks up, without a second lookup by name.
+    by_tables: HashMap<BTreeSet<String>, BTreeMap<String, Arc<MaterializedView>>>,
+    by_table: HashMap<String, BTreeMap<String, Arc<MaterializedView>>>,
     /// Which MVs read each table and keep each column, for ruling MVs out of whole plans.
     index: MvIndex,
     table_rows: HashMap<String, u64>,
@@ -169,17 +171,17 @@ impl Catalog {
             }
             self.unindex(&mv.name);
         }
+        let mv = Arc::new(mv);
         self.by_tables
             .entry(mv.base_tables.clone())
             .or_default()
-            .insert(mv.name.clone());
+            .insert(mv.name.clone(), Arc::clone(&mv));
         for t in &mv.base_tables {
             self.by_table
                 .entry(t.clone())
                 .or_default()
-                .insert(mv.name.clone());
+                .insert(mv.name.clone(), Arc::clone(&mv));
         }
-        let mv = Arc::new(mv);
         self.index.insert(&mv);
         self.mvs.insert(mv.name.clone(), mv);
         Ok(())
@@ -250,8 +252,7 @@ impl Catalog {
         self.by_tables
             .get(tables)
             .into_iter()
-            .flatten()
-            .filter_map(|n| self.mvs.get(n).cloned())
+            .flat_map(|mvs| mvs.values().cloned())
             .collect()
     }
 
@@ -285,15 +286,16 @@ impl Catalog {
 
     /// MVs that read some of `tables`, by name.
     pub fn reading_any(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
-        let mut names = BTreeSet::new();
-        for t in tables {
-            names.extend(self.by_table.get(t).into_iter().flatten());
+        let mut found: Vec<&Arc<MaterializedView>> = tables
+            .iter()
+            .filter_map(|t| self.by_table.get(t))
+            .flat_map(|mvs| mvs.values())
+            .collect();
+        if tables.len() > 1 {
+            found.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            found.dedup_by(|a, b| a.name == b.name);
         }
-        names
-            .into_iter()
-            .filter_map(|n| self.mvs.get(n))
-            .cloned()
-            .collect()
+        found.into_iter().cloned().collect()
     }
 
     /// Records a write to a table (or an MV's recomputation) and returns its new version: the

@@ -13,6 +13,7 @@ use crate::catalog::{Catalog, MaterializedView};
 use crate::convert::{RegionInEGraph, ToEGraph, ToPlan};
 use crate::cost::{RowsRead, UNKNOWN_ROWS};
 use crate::lang::{Node, PlanAnalysis, PlanGraph, display, list_items};
+use crate::occurrences::Mapping;
 use crate::region::{self, Determinism};
 use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 use crate::rules::RuleSet;
@@ -234,7 +235,7 @@ impl Engine {
                 Some(r) => note(statuses, &mv.name, CandidateStatus::Rejected(r)),
             }
         }
-        let considered: Vec<_> = exact
+        let mut considered: Vec<_> = exact
             .into_iter()
             .chain(wider)
             .filter(|mv| !settled(screen, statuses, mv))
@@ -242,13 +243,25 @@ impl Engine {
         if considered.is_empty() {
             return None;
         }
+        // Bounded work whatever the catalog: the MVs most like the query enter the e-graph
+        // (`limit_candidates`). With more MVs than may enter, ranking them before the checks
+        // below lets those checks stop once enough have passed, unless every MV is explained.
+        let limit = self.limits.candidates;
+        let ranked = considered.len() > limit;
+        if ranked {
+            rank_by_likeness(&mut considered, region, |mv| mv);
+        }
         let group_columns = region::group_columns(region);
         let query_occurrences = occurrences::table_occurrences(region);
 
         // Each eligible MV with the mappings of its occurrences onto the query's (one unless
         // it reads a table several times: self-joins).
         let mut eligible = Vec::new();
+        let mut variants = 0;
         for mv in considered {
+            if ranked && variants > limit && explain == Explain::UsedOnly {
+                break;
+            }
             let rejection = if let Err(r) = &mv.eligibility {
                 note(statuses, &mv.name, CandidateStatus::Ineligible(r.clone()));
                 continue;
@@ -286,6 +299,7 @@ impl Engine {
             } else {
                 match occurrences::mappings(&query_occurrences, &mv.occurrences, &mv.name) {
                     Ok(mappings) => {
+                        variants += mappings.len();
                         eligible.push((mv, mappings));
                         continue;
                     }
@@ -297,36 +311,11 @@ impl Engine {
         if eligible.is_empty() {
             return None;
         }
-        let variants: usize = eligible.iter().map(|(_, m)| m.len()).sum();
-        if variants > self.limits.candidates {
-            // Bounded work whatever the catalog: the MVs most like the query (sharing its
-            // filters, keys and aggregates), then the smallest, enter the e-graph, counting
-            // each mapping of a self-join MV as one.
-            let wanted = region::signature(region);
-            eligible.sort_by_cached_key(|(mv, _)| {
-                (
-                    std::cmp::Reverse(mv.signature.intersection(&wanted).count()),
-                    mv.row_count.unwrap_or(u64::MAX),
-                    mv.name.clone(),
-                )
-            });
-            let passed = eligible.len();
-            let mut taken = 0;
-            let keep = eligible
-                .iter()
-                .take_while(|(_, m)| {
-                    taken += m.len();
-                    taken <= self.limits.candidates
-                })
-                .count()
-                .max(1);
-            for (mv, _) in eligible.drain(keep..) {
-                let why = format!(
-                    "{passed} MVs over these tables passed the index; only the {keep} most like the query entered the e-graph",
-                );
-                let r = Rejection::new(ReasonCode::CandidateLimit, why);
-                note(statuses, &mv.name, CandidateStatus::Rejected(r));
+        if variants > limit {
+            if !ranked {
+                rank_by_likeness(&mut eligible, region, |(mv, _)| mv);
             }
+            limit_candidates(&mut eligible, limit, statuses);
         }
 
         let mut egraph: PlanGraph = EGraph::new(PlanAnalysis::default());
@@ -520,6 +509,50 @@ fn rank(status: &CandidateStatus) -> u8 {
         CandidateStatus::Rejected(r) if r.code != ReasonCode::DifferentTables => 2,
         CandidateStatus::Ineligible(_) => 3,
         CandidateStatus::Rejected(_) => 4,
+    }
+}
+
+/// Orders MVs most like `region` first (sharing its filters, keys and aggregates), then the
+/// smallest, then by name: the order in which they enter a bounded e-graph.
+fn rank_by_likeness<T>(
+    items: &mut [T],
+    region: &LogicalPlan,
+    mv: impl Fn(&T) -> &Arc<MaterializedView>,
+) {
+    let wanted = region::signature(region);
+    items.sort_by_cached_key(|item| {
+        let mv = mv(item);
+        (
+            std::cmp::Reverse(region::shared(&mv.signature, &wanted)),
+            mv.row_count.unwrap_or(u64::MAX),
+            mv.name.clone(),
+        )
+    });
+}
+
+/// Keeps the first of the ranked `eligible` MVs whose mappings (one per self-join variant)
+/// fit in `limit`, at least one, and notes the others as left out.
+fn limit_candidates(
+    eligible: &mut Vec<(Arc<MaterializedView>, Vec<Mapping>)>,
+    limit: usize,
+    statuses: &mut BTreeMap<String, CandidateStatus>,
+) {
+    let passed = eligible.len();
+    let mut taken = 0;
+    let keep = eligible
+        .iter()
+        .take_while(|(_, m)| {
+            taken += m.len();
+            taken <= limit
+        })
+        .count()
+        .max(1);
+    for (mv, _) in eligible.drain(keep..) {
+        let why = format!(
+            "{passed} MVs over these tables passed the index; only the {keep} most like the query entered the e-graph",
+        );
+        let r = Rejection::new(ReasonCode::CandidateLimit, why);
+        note(statuses, &mv.name, CandidateStatus::Rejected(r));
     }
 }
 

@@ -3,6 +3,7 @@
 //! Everything outside a region stays as DataFusion planned it.
 
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
 
 use datafusion::common::NullEquality;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
@@ -206,10 +207,12 @@ pub fn group_columns(plan: &LogicalPlan) -> BTreeSet<String> {
     columns
 }
 
-/// What a plan filters on, groups by and aggregates, as unqualified expression texts: two
-/// plans sharing many of them are likely to answer each other. Only used to choose which MVs
-/// enter the e-graph first when there are too many (`Limits::candidates`), never to decide.
-pub fn signature(plan: &LogicalPlan) -> BTreeSet<String> {
+/// What a plan filters on, groups by and aggregates, as the sorted hashes of unqualified
+/// expression texts: two plans sharing many of them are likely to answer each other. Only used
+/// to choose which MVs enter the e-graph first when there are too many (`Limits::candidates`),
+/// never to decide, so a collision costs at most a ranking; hashes make ranking thousands of
+/// MVs integer comparisons.
+pub fn signature(plan: &LogicalPlan) -> Vec<u64> {
     use datafusion::common::tree_node::Transformed;
     use datafusion::logical_expr::utils::split_conjunction;
     let unqualified = |e: &Expr| -> String {
@@ -245,5 +248,23 @@ pub fn signature(plan: &LogicalPlan) -> BTreeSet<String> {
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    texts
+    let mut hashes: Vec<u64> = texts
+        .iter()
+        .map(|text| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            text.hash(&mut hasher);
+            hasher.finish()
+        })
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
+}
+
+/// How many of the (sorted) `signature`'s items `wanted` shares.
+pub fn shared(signature: &[u64], wanted: &[u64]) -> usize {
+    wanted
+        .iter()
+        .filter(|w| signature.binary_search(w).is_ok())
+        .count()
 }

@@ -110,7 +110,8 @@ impl<'a> Screen<'a> {
         let mut hopeful = Vec::new();
         for i in 0..self.may_answer.len() {
             let (slot, mv) = self.may_answer[i];
-            if !cannot.contains(slot) && !mv.base_tables.is_disjoint(tables) && !self.hopeless(mv) {
+            let reads_one = tables.iter().any(|t| mv.base_tables.contains(t));
+            if !cannot.contains(slot) && reads_one && !self.hopeless(mv) {
                 hopeful.push(Arc::clone(mv));
             }
         }

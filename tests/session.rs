@@ -608,6 +608,48 @@ async fn aggregates_no_mv_computes_are_screened_out() {
     }
 }
 
+/// With more MVs than enter one e-graph, the rule (which explains only the MV it uses, and so
+/// stops checking MVs once enough have passed) and the explaining rewrite choose the same MV:
+/// the one most like the query, here last by name, and the answer is the original's.
+#[tokio::test]
+async fn more_candidates_than_the_egraph_takes_are_chosen_alike_explained_or_not() {
+    let pair = common::sales_and_events();
+    // 75 MVs keeping too few rows, 5 keeping more than the query's, and one keeping its rows.
+    let filters = (0..75)
+        .map(|i| (format!("m{i}"), 13 + i))
+        .chain((0..5).map(|i| (format!("a{i}"), i)))
+        .chain([("zz_exact".to_string(), 12)]);
+    for (name, above) in filters {
+        let ddl = format!(
+            "CREATE MATERIALIZED VIEW {name} AS SELECT country, quantity, count(*) AS n, sum(price) AS s FROM sales WHERE quantity > {above} GROUP BY country, quantity"
+        );
+        pair.session.sql(&ddl).await.unwrap();
+    }
+    let query = "SELECT country, sum(price) FROM sales WHERE quantity > 12 GROUP BY country";
+    let used = common::assert_same(&pair, query).await;
+    assert_eq!(used, ["zz_exact"], "{query}");
+
+    let plan = pair
+        .plain
+        .sql(query)
+        .await
+        .unwrap()
+        .into_optimized_plan()
+        .unwrap();
+    let catalog = pair.session.catalog();
+    let catalog = catalog.read().unwrap();
+    let report = mvrewrite::Engine::default().rewrite(&plan, &catalog).report;
+    assert_eq!(report.used_mvs(), used, "{report}");
+    assert_eq!(report.candidates.len(), 81, "{report}");
+    let left_out = report
+        .candidates
+        .iter()
+        .filter(|c| matches!(&c.status,
+            mvrewrite::CandidateStatus::Rejected(r) if r.code == mvrewrite::ReasonCode::CandidateLimit))
+        .count();
+    assert_eq!(left_out, 81 - 64, "{report}");
+}
+
 /// The rule writes its report when it is read. Read after the catalog changed, the report
 /// describes the catalog as it is then, and its notes say so and name what the plan reads.
 #[tokio::test]
