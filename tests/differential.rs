@@ -18,7 +18,7 @@ const KEYS: [&str; 6] = [
     "quantity % 3",
     "price > 50",
 ];
-const MV_AGGS: [&str; 8] = [
+const MV_AGGS: [&str; 10] = [
     "count(*)",
     "count(price)",
     "sum(quantity)",
@@ -27,12 +27,17 @@ const MV_AGGS: [&str; 8] = [
     "max(quantity)",
     "avg(price)",
     "count(quantity)",
+    // A DECIMAL's sum and count, from which its average is rebuilt to the digit (`+ 1`:
+    // DataFusion names a CAST by its argument, and `avg(price)` is taken).
+    "sum(CAST(price + 1 AS DECIMAL(12, 2)))",
+    "count(CAST(price + 1 AS DECIMAL(12, 2)))",
 ];
 /// Aggregates only queries use, on top of `MV_AGGS`.
-const QUERY_ONLY_AGGS: [&str; 3] = [
+const QUERY_ONLY_AGGS: [&str; 4] = [
     "count(DISTINCT sex)",
     "max(country)",
     "sum(quantity) + count(*)",
+    "avg(CAST(price + 1 AS DECIMAL(12, 2)))",
 ];
 
 fn query_aggs() -> Vec<&'static str> {

@@ -650,6 +650,43 @@ async fn more_candidates_than_the_egraph_takes_are_chosen_alike_explained_or_not
     assert_eq!(left_out, 81 - 64, "{report}");
 }
 
+/// The average of a DECIMAL is rebuilt from an MV's sum and count to the digit, as `avg`
+/// truncates it (negative amounts, NULLs, groups of NULLs), rolled up or read directly.
+#[tokio::test]
+async fn decimal_averages_are_rebuilt_from_sum_and_count() {
+    let pair = common::sales_and_events();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW order_sums AS SELECT status, day, sum(amount) AS total, count(amount) AS n FROM orders GROUP BY status, day")
+        .await
+        .unwrap();
+    for query in [
+        "SELECT status, avg(amount) FROM orders GROUP BY status",
+        "SELECT avg(amount), sum(amount) FROM orders WHERE day >= DATE '2018-01-01'",
+        "SELECT status, day, avg(amount) FROM orders GROUP BY status, day",
+        "SELECT day, avg(amount) FROM orders WHERE status IS NULL GROUP BY day",
+    ] {
+        assert_eq!(
+            common::assert_same(&pair, query).await,
+            ["order_sums"],
+            "{query}"
+        );
+    }
+    // A DECIMAL(10, 2) average is a DECIMAL(14, 6) (more digits than the amounts have).
+    let batches = pair
+        .session
+        .context()
+        .sql("SELECT avg(amount) AS a FROM orders")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        batches[0].schema().field(0).data_type(),
+        &datafusion::arrow::datatypes::DataType::Decimal128(14, 6)
+    );
+}
+
 /// The rule writes its report when it is read. Read after the catalog changed, the report
 /// describes the catalog as it is then, and its notes say so and name what the plan reads.
 #[tokio::test]

@@ -336,8 +336,8 @@ impl Rollup<'_> {
             let out = if stored.contains(a) {
                 *a
             } else {
-                let (sum, count) = self.avg_parts(*a, stored).ok()??;
-                self.divide(sum, count)
+                let (sum, count, result) = self.avg_parts(*a, stored).ok()??;
+                self.divide(sum, count, &result)
             };
             items.push(self.named(*a, out));
         }
@@ -387,7 +387,7 @@ impl Rollup<'_> {
             )
         })?;
         if rule.via == "divide" {
-            let (sum, count) = self.avg_parts(a, stored)?.ok_or_else(|| {
+            let (sum, count, result) = self.avg_parts(a, stored)?.ok_or_else(|| {
                 Rejection::new(
                     ReasonCode::AvgNeedsSumAndCount,
                     format!(
@@ -402,7 +402,7 @@ impl Rollup<'_> {
             let sum = self.reagg("sum", sum);
             let count = self.reagg("sum", count);
             new_aggs.extend([sum, count]);
-            return Ok(self.divide(sum, count));
+            return Ok(self.divide(sum, count, &result));
         }
         if !stored.contains(&a) || rule.from != [name.clone()] {
             return Err(self.missing(a));
@@ -425,8 +425,13 @@ impl Rollup<'_> {
         Ok(out)
     }
 
-    /// For `avg(x)` returning Float64: the MV's `sum(x)` and `count(x)` classes.
-    fn avg_parts(&self, a: Id, stored: &HashSet<Id>) -> Result<Option<(Id, Id)>, Rejection> {
+    /// For `avg(x)`: the MV's `sum(x)` and `count(x)` classes, and the average's type, which
+    /// [`Self::divide`] can rebuild exactly ([`rebuilt_average`]).
+    fn avg_parts(
+        &self,
+        a: Id,
+        stored: &HashSet<Id>,
+    ) -> Result<Option<(Id, Id, DataType)>, Rejection> {
         let Some((head, args)) = expr_node(self.egraph, a) else {
             return Ok(None);
         };
@@ -440,15 +445,20 @@ impl Rollup<'_> {
         let Some(rule) = self.table.rules.get(name).filter(|r| r.via == "divide") else {
             return Ok(None);
         };
-        if self.egraph[a].data.data_type != Some(DataType::Float64) {
+        let argument = match args {
+            [x] => self.egraph[*x].data.data_type.as_ref(),
+            _ => None,
+        };
+        let result = self.egraph[a].data.data_type.clone();
+        let Some(result) = result.filter(|r| rebuilt_average(argument, r)) else {
             return Err(Rejection::new(
                 ReasonCode::AggregateMissing,
                 format!(
-                    "{} is not Float64; only Float64 averages are rebuilt from sum and count",
+                    "{} is neither a DOUBLE nor the average of a DECIMAL of at most 25 digits: only those are rebuilt from sum and count",
                     display(self.egraph, a)
                 ),
             ));
-        }
+        };
         let find = |fname: &str| {
             stored.iter().copied().find(|s| {
                 expr_node(self.egraph, *s).is_some_and(|(h, c)| {
@@ -458,15 +468,30 @@ impl Rollup<'_> {
                 })
             })
         };
-        Ok(find(&rule.from[0]).zip(find(&rule.from[1])))
+        Ok(find(&rule.from[0])
+            .zip(find(&rule.from[1]))
+            .map(|(sum, count)| (sum, count, result)))
     }
 
-    /// `CAST(sum AS DOUBLE) / CAST(NULLIF(count, 0) AS DOUBLE)`: NULL, like `avg`, when a
-    /// group has no non-NULL values.
-    fn divide(&mut self, sum: Id, count: Id) -> Id {
-        let f64 = |e: Expr| Expr::Cast(Cast::new(Box::new(e), DataType::Float64));
+    /// `sum / NULLIF(count, 0)` computed as `avg` computes it, of type `result`: NULL, like
+    /// `avg`, when a group has no non-NULL values.
+    ///
+    /// - DOUBLE: `CAST(sum AS DOUBLE) / CAST(NULLIF(count, 0) AS DOUBLE)`.
+    /// - `DECIMAL(p + 4, s + 4)` (the average of a `DECIMAL(p, s)`): DataFusion's `avg`
+    ///   truncates `sum * 10^4 / count`, in 128 bits, to scale `s + 4`. Arrow's decimal
+    ///   division does exactly that for `DECIMAL(38, s) / DECIMAL(20, 0)` (it adds 4 to the
+    ///   dividend's scale and truncates), and the final cast only narrows the precision.
+    fn divide(&mut self, sum: Id, count: Id, result: &DataType) -> Id {
+        let cast = |e: Expr, t: DataType| Expr::Cast(Cast::new(Box::new(e), t));
         let nullif = datafusion::functions::expr_fn::nullif(placeholder(1), lit(0i64));
-        let head = f64(placeholder(0)) / f64(nullif);
+        let head = match result {
+            DataType::Decimal128(_, s) => {
+                let quotient = cast(placeholder(0), DataType::Decimal128(38, s - 4))
+                    / cast(nullif, DataType::Decimal128(20, 0));
+                cast(quotient, result.clone())
+            }
+            _ => cast(placeholder(0), DataType::Float64) / cast(nullif, DataType::Float64),
+        };
         self.add(head, vec![sum, count])
     }
 
@@ -498,5 +523,20 @@ impl Rollup<'_> {
             ReasonCode::AggregateMissing,
             format!("{} does not keep {}", self.mv, display(self.egraph, a)),
         )
+    }
+}
+
+/// Whether an average of type `result` over an argument of type `argument` is rebuilt exactly
+/// from sum and count by [`Rollup::divide`]: DOUBLE, or the `DECIMAL(p + 4, s + 4)` of a
+/// `DECIMAL(p, s)` whose sum `avg` accumulates as a `DECIMAL(38, s)` (`p + 13 <= 38`,
+/// DataFusion's `avg_sum_data_type`), as a re-aggregated sum is; wider sums `avg` keeps in
+/// 256 bits.
+fn rebuilt_average(argument: Option<&DataType>, result: &DataType) -> bool {
+    match (argument, result) {
+        (_, DataType::Float64) => true,
+        (Some(DataType::Decimal128(p, s)), DataType::Decimal128(rp, rs)) => {
+            *p <= 25 && *s >= 0 && *s + 4 <= 38 && (*rp, *rs) == (*p + 4, *s + 4)
+        }
+        _ => false,
     }
 }
