@@ -493,14 +493,7 @@ async fn twin_mvs_are_chosen_alike_whatever_their_registration_order() {
     let used = common::assert_same(&pair, query).await;
     assert_eq!(used.len(), 1, "{used:?}");
     let catalog = pair.session.catalog();
-    let plan = pair
-        .session
-        .without_rewrites()
-        .sql(query)
-        .await
-        .unwrap()
-        .into_optimized_plan()
-        .unwrap();
+    let plan = common::original_plan(&pair, query).await;
     let outcome = mvrewrite::Engine::default().rewrite(&plan, &catalog.read().unwrap());
     assert_eq!(outcome.report.used_mvs(), used);
 }
@@ -523,13 +516,7 @@ async fn a_table_read_twice_is_screened_scan_by_scan() {
     // Both scans read price.
     let unanswered = "SELECT s.sex, t.p FROM sales s JOIN (SELECT country, max(price) AS p FROM sales GROUP BY country) t ON s.country = t.country WHERE s.price > 10";
     assert!(common::assert_same(&pair, unanswered).await.is_empty());
-    let plan = pair
-        .plain
-        .sql(unanswered)
-        .await
-        .unwrap()
-        .into_optimized_plan()
-        .unwrap();
+    let plan = common::original_plan(&pair, unanswered).await;
     let catalog = pair.session.catalog();
     let catalog = catalog.read().unwrap();
     let engine = mvrewrite::Engine::default();
@@ -588,13 +575,7 @@ async fn aggregates_no_mv_computes_are_screened_out() {
             common::assert_same(&pair, query).await.is_empty(),
             "{query}"
         );
-        let plan = pair
-            .plain
-            .sql(query)
-            .await
-            .unwrap()
-            .into_optimized_plan()
-            .unwrap();
+        let plan = common::original_plan(&pair, query).await;
         let catalog = catalog.read().unwrap();
         assert!(engine.none_can_answer(&plan, &catalog), "{query}");
         // The report, written without building an e-graph, names the missing aggregate.
@@ -629,13 +610,7 @@ async fn more_candidates_than_the_egraph_takes_are_chosen_alike_explained_or_not
     let used = common::assert_same(&pair, query).await;
     assert_eq!(used, ["zz_exact"], "{query}");
 
-    let plan = pair
-        .plain
-        .sql(query)
-        .await
-        .unwrap()
-        .into_optimized_plan()
-        .unwrap();
+    let plan = common::original_plan(&pair, query).await;
     let catalog = pair.session.catalog();
     let catalog = catalog.read().unwrap();
     let report = mvrewrite::Engine::default().rewrite(&plan, &catalog).report;

@@ -62,6 +62,16 @@ pub fn sales_and_events() -> Pair {
     Pair { session, plain }
 }
 
+/// `sql` planned and optimized in the plain context: the plan the engine is given.
+pub async fn original_plan(pair: &Pair, sql: &str) -> datafusion::logical_expr::LogicalPlan {
+    pair.plain
+        .sql(sql)
+        .await
+        .unwrap()
+        .into_optimized_plan()
+        .unwrap()
+}
+
 /// Runs `sql` in the MV session and in the plain context and asserts equal results and equal
 /// schemas (names, types, nullability). Returns the MVs the session used.
 /// `FLOOR(ts TO unit)` is translated first, as `MvSession::sql` does (DataFusion does not plan
