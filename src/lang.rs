@@ -128,6 +128,9 @@ pub struct PlanAnalysis {
     pub implications: HashMap<(Vec<Id>, Vec<Id>), Implication>,
     /// Whether any time bucket was interned: the bucket rewrites skip e-graphs without one.
     pub has_buckets: bool,
+    /// The classes of base-table columns declared NOT NULL. Such a column is NULL only where
+    /// an outer join extends its table's rows with NULLs.
+    pub not_null: Vec<Id>,
 }
 
 impl PlanAnalysis {

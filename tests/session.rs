@@ -683,6 +683,56 @@ async fn decimal_averages_are_rebuilt_from_sum_and_count() {
     );
 }
 
+/// `count(x)` is `count(*)` where `x` is never NULL: an average of a NOT NULL column is
+/// rebuilt from its sum and the MV's `count(*)`; never for a nullable column, nor for a NOT
+/// NULL column an outer join extends with NULLs.
+#[tokio::test]
+async fn averages_of_not_null_columns_use_count_star() {
+    let pair = common::sales_and_events();
+    let rows: Vec<String> = (0..300)
+        .map(|i| {
+            let price = (i * 7919 % 2001) as f64 / 4.0 - 200.0;
+            format!(
+                "({}, {price}, {}, {})",
+                i % 40,
+                i % 3,
+                (i * 13 % 17) as f64 / 8.0
+            )
+        })
+        .collect();
+    for statement in [
+        "CREATE TABLE prices (item INT NOT NULL, price DECIMAL(10, 2) NOT NULL, shop INT NOT NULL, weight DOUBLE NOT NULL, note VARCHAR)".to_string(),
+        format!("INSERT INTO prices (item, price, shop, weight) VALUES {}", rows.join(", ")),
+        "CREATE MATERIALIZED VIEW by_item AS SELECT item, shop, count(*) AS n, sum(price) AS total, sum(weight) AS w FROM prices GROUP BY item, shop".into(),
+        "CREATE MATERIALIZED VIEW site_weights AS SELECT v.site_id, count(*) AS n, sum(p.weight) AS w FROM visits v LEFT JOIN prices p ON v.site_id = p.item GROUP BY v.site_id".into(),
+        "CREATE MATERIALIZED VIEW daily AS SELECT event_type, date_trunc('day', ts) AS day, count(*) AS n, sum(value) AS total FROM events GROUP BY 1, 2".into(),
+    ] {
+        pair.session.sql(&statement).await.unwrap();
+    }
+    for query in [
+        "SELECT item, avg(price) FROM prices GROUP BY item",
+        "SELECT shop, avg(weight), avg(price) FROM prices WHERE shop > 0 GROUP BY shop",
+        "SELECT avg(weight) FROM prices",
+    ] {
+        assert_eq!(
+            common::assert_same(&pair, query).await,
+            ["by_item"],
+            "{query}"
+        );
+    }
+    for query in [
+        // A visit at a site without items has a NULL weight.
+        "SELECT v.site_id, avg(p.weight) FROM visits v LEFT JOIN prices p ON v.site_id = p.item GROUP BY v.site_id",
+        // value is nullable: its count is not the rows'.
+        "SELECT event_type, avg(value) FROM events GROUP BY event_type",
+    ] {
+        assert!(
+            common::assert_same(&pair, query).await.is_empty(),
+            "{query}"
+        );
+    }
+}
+
 /// The rule writes its report when it is read. Read after the catalog changed, the report
 /// describes the catalog as it is then, and its notes say so and name what the plan reads.
 #[tokio::test]

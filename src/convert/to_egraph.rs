@@ -134,6 +134,9 @@ impl<'a> ToEGraph<'a> {
                     let h = self.egraph.analysis.intern(column);
                     let id = self.egraph.add(Node::Expr(h, vec![]));
                     self.egraph[id].data.data_type = Some(field.data_type().clone());
+                    if !field.is_nullable() {
+                        self.egraph.analysis.not_null.push(id);
+                    }
                     cols.push(id);
                 }
                 self.tables

@@ -468,9 +468,27 @@ impl Rollup<'_> {
                 })
             })
         };
+        // `count(x)` is `count(*)` where `x` is never NULL.
+        let count = find(&rule.from[1]).or_else(|| {
+            let never_null = rule.from[1] == "count"
+                && args.len() == 1
+                && self.never_null(args[0])
+                && without_outer_joins(self.egraph, self.input);
+            stored
+                .iter()
+                .copied()
+                .find(|s| never_null && is_count_star(self.egraph, *s))
+        });
         Ok(find(&rule.from[0])
-            .zip(find(&rule.from[1]))
+            .zip(count)
             .map(|(sum, count)| (sum, count, result)))
+    }
+
+    /// Whether `x` is a base column declared NOT NULL.
+    fn never_null(&self, x: Id) -> bool {
+        let x = self.egraph.find(x);
+        let not_null = &self.egraph.analysis.not_null;
+        not_null.iter().any(|c| self.egraph.find(*c) == x)
     }
 
     /// `sum / NULLIF(count, 0)` computed as `avg` computes it, of type `result`: NULL, like
@@ -539,4 +557,41 @@ fn rebuilt_average(argument: Option<&DataType>, result: &DataType) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether `class` is `count(*)` (DataFusion's `count` of a non-NULL literal).
+fn is_count_star(egraph: &PlanGraph, class: Id) -> bool {
+    expr_node(egraph, class).is_some_and(|(h, args)| {
+        matches!(egraph.analysis.kind(h), HeadKind::Aggregate { name, distinct: false } if name == "count")
+            && matches!(args, [arg] if expr_node(egraph, *arg).is_some_and(|(l, _)| {
+                matches!(egraph.analysis.head(l), Expr::Literal(v, _) if !v.is_null())
+            }))
+    })
+}
+
+/// Whether no form of `rel`, nor of any relation below it, is an outer join: its NOT NULL
+/// base columns are then never NULL.
+fn without_outer_joins(egraph: &PlanGraph, rel: Id) -> bool {
+    let mut seen = HashSet::new();
+    let mut todo = vec![egraph.find(rel)];
+    while let Some(class) = todo.pop() {
+        if !seen.insert(class) {
+            continue;
+        }
+        for node in &egraph[class].nodes {
+            match node {
+                Node::LeftJoin(_) | Node::FullJoin(_) => return false,
+                Node::Filter([_, input]) | Node::Proj([_, input]) | Node::Agg([_, _, input]) => {
+                    todo.push(egraph.find(*input))
+                }
+                Node::Join([inputs]) => todo.extend(
+                    list_items(egraph, *inputs)
+                        .into_iter()
+                        .map(|i| egraph.find(i)),
+                ),
+                _ => {}
+            }
+        }
+    }
+    true
 }
