@@ -664,6 +664,11 @@ async fn decimal_averages_are_rebuilt_from_sum_and_count() {
             "SELECT day, avg(amount - 20) FROM orders GROUP BY day",
             "shifted_sums",
         ),
+        // No row: NULL, as avg gives over nothing.
+        (
+            "SELECT avg(amount) FROM orders WHERE status = 'no such status'",
+            "order_sums",
+        ),
     ] {
         assert_eq!(common::assert_same(&pair, query).await, [mv], "{query}");
     }
@@ -713,6 +718,8 @@ async fn averages_of_not_null_columns_use_count_star() {
         "SELECT item, avg(price) FROM prices GROUP BY item",
         "SELECT shop, avg(weight), avg(price) FROM prices WHERE shop > 0 GROUP BY shop",
         "SELECT avg(weight) FROM prices",
+        // No row: NULL, as avg gives over nothing.
+        "SELECT avg(price), avg(weight) FROM prices WHERE shop > 5",
     ] {
         assert_eq!(
             common::assert_same(&pair, query).await,
