@@ -32,8 +32,10 @@ const MV_AGGS: [&str; 9] = [
     "sum(CAST(price + 1 AS DECIMAL(12, 2))), count(CAST(price + 1 AS DECIMAL(12, 2)))",
 ];
 /// Aggregates only queries use, on top of `MV_AGGS`.
-const QUERY_ONLY_AGGS: [&str; 4] = [
+const QUERY_ONLY_AGGS: [&str; 5] = [
     "count(DISTINCT sex)",
+    // An INT: averaged as a DOUBLE, rebuilt from `sum(quantity)` and `count(quantity)`.
+    "avg(quantity)",
     "max(country)",
     "sum(quantity) + count(*)",
     "avg(CAST(price + 1 AS DECIMAL(12, 2)))",

@@ -740,6 +740,64 @@ async fn averages_of_not_null_columns_use_count_star() {
     }
 }
 
+/// DataFusion averages an integer as a DOUBLE: `avg(x)` is `avg(CAST(x AS DOUBLE))`, rebuilt
+/// from the MV's `count(x)` (or `count(*)` where `x` is NOT NULL) and, for an integer of at
+/// most 32 bits, its `sum(x)` (64 bits, exact); a BIGINT only from the sum of its DOUBLEs,
+/// never from its own sum, which may overflow where the DOUBLEs' does not.
+#[tokio::test]
+async fn averages_of_integers_are_rebuilt_from_sum_and_count() {
+    let pair = common::sales_and_events();
+    for statement in [
+        "CREATE MATERIALIZED VIEW quantities AS SELECT country, sex, sum(quantity) AS q, count(quantity) AS n, sum(user_id) AS u, count(*) AS c FROM sales GROUP BY country, sex",
+        "CREATE TABLE items (item INT NOT NULL, shop SMALLINT NOT NULL, stock INT)",
+        "INSERT INTO items VALUES (1, 1, 10), (2, 1, NULL), (3, 2, -7), (4, 2, 2147483647), (5, 3, -2147483648), (6, 3, 5)",
+        "CREATE MATERIALIZED VIEW by_shop AS SELECT shop, count(*) AS n, sum(item) AS items, sum(shop) AS shops, sum(stock) AS stock FROM items GROUP BY shop",
+        "CREATE MATERIALIZED VIEW user_doubles AS SELECT country, sum(CAST(user_id AS DOUBLE)) AS u, count(user_id) AS n FROM sales GROUP BY country",
+        // Prices cut to integers: their sum is not the prices'.
+        "CREATE MATERIALIZED VIEW cut_prices AS SELECT country, sum(CAST(price AS BIGINT)) AS p, count(price) AS n FROM sales GROUP BY country",
+    ] {
+        pair.session.sql(statement).await.unwrap();
+    }
+    for (query, mv) in [
+        (
+            "SELECT country, avg(quantity) FROM sales GROUP BY country",
+            "quantities",
+        ),
+        (
+            "SELECT country, sex, avg(quantity), sum(quantity) FROM sales GROUP BY country, sex",
+            "quantities",
+        ),
+        ("SELECT avg(quantity) FROM sales", "quantities"),
+        // No non-NULL quantity: NULL, as avg gives.
+        (
+            "SELECT avg(quantity) FROM sales WHERE country = 'nowhere'",
+            "quantities",
+        ),
+        // A BIGINT from the sum of its DOUBLEs.
+        (
+            "SELECT country, avg(user_id) FROM sales GROUP BY country",
+            "user_doubles",
+        ),
+        // NOT NULL: `count(*)` counts them.
+        ("SELECT avg(item), avg(shop) FROM items", "by_shop"),
+        ("SELECT shop, avg(item) FROM items GROUP BY shop", "by_shop"),
+    ] {
+        assert_eq!(common::assert_same(&pair, query).await, [mv], "{query}");
+    }
+    for query in [
+        // A BIGINT from its own sum: refused.
+        "SELECT sex, avg(user_id) FROM sales GROUP BY sex",
+        // stock is nullable and the MV keeps no count of it.
+        "SELECT avg(stock) FROM items",
+        "SELECT country, avg(price) FROM sales GROUP BY country",
+    ] {
+        assert!(
+            common::assert_same(&pair, query).await.is_empty(),
+            "{query}"
+        );
+    }
+}
+
 /// The rule writes its report when it is read. Read after the catalog changed, the report
 /// describes the catalog as it is then, and its notes say so and name what the plan reads.
 #[tokio::test]

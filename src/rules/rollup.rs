@@ -427,6 +427,13 @@ impl Rollup<'_> {
 
     /// For `avg(x)`: the MV's `sum(x)` and `count(x)` classes, and the average's type, which
     /// [`Self::divide`] can rebuild exactly ([`rebuilt_average`]).
+    ///
+    /// DataFusion averages an integer `i` as `avg(CAST(i AS DOUBLE))`. Its count is `count(i)`
+    /// (the cast is NULL only where `i` is). Its sum may be `sum(i)` when `i` has at most 32
+    /// bits: `sum` adds them in 64 bits, exactly (it would take 2^32 rows of extreme values to
+    /// overflow), so `CAST(sum(i) AS DOUBLE)` is the sum of the DOUBLEs to the last bit while
+    /// that sum is below 2^53, and closer to the exact sum beyond. A 64-bit integer's sum may
+    /// overflow where the DOUBLEs' does not: not used.
     fn avg_parts(
         &self,
         a: Id,
@@ -445,10 +452,8 @@ impl Rollup<'_> {
         let Some(rule) = self.table.rules.get(name).filter(|r| r.via == "divide") else {
             return Ok(None);
         };
-        let argument = match args {
-            [x] => self.egraph[*x].data.data_type.as_ref(),
-            _ => None,
-        };
+        let [arg] = args else { return Ok(None) };
+        let argument = self.egraph[*arg].data.data_type.as_ref();
         let result = self.egraph[a].data.data_type.clone();
         let Some(result) = result.filter(|r| rebuilt_average(argument, r)) else {
             return Err(Rejection::new(
@@ -459,29 +464,78 @@ impl Rollup<'_> {
                 ),
             ));
         };
-        let find = |fname: &str| {
+        // The MV aggregate `fname` of an argument `of` accepts.
+        let find = |fname: &str, of: &dyn Fn(Id) -> bool| {
             stored.iter().copied().find(|s| {
                 expr_node(self.egraph, *s).is_some_and(|(h, c)| {
-                    c == args
+                    matches!(c, [c] if of(*c))
                         && matches!(self.egraph.analysis.kind(h),
                             HeadKind::Aggregate { name, distinct: false } if name == fname)
                 })
             })
         };
-        // `count(x)` is `count(*)` where `x` is never NULL.
-        let count = find(&rule.from[1]).or_else(|| {
-            let never_null = rule.from[1] == "count"
-                && args.len() == 1
-                && self.never_null(args[0])
-                && without_outer_joins(self.egraph, self.input);
-            stored
-                .iter()
-                .copied()
-                .find(|s| never_null && is_count_star(self.egraph, *s))
+        let same = |x: Id| move |c: Id| self.egraph.find(c) == self.egraph.find(x);
+        let integer = self
+            .casts_of(*arg, |t| t == &DataType::Float64)
+            .find(|i| self.integer_bits(*i).is_some());
+        let sum = find(&rule.from[0], &same(*arg)).or_else(|| {
+            let i =
+                integer.filter(|i| matches!(self.integer_bits(*i), Some(bits) if bits <= 32))?;
+            find(&rule.from[0], &|c| self.is_or_widens(c, i))
         });
-        Ok(find(&rule.from[0])
-            .zip(count)
-            .map(|(sum, count)| (sum, count, result)))
+        let count = [Some(*arg), integer].into_iter().flatten().find_map(|x| {
+            find(&rule.from[1], &same(x)).or_else(|| {
+                // `count(x)` is `count(*)` where `x` is never NULL.
+                let never_null = rule.from[1] == "count"
+                    && self.never_null(x)
+                    && without_outer_joins(self.egraph, self.input);
+                stored
+                    .iter()
+                    .copied()
+                    .find(|s| never_null && is_count_star(self.egraph, *s))
+            })
+        });
+        match (sum, integer) {
+            (None, Some(i)) if self.integer_bits(i) == Some(64) => Err(Rejection::new(
+                ReasonCode::AvgNeedsSumAndCount,
+                format!(
+                    "{} is rebuilt only from a sum of the DOUBLEs it averages: the sum of a 64-bit integer may overflow where theirs does not",
+                    display(self.egraph, a)
+                ),
+            )),
+            _ => Ok(sum.zip(count).map(|(sum, count)| (sum, count, result))),
+        }
+    }
+
+    /// Whether `class` is the integer `i`, or `i` (of at most 32 bits) cast to 64 bits, as
+    /// DataFusion's `sum` casts its argument.
+    fn is_or_widens(&self, class: Id, i: Id) -> bool {
+        let i = self.egraph.find(i);
+        self.egraph.find(class) == i
+            || self
+                .casts_of(class, |t| matches!(t, DataType::Int64 | DataType::UInt64))
+                .any(|inner| self.egraph.find(inner) == i)
+    }
+
+    /// The arguments of the casts in `class` to a type `to` accepts.
+    fn casts_of(&self, class: Id, to: impl Fn(&DataType) -> bool) -> impl Iterator<Item = Id> {
+        crate::lang::expr_nodes(self.egraph, class).filter_map(move |(head, children)| {
+            match (self.egraph.analysis.head(head), children) {
+                (Expr::Cast(cast), [x]) if to(cast.field.data_type()) => Some(*x),
+                _ => None,
+            }
+        })
+    }
+
+    /// The width of an integer class.
+    fn integer_bits(&self, class: Id) -> Option<u32> {
+        match self.egraph[class].data.data_type.as_ref()? {
+            DataType::Int8 | DataType::UInt8 => Some(8),
+            DataType::Int16 | DataType::UInt16 => Some(16),
+            DataType::Int32 | DataType::UInt32 => Some(32),
+            DataType::Int64 | DataType::UInt64 => Some(64),
+            _ => None,
+        }
     }
 
     /// Whether `x` is a base column declared NOT NULL.
