@@ -1,7 +1,7 @@
 //! Time-bucket rollup end to end: random pairs of an MV bucketed at one grain and a query at
 //! another, in random spellings (date_trunc, date_bin, CarbonData `timeseries`, ClickHouse
 //! `toStartOf*`), over a naive timestamp, two zoned ones (New York with its daylight-saving
-//! changes, Kathmandu at UTC+05:45) and a DATE column, sometimes with a time range. Every
+//! changes, Kathmandu at UTC+05:45) and a DATE column, sometimes with a time or date range. Every
 //! query runs with and without rewriting over `readings` (2022-11 to 2025-01) and the results
 //! are compared; the MV must be used exactly when the query's grain nests in the MV's, by the
 //! lattice written out below (independently of the pack's).
@@ -143,6 +143,18 @@ const GRAINS: [&str; 13] = [
     "year",
 ];
 
+/// Whether `bound` (of the filters above: midnight on a date, or a time within a second)
+/// starts a bucket of `grain`.
+fn starts(grain: &str, bound: &str) -> bool {
+    match (grain, bound) {
+        ("week", _) => false,
+        (_, b) if b.len() > "2024-01-01".len() => false,
+        ("year", d) => d == "2024-01-01",
+        ("day", _) => true,
+        (_, d) => d != "2024-01-02" || GRAINS[..7].contains(&grain),
+    }
+}
+
 fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
     &items[rng.below(items.len() as u64) as usize]
 }
@@ -190,22 +202,30 @@ async fn bucket_rollups_match_the_lattice_and_the_data() {
         // Bounds at 2024-01-01 and 2024-07-01, Mondays at midnight: each starts a bucket of
         // every grain but the Sunday week (and the year, for the second). A range is answered
         // when each bound starts a bucket of the MV's grain or of the query's. One bound off
-        // by half a second never is.
-        let starts =
-            |grain: &str, bound: &str| grain != "week" && !(grain == "year" && bound == "07");
-        let (filter, aligned) = match (col == "ts" && query_col == "ts", rng.below(3)) {
-            (true, 0) => (
-                " WHERE ts >= '2024-01-01' AND ts < '2024-07-01'".to_string(),
-                ["01", "07"]
-                    .iter()
-                    .all(|b| starts(fine, b) || starts(coarse, b)),
+        // by half a second never is; on the DATE column, a bound on a Tuesday starts only a
+        // day. A DATE range is read as the range of its cast to a timestamp, which the buckets
+        // of a DATE bucket.
+        let both_on = |c: &str| col == c && query_col == c;
+        let (filter, bounds): (&str, &[&str]) = match rng.below(3) {
+            0 if both_on("ts") => (
+                " WHERE ts >= '2024-01-01' AND ts < '2024-07-01'",
+                &["2024-01-01", "2024-07-01"],
             ),
-            (true, 1) => (
-                " WHERE ts >= '2024-01-01 10:17:23.5' AND ts < '2024-07-01'".to_string(),
-                false,
+            1 if both_on("ts") => (
+                " WHERE ts >= '2024-01-01 10:17:23.5' AND ts < '2024-07-01'",
+                &["2024-01-01 10:17:23.5", "2024-07-01"],
             ),
-            _ => (String::new(), true),
+            0 if both_on("day") => (
+                " WHERE day BETWEEN '2024-01-01' AND '2024-06-30'",
+                &["2024-01-01", "2024-07-01"],
+            ),
+            1 if both_on("day") => (
+                " WHERE day >= '2024-01-02' AND day < '2024-07-01'",
+                &["2024-01-02", "2024-07-01"],
+            ),
+            _ => ("", &[]),
         };
+        let aligned = bounds.iter().all(|b| starts(fine, b) || starts(coarse, b));
         let name = format!("mv_{i}");
         let mv = format!(
             "CREATE MATERIALIZED VIEW {name} AS SELECT {mv_spelling} AS t, sensor, sum(amount) AS s, \

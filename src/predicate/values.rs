@@ -25,6 +25,9 @@ pub struct ValueSet {
     intervals: Vec<Interval>,
 }
 
+/// A range `[a, b)`; `None` for an unbounded end.
+pub type HalfOpen = (Option<ScalarValue>, Option<ScalarValue>);
+
 #[derive(Clone, Debug, PartialEq)]
 struct Interval {
     lo: Bound<ScalarValue>,
@@ -174,22 +177,35 @@ impl ValueSet {
         self
     }
 
-    /// The finite bounds of a set of half-open ranges `[a, b)` (either end may be unbounded),
-    /// NULL allowed or not: the sets a time bucket can stand in for. `None` for any other set.
+    /// The set as half-open ranges `[a, b)` (`None`: unbounded), `<= b` read as `< b + 1` on a
+    /// discrete type (integers, dates); `None` for any other set. NULL is not in them.
+    pub fn half_open_ranges(&self) -> Option<Vec<HalfOpen>> {
+        self.intervals
+            .iter()
+            .map(|Interval { lo, hi }| {
+                let lo = match lo {
+                    Bound::Included(v) => Some(v.clone()),
+                    Bound::Unbounded => None,
+                    Bound::Excluded(_) => return None,
+                };
+                let hi = match hi {
+                    Bound::Excluded(v) => Some(v.clone()),
+                    Bound::Included(v) => Some(step(v, Step::Up)?),
+                    Bound::Unbounded => None,
+                };
+                Some((lo, hi))
+            })
+            .collect()
+    }
+
+    /// The finite bounds of [`Self::half_open_ranges`]: the sets a time bucket can stand in
+    /// for (NULL allowed or not). `None` for any other set, or one without bounds.
     pub fn half_open_bounds(&self) -> Option<Vec<ScalarValue>> {
-        let mut bounds = Vec::new();
-        for Interval { lo, hi } in &self.intervals {
-            match lo {
-                Bound::Included(v) => bounds.push(v.clone()),
-                Bound::Unbounded => {}
-                Bound::Excluded(_) => return None,
-            }
-            match hi {
-                Bound::Excluded(v) => bounds.push(v.clone()),
-                Bound::Unbounded => {}
-                Bound::Included(_) => return None,
-            }
-        }
+        let bounds: Vec<ScalarValue> = self
+            .half_open_ranges()?
+            .into_iter()
+            .flat_map(|(lo, hi)| lo.into_iter().chain(hi))
+            .collect();
         (!bounds.is_empty()).then_some(bounds)
     }
 

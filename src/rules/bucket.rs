@@ -6,11 +6,18 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Expr, lit};
 use egg::{Applier, Id, PatternAst, SearchMatches, Searcher, Subst, Symbol, Var};
 
 use super::var;
-use crate::lang::{HeadKind, Node, PlanAnalysis, PlanGraph, display, expr_nodes, list_items};
+use crate::lang::{
+    HeadKind, Node, PlanAnalysis, PlanGraph, decompose, display, expr_nodes, list_items,
+    placeholder,
+};
 use crate::predicate::atoms::{self, Atom};
+use crate::predicate::values::{HalfOpen, ValueSet};
 use crate::report::{ReasonCode, Rejection};
 use crate::timeseries::{Grain, Lattice};
 
@@ -143,7 +150,9 @@ pub fn explain(
         return None;
     };
     let term = egraph.find(*term);
-    let kept = stored(term)?;
+    // A DATE is bucketed through its cast to a timestamp.
+    let casts = timestamp_casts(egraph, term, buckets_by_term(egraph).into_keys());
+    let kept = stored(term).or_else(|| casts.iter().find_map(|(cast, _)| stored(*cast)))?;
     let what = display(egraph, term);
     Some(Rejection::new(
         ReasonCode::TimeRangeNotAligned,
@@ -222,6 +231,11 @@ impl Applier<Node, PlanAnalysis> for CoarserBucket {
 /// of `bucket(g, t)`: then `t` is in the ranges exactly when its bucket is, and the conjunct
 /// gets the same expression over the bucket. Matches the conjunct, binding `?term` and
 /// `?bucket`.
+///
+/// A DATE `d` is bucketed as `bucket(g, CAST(d AS TIMESTAMP))`, and a conjunct on `d` is one on
+/// the cast: the cast is exact and keeps order, so `d` is in `[a, b)` exactly when the cast is
+/// in `[CAST(a), CAST(b))` (`d <= b` is `d < b + 1`). The conjunct then gets those ranges over
+/// the bucket, written afresh (`?term` is the cast).
 pub struct AlignedRange;
 
 impl AlignedRange {
@@ -248,22 +262,104 @@ impl AlignedRange {
                 continue;
             };
             let term = egraph.find(*term);
-            let (Some(of_term), Some(bounds)) = (buckets.get(&term), set.half_open_bounds()) else {
-                continue;
-            };
-            for (grain, _, bucket) in of_term {
-                let replaced = replaced_node(egraph, conjunct, term, *bucket);
-                let done = replaced
-                    .clone()
-                    .and_then(|n| egraph.lookup(n))
-                    .is_some_and(|c| egraph.find(c) == conjunct);
-                if !done && replaced.is_some() && bounds.iter().all(|b| grain.starts_bucket(b)) {
-                    pairs.push((conjunct, subst(&[("?term", term), ("?bucket", *bucket)])));
+            if let (Some(of_term), Some(bounds)) = (buckets.get(&term), set.half_open_bounds()) {
+                for (grain, _, bucket) in of_term {
+                    let replaced = replaced_node(egraph, conjunct, term, *bucket);
+                    let done = replaced
+                        .clone()
+                        .and_then(|n| egraph.lookup(n))
+                        .is_some_and(|c| egraph.find(c) == conjunct);
+                    if !done && replaced.is_some() && bounds.iter().all(|b| grain.starts_bucket(b))
+                    {
+                        pairs.push((conjunct, subst(&[("?term", term), ("?bucket", *bucket)])));
+                    }
+                }
+            }
+            for cast in timestamp_casts(egraph, term, buckets.keys().copied()) {
+                let Some(ranges) = cast_ranges(set, cast.1) else {
+                    continue;
+                };
+                let bounds: Vec<&ScalarValue> =
+                    ranges.iter().flat_map(|(a, b)| a.iter().chain(b)).collect();
+                for (grain, _, bucket) in &buckets[&cast.0] {
+                    if !bounds.is_empty() && bounds.iter().all(|b| grain.starts_bucket(b)) {
+                        pairs.push((conjunct, subst(&[("?term", cast.0), ("?bucket", *bucket)])));
+                    }
                 }
             }
         }
         pairs
     }
+}
+
+/// The classes among `terms` that are `CAST(date AS TIMESTAMP)` (no time zone) of the DATE
+/// class `date`, with the timestamp type.
+fn timestamp_casts(
+    egraph: &PlanGraph,
+    date: Id,
+    terms: impl Iterator<Item = Id>,
+) -> Vec<(Id, &DataType)> {
+    if egraph[date].data.data_type != Some(DataType::Date32) {
+        return vec![];
+    }
+    terms
+        .filter_map(|t| {
+            expr_nodes(egraph, t).find_map(|(h, children)| match egraph.analysis.head(h) {
+                Expr::Cast(cast)
+                    if matches!(cast.field.data_type(), DataType::Timestamp(_, None))
+                        && matches!(children, [c] if egraph.find(*c) == date) =>
+                {
+                    Some((t, cast.field.data_type()))
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// The half-open ranges of a DATE `set`, their bounds cast to the timestamp type `to` (exact, or
+/// `None`); NULL, if in the set, is not among them.
+fn cast_ranges(set: &ValueSet, to: &DataType) -> Option<Vec<HalfOpen>> {
+    let cast = |v: Option<ScalarValue>| match v {
+        Some(v) => v.cast_to(to).ok().map(Some),
+        None => Some(None),
+    };
+    set.half_open_ranges()?
+        .into_iter()
+        .map(|(lo, hi)| Some((cast(lo)?, cast(hi)?)))
+        .collect()
+}
+
+/// `x` in `ranges` (or NULL, when `null`), as an expression over placeholder 0.
+fn in_ranges(ranges: Vec<HalfOpen>, null: bool) -> Option<Expr> {
+    let x = placeholder(0);
+    let mut branches: Vec<Expr> = ranges
+        .into_iter()
+        .map(|range| match range {
+            (Some(a), Some(b)) => x.clone().gt_eq(lit(a)).and(x.clone().lt(lit(b))),
+            (Some(a), None) => x.clone().gt_eq(lit(a)),
+            (None, Some(b)) => x.clone().lt(lit(b)),
+            (None, None) => x.clone().is_not_null(),
+        })
+        .collect();
+    if null {
+        branches.push(x.is_null());
+    }
+    branches.into_iter().reduce(Expr::or)
+}
+
+/// Adds `expr` to the e-graph, placeholder 0 standing for class `x`.
+fn add_over(egraph: &mut PlanGraph, expr: Expr, x: Id) -> Option<Id> {
+    if expr == placeholder(0) {
+        return Some(x);
+    }
+    let (head, children) = decompose(expr).ok()?;
+    let children = children
+        .into_iter()
+        .map(|c| add_over(egraph, c, x))
+        .collect::<Option<Vec<_>>>()?;
+    let head = egraph.analysis.intern(head);
+    Some(egraph.add(Node::Expr(head, children)))
 }
 
 /// The conjunct's node with `term` replaced by `bucket`, when the conjunct reads `term` as a
@@ -318,10 +414,27 @@ impl Applier<Node, PlanAnalysis> for AlignedRange {
         _ast: Option<&PatternAst<Node>>,
         _rule: Symbol,
     ) -> Vec<Id> {
-        let (term, bucket) = (subst[var("?term")], subst[var("?bucket")]);
-        match replaced_node(egraph, eclass, egraph.find(term), bucket) {
-            Some(node) => union_new(egraph, eclass, node),
-            None => vec![],
+        let (term, bucket) = (egraph.find(subst[var("?term")]), subst[var("?bucket")]);
+        let atoms = atoms::read(egraph, eclass);
+        let [Atom::In { term: read, set }] = atoms.as_slice() else {
+            return vec![];
+        };
+        if egraph.find(*read) == term {
+            return match replaced_node(egraph, eclass, term, bucket) {
+                Some(node) => union_new(egraph, eclass, node),
+                None => vec![],
+            };
+        }
+        // A DATE's conjunct, over the bucket of its cast.
+        let Some(to) = egraph[term].data.data_type.clone() else {
+            return vec![];
+        };
+        let Some(expr) = cast_ranges(set, &to).and_then(|r| in_ranges(r, set.null)) else {
+            return vec![];
+        };
+        match add_over(egraph, expr, bucket) {
+            Some(added) if egraph.union(eclass, added) => vec![eclass],
+            _ => vec![],
         }
     }
 }
