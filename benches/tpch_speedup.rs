@@ -27,16 +27,18 @@ use tpchgen::generators::{LineItemGenerator, OrderGenerator};
 use tpchgen_arrow::{LineItemArrow, OrderArrow};
 
 /// MVs a user would define: daily revenue by ship mode and return flag, TPC-H Q1's pricing
-/// summary by day, per-customer order totals, hourly event counts by type.
-const MVS: [&str; 4] = [
+/// summary by day, per-customer order totals, hourly event counts by type, monthly shipments
+/// by ship mode.
+const MVS: [&str; 5] = [
     "CREATE MATERIALIZED VIEW daily_revenue AS SELECT l_shipdate, l_shipmode, l_returnflag, sum(l_extendedprice * (1 - l_discount)) AS revenue, sum(l_quantity) AS quantity, count(*) AS line_count FROM lineitem GROUP BY l_shipdate, l_shipmode, l_returnflag",
     "CREATE MATERIALIZED VIEW pricing_summary AS SELECT l_returnflag, l_linestatus, l_shipdate, sum(l_quantity) AS sum_qty, sum(l_extendedprice) AS sum_base_price, sum(l_extendedprice * (1 - l_discount)) AS sum_disc_price, sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)) AS sum_charge, sum(l_discount) AS sum_disc, count(*) AS count_order FROM lineitem GROUP BY l_returnflag, l_linestatus, l_shipdate",
     "CREATE MATERIALIZED VIEW customer_totals AS SELECT o_custkey, sum(o_totalprice) AS total, count(*) AS order_count FROM orders GROUP BY o_custkey",
     "CREATE MATERIALIZED VIEW hourly_events AS SELECT date_trunc('hour', ts) AS hour, event_type, count(*) AS n, sum(value) AS total FROM events GROUP BY 1, 2",
+    "CREATE MATERIALIZED VIEW monthly_shipments AS SELECT date_trunc('month', l_shipdate) AS month, l_shipmode, sum(l_quantity) AS quantity, count(*) AS line_count FROM lineitem GROUP BY 1, 2",
 ];
 
 /// (name, MV, original SQL, the same answer written against the MV).
-const QUERIES: [(&str, &str, &str, &str); 5] = [
+const QUERIES: [(&str, &str, &str, &str); 6] = [
     (
         "monthly_revenue_by_ship_mode_1995",
         "daily_revenue",
@@ -69,6 +71,14 @@ const QUERIES: [(&str, &str, &str, &str); 5] = [
         "hourly_events",
         "SELECT date_trunc('day', ts) AS day, event_type, count(*) AS n FROM events GROUP BY date_trunc('day', ts), event_type",
         "SELECT date_trunc('day', hour) AS day, event_type, sum(n) AS n FROM hourly_events GROUP BY date_trunc('day', hour), event_type",
+    ),
+    (
+        // A range on the DATE column, read on the MV's month buckets of it (daily_revenue
+        // could answer too, from more rows).
+        "quantity_by_ship_mode_1995_1996",
+        "monthly_shipments",
+        "SELECT l_shipmode, sum(l_quantity) AS quantity, count(*) AS lines FROM lineitem WHERE l_shipdate BETWEEN DATE '1995-01-01' AND DATE '1996-12-31' GROUP BY l_shipmode",
+        "SELECT l_shipmode, sum(quantity) AS quantity, sum(line_count) AS lines FROM monthly_shipments WHERE month >= TIMESTAMP '1995-01-01' AND month < TIMESTAMP '1997-01-01' GROUP BY l_shipmode",
     ),
 ];
 
