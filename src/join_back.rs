@@ -11,15 +11,20 @@
 //! aggregation, [`Split::eager`]): the part is grouped by what is used above it, and that
 //! inner aggregate is the MV's to answer.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
+use datafusion::arrow::datatypes::DataType;
+use datafusion::functions::expr_fn::coalesce;
+use datafusion::logical_expr::{Expr, cast, lit, when};
 use egg::{Id, Symbol};
 
 use crate::convert::to_egraph::RegionInEGraph;
-use crate::lang::{HeadKind, Node, PlanGraph, add_set, display, expr_nodes, list_items, unjoined};
+use crate::lang::{
+    HeadKind, Node, PlanGraph, add_set, display, expr_nodes, list_items, placeholder, unjoined,
+};
 use crate::report::{ReasonCode, Rejection};
 use crate::rules::conditions::has_aggregate;
-use crate::rules::rollup::{RollupTable, aggregate, regroup};
+use crate::rules::rollup::{Computed, RollupTable, aggregate, regroup, widens_small_integer};
 
 /// Adds, for every `agg` or `proj` of the query over its base relation, the same node over the
 /// query's join with the MV's tables (and the filters on them alone) projected apart.
@@ -143,8 +148,10 @@ impl Split<'_> {
     /// `K_in` are the part's expressions used above (its group keys and join columns) and
     /// `A_in` the query's aggregates computed per finer group. Holds when every aggregate
     /// reads only the part and rolls up (sum, count, min, max, avg from sum and count): a
-    /// partial group joins the same rest rows as each of its rows would. The inner
-    /// aggregate is then the MV's to answer.
+    /// partial group joins the same rest rows as each of its rows would. An aggregate of the
+    /// rest's columns is computed above the join: min, max and DISTINCT ones as they are,
+    /// `sum` and `count` weighted by the partial group's `count(*)` ("eager count", Yan and
+    /// Larson). The inner aggregate is then the MV's to answer.
     fn eager(
         &self,
         egraph: &mut PlanGraph,
@@ -155,29 +162,59 @@ impl Split<'_> {
     ) -> Result<Id, Rejection> {
         let (keys, aggs) = (list_items(egraph, keys), list_items(egraph, aggs));
         let mut partials = Vec::new();
+        // Aggregates of the other tables' columns, computed above the join.
+        let mut computed = HashMap::new();
         for a in &aggs {
             let (head, args) = expr_nodes(egraph, *a)
                 .next()
                 .map(|(h, c)| (h, c.to_vec()))
                 .ok_or_else(|| unsupported(mv, "an aggregate is not an expression"))?;
-            let reads_part = columns(egraph, &args, self.inside)
-                .iter()
-                .all(|c| self.inside.contains(c));
-            let name = match egraph.analysis.kind(head) {
-                HeadKind::Aggregate {
-                    name,
-                    distinct: false,
-                } if reads_part => name.clone(),
+            let read = columns(egraph, &args, self.inside);
+            let reads_part = read.iter().all(|c| self.inside.contains(c));
+            let reads_rest = !read.is_empty() && read.iter().all(|c| !self.inside.contains(c));
+            let (name, distinct) = match egraph.analysis.kind(head) {
+                HeadKind::Aggregate { name, distinct } if reads_part || reads_rest => {
+                    (name.clone(), *distinct)
+                }
                 _ => {
                     return Err(unsupported(
                         mv,
                         &format!(
-                            "{} is not a plain aggregate of the MV's tables' columns",
+                            "{} is not a plain aggregate of the MV's tables' columns, nor of the others'",
                             display(egraph, *a)
                         ),
                     ));
                 }
             };
+            if reads_rest {
+                // A partial group joins the same rows of the others as each of its rows: the
+                // same values (min, max, DISTINCT), each as many times as the group has rows.
+                if !distinct && !rollups.duplicate_insensitive.contains(&name) {
+                    let (rows, c) = count_star(egraph)
+                        .and_then(|rows| Some((rows, weighted(egraph, &name, &args, rows, *a)?)))
+                        .ok_or_else(|| {
+                        unsupported(
+                            mv,
+                            &format!(
+                                "{} of the other tables' columns is computed above the join only as min, max, a DISTINCT aggregate, count, or the sum of a DOUBLE or an integer of at most 32 bits",
+                                display(egraph, *a)
+                            ),
+                        )
+                    })?;
+                    partials.push(rows);
+                    computed.insert(*a, c);
+                }
+                continue;
+            }
+            if distinct {
+                return Err(unsupported(
+                    mv,
+                    &format!(
+                        "{} is a DISTINCT aggregate of the MV's tables' columns",
+                        display(egraph, *a)
+                    ),
+                ));
+            }
             match rollups.rules.get(&name) {
                 Some(rule) if rule.via == "divide" => {
                     for part in &rule.from {
@@ -194,6 +231,9 @@ impl Split<'_> {
                 }
             }
         }
+        let mut partials: Vec<Id> = partials.iter().map(|p| egraph.find(*p)).collect();
+        partials.sort();
+        partials.dedup();
         let mut used = keys.clone();
         used.extend(self.conds_out);
         let inner_keys = frontier(egraph, &used, self.inside);
@@ -240,8 +280,48 @@ impl Split<'_> {
             &aggs,
             &stored,
             &key_outputs,
+            &computed,
         )
     }
+}
+
+/// `count(*)`, DataFusion's `count(Int64(1))`.
+fn count_star(egraph: &mut PlanGraph) -> Option<Id> {
+    let one = add(egraph, lit(1i64), vec![]);
+    aggregate(egraph, "count", one)
+}
+
+/// Query aggregate `a` (`name(args)`, `sum` or `count` of the other tables' columns) over the
+/// join of partial groups of `rows` rows each: every joined row stands for `rows` rows.
+/// `sum(x)` is `sum(x * rows)`, for a DOUBLE or an integer of at most 32 bits (which `sum`
+/// casts to a BIGINT: exact); `count(x)` is the sum of `rows` where `x` is not NULL.
+fn weighted(egraph: &mut PlanGraph, name: &str, args: &[Id], rows: Id, a: Id) -> Option<Computed> {
+    let [x] = args else { return None };
+    let typed = egraph[*x].data.data_type.clone();
+    let per_row = match name {
+        "sum" if typed == Some(DataType::Float64) => {
+            placeholder(0) * cast(placeholder(1), DataType::Float64)
+        }
+        "sum" if widens_small_integer(egraph, *x) => placeholder(0) * placeholder(1),
+        "count" => when(placeholder(0).is_null(), lit(0i64))
+            .otherwise(placeholder(1))
+            .ok()?,
+        _ => return None,
+    };
+    let per_row = add(egraph, per_row, vec![*x, rows]);
+    let agg = aggregate(egraph, "sum", per_row)?;
+    let out = match name {
+        // A count is 0, not NULL, over no row.
+        "count" => add(egraph, coalesce(vec![placeholder(0), lit(0i64)]), vec![agg]),
+        _ if typed == egraph[a].data.data_type => agg,
+        _ => return None,
+    };
+    Some(Computed { agg, out })
+}
+
+fn add(egraph: &mut PlanGraph, head: Expr, children: Vec<Id>) -> Id {
+    let head = egraph.analysis.intern(head);
+    egraph.add(Node::Expr(head, children))
 }
 
 fn unsupported(mv: &str, why: &str) -> Rejection {

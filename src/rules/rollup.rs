@@ -165,9 +165,17 @@ impl Applier<Node, PlanAnalysis> for RollupApplier {
     }
 }
 
+/// A query aggregate computed otherwise than from partial aggregates: `agg` (an aggregate over
+/// the input's rows) and `out`, the query aggregate's value from it.
+pub(crate) struct Computed {
+    pub agg: Id,
+    pub out: Id,
+}
+
 /// The aggregate `agg(keys, aggs, ·)` answered from `input`, whose rows are partial groups
-/// holding the aggregates `stored` (and the non-aggregate `key_outputs`): what the rollup
-/// builds over an MV, and what a join back builds over a partial aggregation below the join.
+/// holding the aggregates `stored` (and the non-aggregate `key_outputs`), the aggregates in
+/// `computed` as they say: what the rollup builds over an MV, and what a join back builds over
+/// a partial aggregation below the join.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn regroup(
     egraph: &mut PlanGraph,
@@ -178,6 +186,7 @@ pub(crate) fn regroup(
     aggs: &[Id],
     stored: &HashSet<Id>,
     key_outputs: &HashSet<Id>,
+    computed: &HashMap<Id, Computed>,
 ) -> Result<Id, Rejection> {
     Rollup {
         egraph,
@@ -185,7 +194,7 @@ pub(crate) fn regroup(
         mv,
         input,
     }
-    .regroup(keys, aggs, stored, key_outputs)
+    .regroup(keys, aggs, stored, key_outputs, computed)
 }
 
 /// `name(arg)`, a plain aggregate of one argument (the partial `sum(x)` and `count(x)` an
@@ -276,7 +285,8 @@ impl Rollup<'_> {
         if same_grouping && let Some(direct) = self.direct(&keys, &aggs, &stored) {
             return Ok(Some(direct));
         }
-        self.regroup(keys, &aggs, &stored, &key_outputs).map(Some)
+        self.regroup(keys, &aggs, &stored, &key_outputs, &HashMap::new())
+            .map(Some)
     }
 
     /// `proj(keys + aggs, agg(keys, re-aggregates, input))`: the query's groups, each
@@ -287,11 +297,18 @@ impl Rollup<'_> {
         aggs: &[Id],
         stored: &HashSet<Id>,
         key_outputs: &HashSet<Id>,
+        computed: &HashMap<Id, Computed>,
     ) -> Result<Id, Rejection> {
         let mut new_aggs = Vec::new();
         let mut items = keys.clone();
         for a in aggs {
-            let out = self.reaggregate(*a, stored, key_outputs, &mut new_aggs)?;
+            let out = match computed.get(a) {
+                Some(c) => {
+                    new_aggs.push(c.agg);
+                    c.out
+                }
+                None => self.reaggregate(*a, stored, key_outputs, &mut new_aggs)?,
+            };
             items.push(self.named(*a, out));
         }
         let key_list = self.set(keys);
@@ -475,12 +492,11 @@ impl Rollup<'_> {
             })
         };
         let same = |x: Id| move |c: Id| self.egraph.find(c) == self.egraph.find(x);
-        let integer = self
-            .casts_of(*arg, |t| t == &DataType::Float64)
-            .find(|i| self.integer_bits(*i).is_some());
+        let integer = casts_of(self.egraph, *arg, |t| t == &DataType::Float64)
+            .find(|i| integer_bits(self.egraph, *i).is_some());
         let sum = find(&rule.from[0], &same(*arg)).or_else(|| {
-            let i =
-                integer.filter(|i| matches!(self.integer_bits(*i), Some(bits) if bits <= 32))?;
+            let i = integer
+                .filter(|i| matches!(integer_bits(self.egraph, *i), Some(bits) if bits <= 32))?;
             find(&rule.from[0], &|c| self.is_or_widens(c, i))
         });
         let count = [Some(*arg), integer].into_iter().flatten().find_map(|x| {
@@ -496,7 +512,7 @@ impl Rollup<'_> {
             })
         });
         match (sum, integer) {
-            (None, Some(i)) if self.integer_bits(i) == Some(64) => Err(Rejection::new(
+            (None, Some(i)) if integer_bits(self.egraph, i) == Some(64) => Err(Rejection::new(
                 ReasonCode::AvgNeedsSumAndCount,
                 format!(
                     "{} is rebuilt only from a sum of the DOUBLEs it averages: the sum of a 64-bit integer may overflow where theirs does not",
@@ -512,30 +528,10 @@ impl Rollup<'_> {
     fn is_or_widens(&self, class: Id, i: Id) -> bool {
         let i = self.egraph.find(i);
         self.egraph.find(class) == i
-            || self
-                .casts_of(class, |t| matches!(t, DataType::Int64 | DataType::UInt64))
-                .any(|inner| self.egraph.find(inner) == i)
-    }
-
-    /// The arguments of the casts in `class` to a type `to` accepts.
-    fn casts_of(&self, class: Id, to: impl Fn(&DataType) -> bool) -> impl Iterator<Item = Id> {
-        crate::lang::expr_nodes(self.egraph, class).filter_map(move |(head, children)| {
-            match (self.egraph.analysis.head(head), children) {
-                (Expr::Cast(cast), [x]) if to(cast.field.data_type()) => Some(*x),
-                _ => None,
-            }
-        })
-    }
-
-    /// The width of an integer class.
-    fn integer_bits(&self, class: Id) -> Option<u32> {
-        match self.egraph[class].data.data_type.as_ref()? {
-            DataType::Int8 | DataType::UInt8 => Some(8),
-            DataType::Int16 | DataType::UInt16 => Some(16),
-            DataType::Int32 | DataType::UInt32 => Some(32),
-            DataType::Int64 | DataType::UInt64 => Some(64),
-            _ => None,
-        }
+            || casts_of(self.egraph, class, |t| {
+                matches!(t, DataType::Int64 | DataType::UInt64)
+            })
+            .any(|inner| self.egraph.find(inner) == i)
     }
 
     /// Whether `x` is a base column declared NOT NULL.
@@ -596,6 +592,40 @@ impl Rollup<'_> {
             format!("{} does not keep {}", self.mv, display(self.egraph, a)),
         )
     }
+}
+
+/// The arguments of the casts in `class` to a type `to` accepts.
+fn casts_of(
+    egraph: &PlanGraph,
+    class: Id,
+    to: impl Fn(&DataType) -> bool,
+) -> impl Iterator<Item = Id> {
+    crate::lang::expr_nodes(egraph, class).filter_map(move |(head, children)| {
+        match (egraph.analysis.head(head), children) {
+            (Expr::Cast(cast), [x]) if to(cast.field.data_type()) => Some(*x),
+            _ => None,
+        }
+    })
+}
+
+/// The width of an integer class.
+fn integer_bits(egraph: &PlanGraph, class: Id) -> Option<u32> {
+    match egraph[class].data.data_type.as_ref()? {
+        DataType::Int8 | DataType::UInt8 => Some(8),
+        DataType::Int16 | DataType::UInt16 => Some(16),
+        DataType::Int32 | DataType::UInt32 => Some(32),
+        DataType::Int64 | DataType::UInt64 => Some(64),
+        _ => None,
+    }
+}
+
+/// Whether `class` is a `BIGINT` cast of an integer of at most 32 bits, as DataFusion's `sum`
+/// casts its argument: a sum or multiple of it (by a row count) is exact in 64 bits, unless
+/// over 2^32 rows of extreme values.
+pub(crate) fn widens_small_integer(egraph: &PlanGraph, class: Id) -> bool {
+    egraph[class].data.data_type == Some(DataType::Int64)
+        && casts_of(egraph, class, |t| t == &DataType::Int64)
+            .any(|i| matches!(integer_bits(egraph, i), Some(bits) if bits <= 32))
 }
 
 /// Whether an average of type `result` over an argument of type `argument` is rebuilt exactly
