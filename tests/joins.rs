@@ -65,6 +65,12 @@ const AGGS: [&str; 6] = [
     "count(v.referrer_id)",
     "count(v.duration)",
 ];
+const USER_AGGS: [&str; 4] = [
+    "sum(u.tier)",
+    "max(u.tier)",
+    "count(u.country)",
+    "count(DISTINCT u.country)",
+];
 const FILTERS: [&str; 5] = [
     "v.duration > 300",
     "v.duration > 100",
@@ -136,6 +142,11 @@ impl Select {
         if aggs.is_empty() || rng.chance(0.1) {
             aggs.push(*pick(rng, &AGGS));
             aggs.dedup();
+        }
+        // Sometimes an aggregate of the joined users' columns (an MV over visits answers it
+        // joined back, weighted by its count(*)).
+        if SHAPES[shape].0.contains("users u") && rng.chance(0.3) {
+            aggs.push(*pick(rng, &USER_AGGS));
         }
         let filter = match (self.filter, rng.below(4)) {
             (Some(f), 0..=1) => Some(f),
