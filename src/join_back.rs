@@ -190,17 +190,17 @@ impl Split<'_> {
                 // A partial group joins the same rows of the others as each of its rows: the
                 // same values (min, max, DISTINCT), each as many times as the group has rows.
                 if !distinct && !rollups.duplicate_insensitive.contains(&name) {
-                    let (rows, c) = count_star(egraph)
-                        .and_then(|rows| Some((rows, weighted(egraph, &name, &args, rows, *a)?)))
-                        .ok_or_else(|| {
-                        unsupported(
+                    let by_rows = count_star(egraph)
+                        .and_then(|rows| Some((rows, weighted(egraph, &name, &args, rows, *a)?)));
+                    let Some((rows, c)) = by_rows else {
+                        return Err(unsupported(
                             mv,
                             &format!(
                                 "{} of the other tables' columns is computed above the join only as min, max, a DISTINCT aggregate, count, or the sum of a DOUBLE or an integer of at most 32 bits",
                                 display(egraph, *a)
                             ),
-                        )
-                    })?;
+                        ));
+                    };
                     partials.push(rows);
                     computed.insert(*a, c);
                 }
