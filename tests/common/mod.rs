@@ -80,6 +80,20 @@ pub async fn assert_same(pair: &Pair, sql: &str) -> Vec<String> {
     assert_same_in(&pair.session, &pair.plain, sql).await
 }
 
+/// [`assert_same`] for each of `queries`, each answered from `mv` alone.
+pub async fn assert_answered_by(pair: &Pair, mv: &str, queries: &[&str]) {
+    for query in queries {
+        assert_eq!(assert_same(pair, query).await, [mv], "{query}");
+    }
+}
+
+/// [`assert_same`] for each of `queries`, none rewritten.
+pub async fn assert_not_rewritten(pair: &Pair, queries: &[&str]) {
+    for query in queries {
+        assert!(assert_same(pair, query).await.is_empty(), "{query}");
+    }
+}
+
 /// [`assert_same`] for a session and a context over the same tables that does not rewrite.
 pub async fn assert_same_in(session: &MvSession, plain: &SessionContext, sql: &str) -> Vec<String> {
     let sql = &*mvrewrite::sql::standard_sql(sql);
