@@ -151,8 +151,11 @@ pub fn explain(
     };
     let term = egraph.find(*term);
     // A DATE is bucketed through its cast to a timestamp.
-    let casts = timestamp_casts(egraph, term, buckets_by_term(egraph).into_keys());
-    let kept = stored(term).or_else(|| casts.iter().find_map(|(cast, _)| stored(*cast)))?;
+    let kept = stored(term).or_else(|| {
+        timestamp_casts(egraph, term, buckets_by_term(egraph).into_keys())
+            .iter()
+            .find_map(|(cast, _)| stored(*cast))
+    })?;
     let what = display(egraph, term);
     Some(Rejection::new(
         ReasonCode::TimeRangeNotAligned,

@@ -524,12 +524,17 @@ impl Rollup<'_> {
     }
 
     /// Whether `class` is the integer `i`, or `i` (of at most 32 bits) cast to 64 bits, as
-    /// DataFusion's `sum` casts its argument.
+    /// DataFusion's `sum` casts its argument: to a BIGINT, or an unsigned one to an unsigned
+    /// BIGINT (never a negative value cast to an unsigned type).
     fn is_or_widens(&self, class: Id, i: Id) -> bool {
         let i = self.egraph.find(i);
+        let unsigned = matches!(
+            self.egraph[i].data.data_type,
+            Some(DataType::UInt8 | DataType::UInt16 | DataType::UInt32)
+        );
         self.egraph.find(class) == i
             || casts_of(self.egraph, class, |t| {
-                matches!(t, DataType::Int64 | DataType::UInt64)
+                t == &DataType::Int64 || (unsigned && t == &DataType::UInt64)
             })
             .any(|inner| self.egraph.find(inner) == i)
     }
