@@ -254,3 +254,44 @@ async fn bucket_rollups_match_the_lattice_and_the_data() {
         "too few rewrites to test anything: {used}"
     );
 }
+
+/// `date_part` of a timestamp is read from a bucket that keeps the field: the year and quarter
+/// of a month bucket, the day of the week or year of a day bucket (of a DATE too). Not from a
+/// bucket that straddles the field's periods (weeks across months), nor on a zoned timestamp.
+#[tokio::test]
+async fn date_parts_are_read_from_buckets_that_keep_them() {
+    let pair = common::sales_and_events();
+    for mv in [
+        "CREATE MATERIALIZED VIEW monthly AS SELECT date_trunc('month', ts) AS m, sensor, sum(amount) AS s, count(*) AS n FROM readings GROUP BY 1, 2",
+        "CREATE MATERIALIZED VIEW daily_dates AS SELECT date_trunc('day', day) AS d, sum(amount) AS s FROM readings GROUP BY 1",
+        "CREATE MATERIALIZED VIEW monthly_ny AS SELECT date_trunc('month', ts_ny) AS m, sum(amount) AS s FROM readings GROUP BY 1",
+    ] {
+        pair.session.sql(mv).await.unwrap();
+    }
+    common::assert_answered_by(
+        &pair,
+        "monthly",
+        &[
+            "SELECT EXTRACT(YEAR FROM ts) AS y, EXTRACT(QUARTER FROM ts) AS q, sum(amount), count(*) FROM readings GROUP BY 1, 2",
+            "SELECT sensor, date_part('month', ts) AS m, sum(amount) FROM readings GROUP BY 1, 2",
+            "SELECT sensor, sum(amount) FROM readings WHERE date_part('month', ts) IN (2, 3) GROUP BY sensor",
+        ],
+    )
+    .await;
+    common::assert_answered_by(
+        &pair,
+        "daily_dates",
+        &["SELECT EXTRACT(DOW FROM day) AS w, EXTRACT(DOY FROM day) AS d, sum(amount) FROM readings GROUP BY 1, 2"],
+    )
+    .await;
+    common::assert_not_rewritten(
+        &pair,
+        &[
+            // Weeks cross months: the week of a month bucket is not its rows'.
+            "SELECT EXTRACT(WEEK FROM ts) AS w, sum(amount) FROM readings GROUP BY 1",
+            "SELECT EXTRACT(DOW FROM ts) AS w, sum(amount) FROM readings GROUP BY 1",
+            "SELECT EXTRACT(YEAR FROM ts_ny) AS y, sum(amount) FROM readings GROUP BY 1",
+        ],
+    )
+    .await;
+}

@@ -1,7 +1,8 @@
 //! The time-bucket rewrites of the `timeseries` pack: `@coarser-bucket` (a coarser bucket
-//! computed from a finer one) and `@aligned-range` (a range on the raw timestamp as a range on
-//! a bucket). Both look at every bucket of a term at once, which no single pattern can: they
-//! are a searcher and an applier each.
+//! computed from a finer one), `@aligned-range` (a range on the raw timestamp as a range on
+//! a bucket) and `@field-of-bucket` (a `date_part` of the timestamp as one of a bucket). Each
+//! looks at every bucket of a term at once, which no single pattern can: they are a searcher
+//! and an applier each.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -226,6 +227,120 @@ impl Applier<Node, PlanAnalysis> for CoarserBucket {
             return vec![];
         };
         union_new(egraph, eclass, Node::Expr(head, vec![fine]))
+    }
+}
+
+/// `date_part(field, t) = date_part(field, bucket(g, t))` when every bucket of `g` lies
+/// within one period of the field (`g` is the field's grain or nests in it): the year of a
+/// month bucket is the year of its timestamps, their day of week that of their day bucket.
+/// `t` has no time zone; a DATE is bucketed through its cast to a timestamp. Matches the
+/// `date_part` class, binding `?bucket`.
+pub struct FieldOfBucket {
+    pub lattice: Arc<Lattice>,
+}
+
+impl FieldOfBucket {
+    fn pairs(&self, egraph: &PlanGraph) -> Vec<(Id, Subst)> {
+        let buckets = buckets_by_term(egraph);
+        if buckets.is_empty() {
+            return vec![];
+        }
+        let mut pairs = Vec::new();
+        for class in egraph.classes() {
+            for node in &class.nodes {
+                let Node::Expr(head, children) = node else {
+                    continue;
+                };
+                let [field, t] = children.as_slice() else {
+                    continue;
+                };
+                let Some(period) = field_period(egraph, *head, *field) else {
+                    continue;
+                };
+                let t = egraph.find(*t);
+                let terms: Vec<Id> = match &egraph[t].data.data_type {
+                    Some(DataType::Timestamp(_, None)) => vec![t],
+                    _ => timestamp_casts(egraph, t, buckets.keys().copied())
+                        .into_iter()
+                        .map(|(cast, _)| cast)
+                        .collect(),
+                };
+                for term in terms {
+                    for (grain, _, bucket) in buckets.get(&term).into_iter().flatten() {
+                        let done = egraph
+                            .lookup(Node::Expr(*head, vec![*field, *bucket]))
+                            .is_some_and(|c| egraph.find(c) == class.id);
+                        if !done && (*grain == period || self.lattice.nests(*grain, period)) {
+                            pairs.push((class.id, subst(&[("?bucket", *bucket)])));
+                        }
+                    }
+                }
+            }
+        }
+        pairs
+    }
+}
+
+/// The grain whose buckets keep `date_part(field, ..)` (a `date_part` head `head`) constant:
+/// the field's own for year, quarter, month, ISO week, day, hour and minute, the day for the
+/// day of the week or year. `None` for other fields (seconds may have fractions) and heads.
+fn field_period(egraph: &PlanGraph, head: crate::lang::Head, field: Id) -> Option<Grain> {
+    let Expr::ScalarFunction(call) = egraph.analysis.head(head) else {
+        return None;
+    };
+    if call.name() != "date_part" {
+        return None;
+    }
+    let name = expr_nodes(egraph, field).find_map(|(h, _)| match egraph.analysis.head(h) {
+        Expr::Literal(ScalarValue::Utf8(Some(s)), _) => Some(s.to_ascii_lowercase()),
+        _ => None,
+    })?;
+    let unit = match name.as_str() {
+        "year" | "quarter" | "month" | "week" | "day" | "hour" | "minute" => name.as_str(),
+        "dow" | "doy" | "isodow" => "day",
+        _ => return None,
+    };
+    Grain::of_date_trunc(unit)
+}
+
+impl Searcher<Node, PlanAnalysis> for FieldOfBucket {
+    fn search_eclass_with_limit(
+        &self,
+        egraph: &PlanGraph,
+        eclass: Id,
+        limit: usize,
+    ) -> Option<SearchMatches<'_, Node>> {
+        on_class(egraph, self.pairs(egraph), eclass, limit)
+    }
+
+    fn search_with_limit(&self, egraph: &PlanGraph, limit: usize) -> Vec<SearchMatches<'_, Node>> {
+        group(self.pairs(egraph).into_iter().take(limit).collect())
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        vec![var("?bucket")]
+    }
+}
+
+impl Applier<Node, PlanAnalysis> for FieldOfBucket {
+    fn apply_one(
+        &self,
+        egraph: &mut PlanGraph,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Node>>,
+        _rule: Symbol,
+    ) -> Vec<Id> {
+        let bucket = subst[var("?bucket")];
+        let Some((head, field)) =
+            expr_nodes(egraph, eclass).find_map(|(h, children)| match children {
+                [field, _] if field_period(egraph, h, *field).is_some() => Some((h, *field)),
+                _ => None,
+            })
+        else {
+            return vec![];
+        };
+        union_new(egraph, eclass, Node::Expr(head, vec![field, bucket]))
     }
 }
 

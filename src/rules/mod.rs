@@ -34,7 +34,7 @@ use egg::{MultiPattern, Rewrite, Var};
 
 use crate::lang::{Node, PlanAnalysis};
 use crate::timeseries::Lattice;
-use bucket::{AlignedRange, CoarserBucket};
+use bucket::{AlignedRange, CoarserBucket, FieldOfBucket};
 use conditions::{AllOf, Check, Guarded};
 use having::HavingApplier;
 use rollup::{RollupApplier, RollupTable};
@@ -132,6 +132,15 @@ fn parse_rule(
             return Rewrite::new(name, rewrite, applier);
         }
         "@aligned-range" => return Rewrite::new(name, AlignedRange, AlignedRange),
+        "@field-of-bucket" => {
+            let searcher = FieldOfBucket {
+                lattice: Arc::clone(lattice),
+            };
+            let applier = FieldOfBucket {
+                lattice: Arc::clone(lattice),
+            };
+            return Rewrite::new(name, searcher, applier);
+        }
         _ => {}
     }
     let (body, conds) = match body.split_once(" if ") {
@@ -197,7 +206,7 @@ mod tests {
     #[test]
     fn builtin_packs_load() {
         let rules = RuleSet::builtin();
-        assert_eq!(rules.rewrites.len(), 17);
+        assert_eq!(rules.rewrites.len(), 18);
         assert_eq!(rules.rollups.rules["count"].via, "sum");
         assert!(rules.rollups.rules["count"].zero_on_empty);
         assert_eq!(rules.rollups.rules["avg"].from, ["sum", "count"]);
