@@ -71,6 +71,7 @@ const USER_AGGS: [&str; 4] = [
     "count(u.country)",
     "count(DISTINCT u.country)",
 ];
+const SITE_AGGS: [&str; 2] = ["count(s.region)", "max(s.region)"];
 const FILTERS: [&str; 5] = [
     "v.duration > 300",
     "v.duration > 100",
@@ -147,6 +148,10 @@ impl Select {
         // joined back, weighted by its count(*)).
         if SHAPES[shape].0.contains("users u") && rng.chance(0.3) {
             aggs.push(*pick(rng, &USER_AGGS));
+        }
+        // Or of the joined sites' (some ids twice: each copy joins).
+        if SHAPES[shape].0.contains("sites s") && rng.chance(0.3) {
+            aggs.push(*pick(rng, &SITE_AGGS));
         }
         let filter = match (self.filter, rng.below(4)) {
             (Some(f), 0..=1) => Some(f),

@@ -295,3 +295,24 @@ async fn date_parts_are_read_from_buckets_that_keep_them() {
     )
     .await;
 }
+
+/// A range on a nullable DATE answered from month buckets of it keeps NULL dates exactly when
+/// the original does (`OR day IS NULL`), and drops them otherwise.
+#[tokio::test]
+async fn date_ranges_on_buckets_keep_nulls_as_the_original() {
+    let pair = common::sales_and_events();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW order_months AS SELECT date_trunc('month', day) AS m, status, sum(amount) AS s, count(*) AS n FROM orders GROUP BY 1, 2")
+        .await
+        .unwrap();
+    common::assert_answered_by(
+        &pair,
+        "order_months",
+        &[
+            "SELECT status, sum(amount), count(*) FROM orders WHERE day >= '2017-01-01' OR day IS NULL GROUP BY status",
+            "SELECT status, count(*) FROM orders WHERE day < '2017-01-01' GROUP BY status",
+            "SELECT count(*) FROM orders WHERE day BETWEEN '2016-03-01' AND '2016-05-31' OR day >= '2019-01-01'",
+        ],
+    )
+    .await;
+}

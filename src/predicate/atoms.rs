@@ -96,7 +96,7 @@ pub fn read(egraph: &PlanGraph, class: Id) -> Vec<Atom> {
 }
 
 /// An `OR` chain: one atom on a single term when every branch constrains only that term
-/// (`a = 1 OR a = 2 OR a IS NULL`), otherwise the branches.
+/// (`a = 1 OR a = 2 OR a IS NULL`, `a >= 1 AND a < 5 OR a > 9`), otherwise the branches.
 fn disjunction(egraph: &PlanGraph, class: Id) -> Atom {
     let mut branches = Vec::new();
     let mut todo = vec![class];
@@ -118,22 +118,28 @@ fn disjunction(egraph: &PlanGraph, class: Id) -> Atom {
             _ => branches.push(read(egraph, c)),
         }
     }
-    let single_term = |b: &Vec<Atom>| match b.as_slice() {
-        [Atom::In { term, .. }] => Some(*term),
-        _ => None,
+    // A branch that constrains one term only (`a >= 1 AND a < 5`) is that term in the
+    // intersection of its sets.
+    let on_one_term = |b: &Vec<Atom>| -> Option<(Id, ValueSet)> {
+        let mut atoms = b.iter();
+        let Some(Atom::In { term, set }) = atoms.next() else {
+            return None;
+        };
+        atoms.try_fold((*term, set.clone()), |(t, acc), atom| match atom {
+            Atom::In { term, set } if *term == t => Some((t, acc.intersect(set)?)),
+            _ => None,
+        })
     };
-    let first = branches.first().and_then(single_term);
-    if let Some(term) = first
-        && branches.iter().all(|b| single_term(b) == Some(term))
+    let read: Option<Vec<(Id, ValueSet)>> = branches.iter().map(on_one_term).collect();
+    if let Some(read) = read
+        && let Some((term, _)) = read.first()
+        && read.iter().all(|(t, _)| t == term)
     {
-        let mut union = Some(ValueSet::nothing());
-        for b in &branches {
-            if let [Atom::In { set, .. }] = b.as_slice() {
-                union = union.and_then(|u| u.union(set));
-            }
-        }
+        let union = read
+            .iter()
+            .try_fold(ValueSet::nothing(), |u, (_, set)| u.union(set));
         if let Some(set) = union {
-            return Atom::In { term, set };
+            return Atom::In { term: *term, set };
         }
     }
     Atom::Or(branches)

@@ -71,6 +71,35 @@ fn group(pairs: Vec<(Id, Subst)>) -> Vec<SearchMatches<'static, Node>> {
         .collect()
 }
 
+/// The egg `Searcher` of a rule whose `pairs(egraph)` lists its matches (class, bindings of
+/// `vars`), found by looking at the whole e-graph at once.
+macro_rules! searcher_of_pairs {
+    ($rule:ty, $($var:literal),+) => {
+        impl Searcher<Node, PlanAnalysis> for $rule {
+            fn search_eclass_with_limit(
+                &self,
+                egraph: &PlanGraph,
+                eclass: Id,
+                limit: usize,
+            ) -> Option<SearchMatches<'_, Node>> {
+                on_class(egraph, self.pairs(egraph), eclass, limit)
+            }
+
+            fn search_with_limit(
+                &self,
+                egraph: &PlanGraph,
+                limit: usize,
+            ) -> Vec<SearchMatches<'_, Node>> {
+                group(self.pairs(egraph).into_iter().take(limit).collect())
+            }
+
+            fn vars(&self) -> Vec<Var> {
+                vec![$(var($var)),+]
+            }
+        }
+    };
+}
+
 fn subst(bindings: &[(&str, Id)]) -> Subst {
     let mut s = Subst::with_capacity(bindings.len());
     for (name, id) in bindings {
@@ -192,24 +221,7 @@ impl CoarserBucket {
     }
 }
 
-impl Searcher<Node, PlanAnalysis> for CoarserBucket {
-    fn search_eclass_with_limit(
-        &self,
-        egraph: &PlanGraph,
-        eclass: Id,
-        limit: usize,
-    ) -> Option<SearchMatches<'_, Node>> {
-        on_class(egraph, self.pairs(egraph), eclass, limit)
-    }
-
-    fn search_with_limit(&self, egraph: &PlanGraph, limit: usize) -> Vec<SearchMatches<'_, Node>> {
-        group(self.pairs(egraph).into_iter().take(limit).collect())
-    }
-
-    fn vars(&self) -> Vec<Var> {
-        vec![var("?fine")]
-    }
-}
+searcher_of_pairs!(CoarserBucket, "?fine");
 
 impl Applier<Node, PlanAnalysis> for CoarserBucket {
     fn apply_one(
@@ -303,24 +315,7 @@ fn field_period(egraph: &PlanGraph, head: crate::lang::Head, field: Id) -> Optio
     Grain::of_date_trunc(unit)
 }
 
-impl Searcher<Node, PlanAnalysis> for FieldOfBucket {
-    fn search_eclass_with_limit(
-        &self,
-        egraph: &PlanGraph,
-        eclass: Id,
-        limit: usize,
-    ) -> Option<SearchMatches<'_, Node>> {
-        on_class(egraph, self.pairs(egraph), eclass, limit)
-    }
-
-    fn search_with_limit(&self, egraph: &PlanGraph, limit: usize) -> Vec<SearchMatches<'_, Node>> {
-        group(self.pairs(egraph).into_iter().take(limit).collect())
-    }
-
-    fn vars(&self) -> Vec<Var> {
-        vec![var("?bucket")]
-    }
-}
+searcher_of_pairs!(FieldOfBucket, "?bucket");
 
 impl Applier<Node, PlanAnalysis> for FieldOfBucket {
     fn apply_one(
@@ -357,7 +352,7 @@ impl Applier<Node, PlanAnalysis> for FieldOfBucket {
 pub struct AlignedRange;
 
 impl AlignedRange {
-    fn pairs(egraph: &PlanGraph) -> Vec<(Id, Subst)> {
+    fn pairs(&self, egraph: &PlanGraph) -> Vec<(Id, Subst)> {
         let buckets = buckets_by_term(egraph);
         if buckets.is_empty() {
             return vec![];
@@ -500,28 +495,7 @@ fn replaced_node(egraph: &PlanGraph, conjunct: Id, term: Id, bucket: Id) -> Opti
     })
 }
 
-impl Searcher<Node, PlanAnalysis> for AlignedRange {
-    fn search_eclass_with_limit(
-        &self,
-        egraph: &PlanGraph,
-        eclass: Id,
-        limit: usize,
-    ) -> Option<SearchMatches<'_, Node>> {
-        let eclass = egraph.find(eclass);
-        let pairs = Self::pairs(egraph)
-            .into_iter()
-            .filter(|(c, _)| *c == eclass);
-        group(pairs.take(limit).collect()).pop()
-    }
-
-    fn search_with_limit(&self, egraph: &PlanGraph, limit: usize) -> Vec<SearchMatches<'_, Node>> {
-        group(Self::pairs(egraph).into_iter().take(limit).collect())
-    }
-
-    fn vars(&self) -> Vec<Var> {
-        vec![var("?term"), var("?bucket")]
-    }
-}
+searcher_of_pairs!(AlignedRange, "?term", "?bucket");
 
 impl Applier<Node, PlanAnalysis> for AlignedRange {
     fn apply_one(
