@@ -24,7 +24,9 @@ use crate::lang::{
 };
 use crate::report::{ReasonCode, Rejection};
 use crate::rules::conditions::has_aggregate;
-use crate::rules::rollup::{Computed, RollupTable, aggregate, regroup, widens_small_integer};
+use crate::rules::rollup::{
+    Computed, RollupTable, aggregate, average_parts, divide, regroup, widens_small_integer,
+};
 
 /// Adds, for every `agg` or `proj` of the query over its base relation, the same node over the
 /// query's join with the MV's tables (and the filters on them alone) projected apart.
@@ -72,6 +74,7 @@ pub fn add_join_back(
         .filter(|i| !mv_inputs.contains(i))
         .collect();
     let consumers = query.consumers(egraph);
+    let mv_outputs: HashSet<Id> = mv.outputs.iter().map(|o| egraph.find(*o)).collect();
     let mut why_not = None;
     for node in consumers {
         if mv.aggregated {
@@ -82,6 +85,7 @@ pub fn add_join_back(
                     rest: &rest,
                     conds_out: &conds_out,
                     inside: &inside,
+                    mv_outputs: &mv_outputs,
                 };
                 match split.eager(egraph, k, a, mv_name, rollups) {
                     Ok(answer) => {
@@ -133,13 +137,14 @@ pub fn add_join_back(
 }
 
 /// The query's join split around the MV's tables: `part` (their join, with the conditions
-/// on them alone), the `rest` of the inputs, the conditions `conds_out` across, and the
-/// columns `inside` the part.
+/// on them alone), the `rest` of the inputs, the conditions `conds_out` across, the columns
+/// `inside` the part, and what the MV outputs.
 struct Split<'a> {
     part: Id,
     rest: &'a [Id],
     conds_out: &'a [Id],
     inside: &'a HashSet<Id>,
+    mv_outputs: &'a HashSet<Id>,
 }
 
 impl Split<'_> {
@@ -147,11 +152,12 @@ impl Split<'_> {
     /// `agg(K, re-aggregated A, filter(P_out, join(agg(K_in, A_in, part), rest)))`, where
     /// `K_in` are the part's expressions used above (its group keys and join columns) and
     /// `A_in` the query's aggregates computed per finer group. Holds when every aggregate
-    /// reads only the part and rolls up (sum, count, min, max, avg from sum and count): a
-    /// partial group joins the same rest rows as each of its rows would. An aggregate of the
-    /// rest's columns is computed above the join: min, max and DISTINCT ones as they are,
-    /// `sum` and `count` weighted by the partial group's `count(*)` ("eager count", Yan and
-    /// Larson). The inner aggregate is then the MV's to answer.
+    /// reads only the part and rolls up (sum, count, min, max, avg from sum and count: the
+    /// MV's own, [`average_parts`]): a partial group joins the same rest rows as each of its
+    /// rows would. An aggregate of the rest's columns is computed above the join: min, max
+    /// and DISTINCT ones as they are, `sum`, `count` and `avg` weighted by the partial
+    /// group's `count(*)` ("eager count", Yan and Larson). The inner aggregate is then the
+    /// MV's to answer.
     fn eager(
         &self,
         egraph: &mut PlanGraph,
@@ -217,6 +223,14 @@ impl Split<'_> {
             }
             match rollups.rules.get(&name) {
                 Some(rule) if rule.via == "divide" => {
+                    // The MV's own sum and count when they rebuild the average (an integer's
+                    // `sum(i)`, a NOT NULL column's `count(*)`), else those of its argument.
+                    if let Ok(Some((sum, count, _))) =
+                        average_parts(egraph, rollups, self.part, *a, self.mv_outputs)
+                    {
+                        partials.extend([sum, count]);
+                        continue;
+                    }
                     for part in &rule.from {
                         let arg = args
                             .first()
@@ -291,32 +305,61 @@ fn count_star(egraph: &mut PlanGraph) -> Option<Id> {
     aggregate(egraph, "count", one)
 }
 
-/// Query aggregate `a` (`name(args)`, `sum` or `count` of the other tables' columns) over the
-/// join of partial groups of `rows` rows each: every joined row stands for `rows` rows.
-/// `sum(x)` is `sum(x * rows)`, for a DOUBLE or an integer of at most 32 bits (which `sum`
-/// casts to a BIGINT: exact); `count(x)` is the sum of `rows` where `x` is not NULL.
+/// Query aggregate `a` (`name(args)`: `sum`, `count` or `avg` of the other tables' columns)
+/// over the join of partial groups of `rows` rows each: every joined row stands for `rows`
+/// rows. `sum(x)` is `sum(x * rows)`, for a DOUBLE or an integer of at most 32 bits (which
+/// `sum` casts to a BIGINT: exact); `count(x)` is the sum of `rows` where `x` is not NULL;
+/// `avg(x)` of a DOUBLE (DataFusion averages integers as DOUBLEs) is the one over the other.
 fn weighted(egraph: &mut PlanGraph, name: &str, args: &[Id], rows: Id, a: Id) -> Option<Computed> {
     let [x] = args else { return None };
     let typed = egraph[*x].data.data_type.clone();
-    let per_row = match name {
-        "sum" if typed == Some(DataType::Float64) => {
-            placeholder(0) * cast(placeholder(1), DataType::Float64)
-        }
-        "sum" if widens_small_integer(egraph, *x) => placeholder(0) * placeholder(1),
-        "count" => when(placeholder(0).is_null(), lit(0i64))
+    let double = typed == Some(DataType::Float64);
+    // The rebuilt value has the query aggregate's type: a sum's is its argument's.
+    let result = match name {
+        "count" => None,
+        "avg" => Some(DataType::Float64),
+        _ => typed.clone(),
+    };
+    if result.is_some_and(|t| egraph[a].data.data_type.as_ref() != Some(&t)) {
+        return None;
+    }
+    let sum_of = |egraph: &mut PlanGraph, per_row: Expr| {
+        let per_row = add(egraph, per_row, vec![*x, rows]);
+        aggregate(egraph, "sum", per_row)
+    };
+    let times_rows = || placeholder(0) * cast(placeholder(1), DataType::Float64);
+    let rows_where_set = || {
+        when(placeholder(0).is_null(), lit(0i64))
             .otherwise(placeholder(1))
-            .ok()?,
+            .ok()
+    };
+    let (aggs, out) = match name {
+        "sum" if double => {
+            let agg = sum_of(egraph, times_rows())?;
+            (vec![agg], agg)
+        }
+        "sum" if widens_small_integer(egraph, *x) => {
+            let agg = sum_of(egraph, placeholder(0) * placeholder(1))?;
+            (vec![agg], agg)
+        }
+        "count" => {
+            let agg = sum_of(egraph, rows_where_set()?)?;
+            // A count is 0, not NULL, over no row.
+            let out = add(egraph, coalesce(vec![placeholder(0), lit(0i64)]), vec![agg]);
+            (vec![agg], out)
+        }
+        // Sums of integers' DOUBLEs are exact below 2^53, as `avg`'s own are.
+        "avg" if double => {
+            let sum = sum_of(egraph, times_rows())?;
+            let count = sum_of(egraph, rows_where_set()?)?;
+            (
+                vec![sum, count],
+                divide(egraph, sum, count, &DataType::Float64),
+            )
+        }
         _ => return None,
     };
-    let per_row = add(egraph, per_row, vec![*x, rows]);
-    let agg = aggregate(egraph, "sum", per_row)?;
-    let out = match name {
-        // A count is 0, not NULL, over no row.
-        "count" => add(egraph, coalesce(vec![placeholder(0), lit(0i64)]), vec![agg]),
-        _ if typed == egraph[a].data.data_type => agg,
-        _ => return None,
-    };
-    Some(Computed { agg, out })
+    Some(Computed { aggs, out })
 }
 
 fn add(egraph: &mut PlanGraph, head: Expr, children: Vec<Id>) -> Id {

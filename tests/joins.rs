@@ -65,11 +65,12 @@ const AGGS: [&str; 6] = [
     "count(v.referrer_id)",
     "count(v.duration)",
 ];
-const USER_AGGS: [&str; 4] = [
+const USER_AGGS: [&str; 5] = [
     "sum(u.tier)",
     "max(u.tier)",
     "count(u.country)",
     "count(DISTINCT u.country)",
+    "avg(u.tier)",
 ];
 const SITE_AGGS: [&str; 2] = ["count(s.region)", "max(s.region)"];
 const FILTERS: [&str; 5] = [
@@ -143,6 +144,10 @@ impl Select {
         if aggs.is_empty() || rng.chance(0.1) {
             aggs.push(*pick(rng, &AGGS));
             aggs.dedup();
+        }
+        // Sometimes an average, rebuilt from the MV's sum and count(*) or count(duration).
+        if rng.chance(0.2) {
+            aggs.push("avg(v.duration)");
         }
         // Sometimes an aggregate of the joined users' columns (an MV over visits answers it
         // joined back, weighted by its count(*)).
@@ -257,6 +262,10 @@ async fn aggregates_of_joined_back_columns_are_weighted_by_group_counts() {
             // No row: sum NULL, count 0.
             "SELECT sum(u.tier), count(u.country) FROM visits v JOIN users u ON v.user_id = u.user_id WHERE u.tier > 1000",
             "SELECT u.tier % 3, sum(CAST(u.tier AS DOUBLE) / 7), sum(v.duration) FROM visits v JOIN users u ON v.user_id = u.user_id GROUP BY u.tier % 3",
+            // Averages: of the visits' INT from per_user's sum and count(*) (duration is NOT
+            // NULL), of the users' columns weighted by each user's visits.
+            "SELECT u.country, avg(v.duration), avg(u.tier), avg(CAST(u.tier AS DOUBLE) / 7) FROM visits v JOIN users u ON v.user_id = u.user_id GROUP BY u.country",
+            "SELECT avg(v.duration), avg(u.tier) FROM visits v JOIN users u ON v.user_id = u.user_id WHERE u.tier > 1000",
         ],
     )
     .await;

@@ -165,10 +165,10 @@ impl Applier<Node, PlanAnalysis> for RollupApplier {
     }
 }
 
-/// A query aggregate computed otherwise than from partial aggregates: `agg` (an aggregate over
-/// the input's rows) and `out`, the query aggregate's value from it.
+/// A query aggregate computed otherwise than from partial aggregates: `aggs` (aggregates over
+/// the input's rows) and `out`, the query aggregate's value from them.
 pub(crate) struct Computed {
-    pub agg: Id,
+    pub aggs: Vec<Id>,
     pub out: Id,
 }
 
@@ -195,6 +195,47 @@ pub(crate) fn regroup(
         input,
     }
     .regroup(keys, aggs, stored, key_outputs, computed)
+}
+
+/// The partial sum and count among `stored` that rebuild the average `a` over `input` (see
+/// [`Rollup::avg_parts`]), and the average's type: what a join back asks an MV for.
+pub(crate) fn average_parts(
+    egraph: &mut PlanGraph,
+    table: &RollupTable,
+    input: Id,
+    a: Id,
+    stored: &HashSet<Id>,
+) -> Result<Option<(Id, Id, DataType)>, Rejection> {
+    Rollup {
+        egraph,
+        table,
+        mv: Symbol::from(""),
+        input,
+    }
+    .avg_parts(a, stored)
+}
+
+/// `sum / NULLIF(count, 0)` computed as `avg` computes it, of type `result`: NULL, like
+/// `avg`, when a group has no non-NULL values.
+///
+/// - DOUBLE: `CAST(sum AS DOUBLE) / CAST(NULLIF(count, 0) AS DOUBLE)`.
+/// - `DECIMAL(p + 4, s + 4)` (the average of a `DECIMAL(p, s)`): DataFusion's `avg`
+///   truncates `sum * 10^4 / count`, in 128 bits, to scale `s + 4`. Arrow's decimal
+///   division does exactly that for `DECIMAL(38, s) / DECIMAL(20, 0)` (it adds 4 to the
+///   dividend's scale and truncates), and the final cast only narrows the precision.
+pub(crate) fn divide(egraph: &mut PlanGraph, sum: Id, count: Id, result: &DataType) -> Id {
+    let cast = |e: Expr, t: DataType| Expr::Cast(Cast::new(Box::new(e), t));
+    let nullif = datafusion::functions::expr_fn::nullif(placeholder(1), lit(0i64));
+    let head = match result {
+        DataType::Decimal128(_, s) => {
+            let quotient = cast(placeholder(0), DataType::Decimal128(38, s - 4))
+                / cast(nullif, DataType::Decimal128(20, 0));
+            cast(quotient, result.clone())
+        }
+        _ => cast(placeholder(0), DataType::Float64) / cast(nullif, DataType::Float64),
+    };
+    let head = egraph.analysis.intern(head);
+    egraph.add(Node::Expr(head, vec![sum, count]))
 }
 
 /// `name(arg)`, a plain aggregate of one argument (the partial `sum(x)` and `count(x)` an
@@ -304,7 +345,7 @@ impl Rollup<'_> {
         for a in aggs {
             let out = match computed.get(a) {
                 Some(c) => {
-                    new_aggs.push(c.agg);
+                    new_aggs.extend(&c.aggs);
                     c.out
                 }
                 None => self.reaggregate(*a, stored, key_outputs, &mut new_aggs)?,
@@ -354,7 +395,7 @@ impl Rollup<'_> {
                 *a
             } else {
                 let (sum, count, result) = self.avg_parts(*a, stored).ok()??;
-                self.divide(sum, count, &result)
+                divide(self.egraph, sum, count, &result)
             };
             items.push(self.named(*a, out));
         }
@@ -419,7 +460,7 @@ impl Rollup<'_> {
             let sum = self.reagg("sum", sum);
             let count = self.reagg("sum", count);
             new_aggs.extend([sum, count]);
-            return Ok(self.divide(sum, count, &result));
+            return Ok(divide(self.egraph, sum, count, &result));
         }
         if !stored.contains(&a) || rule.from != [name.clone()] {
             return Err(self.missing(a));
@@ -443,7 +484,7 @@ impl Rollup<'_> {
     }
 
     /// For `avg(x)`: the MV's `sum(x)` and `count(x)` classes, and the average's type, which
-    /// [`Self::divide`] can rebuild exactly ([`rebuilt_average`]).
+    /// [`divide`] can rebuild exactly ([`rebuilt_average`]).
     ///
     /// DataFusion averages an integer `i` as `avg(CAST(i AS DOUBLE))`. Its count is `count(i)`
     /// (the cast is NULL only where `i` is). Its sum may be `sum(i)` when `i` has at most 32
@@ -546,28 +587,6 @@ impl Rollup<'_> {
         not_null.iter().any(|c| self.egraph.find(*c) == x)
     }
 
-    /// `sum / NULLIF(count, 0)` computed as `avg` computes it, of type `result`: NULL, like
-    /// `avg`, when a group has no non-NULL values.
-    ///
-    /// - DOUBLE: `CAST(sum AS DOUBLE) / CAST(NULLIF(count, 0) AS DOUBLE)`.
-    /// - `DECIMAL(p + 4, s + 4)` (the average of a `DECIMAL(p, s)`): DataFusion's `avg`
-    ///   truncates `sum * 10^4 / count`, in 128 bits, to scale `s + 4`. Arrow's decimal
-    ///   division does exactly that for `DECIMAL(38, s) / DECIMAL(20, 0)` (it adds 4 to the
-    ///   dividend's scale and truncates), and the final cast only narrows the precision.
-    fn divide(&mut self, sum: Id, count: Id, result: &DataType) -> Id {
-        let cast = |e: Expr, t: DataType| Expr::Cast(Cast::new(Box::new(e), t));
-        let nullif = datafusion::functions::expr_fn::nullif(placeholder(1), lit(0i64));
-        let head = match result {
-            DataType::Decimal128(_, s) => {
-                let quotient = cast(placeholder(0), DataType::Decimal128(38, s - 4))
-                    / cast(nullif, DataType::Decimal128(20, 0));
-                cast(quotient, result.clone())
-            }
-            _ => cast(placeholder(0), DataType::Float64) / cast(nullif, DataType::Float64),
-        };
-        self.add(head, vec![sum, count])
-    }
-
     /// `via(arg)` as a new aggregate.
     fn reagg(&mut self, via: &str, arg: Id) -> Id {
         aggregate(self.egraph, via, arg).expect("rollup table functions are checked when loaded")
@@ -634,7 +653,7 @@ pub(crate) fn widens_small_integer(egraph: &PlanGraph, class: Id) -> bool {
 }
 
 /// Whether an average of type `result` over an argument of type `argument` is rebuilt exactly
-/// from sum and count by [`Rollup::divide`]: DOUBLE, or the `DECIMAL(p + 4, s + 4)` of a
+/// from sum and count by [`divide`]: DOUBLE, or the `DECIMAL(p + 4, s + 4)` of a
 /// `DECIMAL(p, s)` whose sum `avg` accumulates as a `DECIMAL(38, s)` (`p + 13 <= 38`,
 /// DataFusion's `avg_sum_data_type`), as a re-aggregated sum is; wider sums `avg` keeps in
 /// 256 bits.
