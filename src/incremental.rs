@@ -16,12 +16,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, Result as DfResult};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, Result as DfResult};
 use datafusion::functions_aggregate::expr_fn::{max, min, sum};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
-    Expr, JoinType, LogicalPlan, LogicalPlanBuilder, TableSource, cast,
+    Expr, ExprSchemable, JoinType, LogicalPlan, LogicalPlanBuilder, Projection, TableSource, cast,
 };
 
 /// How an MV takes appended rows.
@@ -91,6 +91,12 @@ pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
     {
         return Err("it uses GROUPING SETS".into());
     }
+    // Arguments are compared as computed from what the projection below the aggregate reads,
+    // if there is one: DataFusion computes common subexpressions there (`__common_expr_1`).
+    let (below, schema) = match agg.input.as_ref() {
+        LogicalPlan::Projection(p) => (Some(p), p.input.schema()),
+        input => (None, input.schema()),
+    };
     let function = |i: usize| -> Result<(String, Vec<Expr>), String> {
         match unaliased(&agg.aggr_expr[i - keys]) {
             Expr::AggregateFunction(f)
@@ -98,7 +104,9 @@ pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
                     && f.params.filter.is_none()
                     && f.params.order_by.is_empty() =>
             {
-                Ok((f.func.name().to_ascii_lowercase(), f.params.args))
+                let args = f.params.args.into_iter().map(|a| over(a, below));
+                let args = args.collect::<DfResult<_>>().map_err(|e| e.to_string())?;
+                Ok((f.func.name().to_ascii_lowercase(), args))
             }
             other => Err(format!("{other} does not merge")),
         }
@@ -126,7 +134,10 @@ pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
                 }
                 let stored = |wanted: &str| {
                     outputs.iter().position(|&j| {
-                        j >= keys && function(j).is_ok_and(|(n, a)| n == wanted && a == args)
+                        j >= keys
+                            && function(j).is_ok_and(|(n, a)| {
+                                n == wanted && (a == args || integer_state(&args, &a, &n, schema))
+                            })
                     })
                 };
                 match (stored("sum"), stored("count")) {
@@ -143,6 +154,51 @@ pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
         });
     }
     Ok(Shape::Aggregate(Regroup { columns }))
+}
+
+/// Whether `state`, the argument of a stored `sum` or `count`, sums or counts what
+/// `avg(averaged)` averages, as the session stores an integer's average
+/// ([`crate::average_states`]): `avg(CAST(i AS DOUBLE))` beside `count(i)` and, for an
+/// integer of at most 32 bits, `sum(CAST(i AS BIGINT))` (exact).
+fn integer_state(averaged: &[Expr], state: &[Expr], function: &str, schema: &DFSchema) -> bool {
+    let ([Expr::Cast(to_double)], [state]) = (averaged, state) else {
+        return false;
+    };
+    let i = to_double.expr.as_ref();
+    // As `sum` widens: a signed integer to a BIGINT, an unsigned one to an unsigned BIGINT.
+    let (wide, integer) = match i.get_type(schema) {
+        Ok(DataType::Int8 | DataType::Int16 | DataType::Int32) => (Some(DataType::Int64), true),
+        Ok(DataType::UInt8 | DataType::UInt16 | DataType::UInt32) => (Some(DataType::UInt64), true),
+        Ok(DataType::Int64 | DataType::UInt64) => (None, true),
+        _ => (None, false),
+    };
+    let widened = |e: &Expr| matches!(e, Expr::Cast(c) if c.expr.as_ref() == i && Some(c.field.data_type()) == wide.as_ref());
+    integer
+        && to_double.field.data_type() == &DataType::Float64
+        && match function {
+            "sum" => widened(state),
+            // Every integer has a DOUBLE: the cast is NULL only where the integer is.
+            "count" => state == i,
+            _ => false,
+        }
+}
+
+/// `e` with the columns `projection` computes replaced by what computes them, and without
+/// aliases.
+fn over(e: Expr, projection: Option<&Projection>) -> DfResult<Expr> {
+    e.transform_up(|e| {
+        Ok(match e {
+            Expr::Alias(a) => Transformed::yes(*a.expr),
+            Expr::Column(c) => match projection
+                .and_then(|p| p.schema.index_of_column(&c).ok().map(|i| &p.expr[i]))
+            {
+                Some(computed) => Transformed::yes(unaliased(computed)),
+                None => Transformed::no(Expr::Column(c)),
+            },
+            other => Transformed::no(other),
+        })
+    })
+    .data()
 }
 
 /// `e` without its aliases (DataFusion may stack two: `count(*) AS n`).

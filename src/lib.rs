@@ -25,6 +25,7 @@
 //! # });
 //! ```
 
+pub mod average_states;
 pub mod catalog;
 pub mod cli;
 pub mod compare;

@@ -159,10 +159,18 @@ async fn incremental_refresh_equals_full_recompute_over_random_appends() {
             "totals",
             "CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(value) AS total, min(ts) AS first FROM events",
         ),
+        (
+            "means",
+            "CREATE MATERIALIZED VIEW means AS SELECT event_type, avg(user_id) AS u, avg(CAST(user_id % 1000 AS INT)) AS small, avg(value) AS v FROM events GROUP BY event_type",
+        ),
     ];
     for (_, sql) in definitions {
         s.sql(sql).await.unwrap();
     }
+    // What `means` stores: its averages, then their sums and counts.
+    let means_stored = "SELECT event_type, avg(user_id), avg(CAST(user_id % 1000 AS INT)), avg(value), \
+        sum(CAST(user_id AS DOUBLE)), count(user_id), sum(CAST(user_id % 1000 AS INT)), count(CAST(user_id % 1000 AS INT)), sum(value), count(value) \
+        FROM events GROUP BY event_type";
     let mut rng = Rng::new(2026);
     let mut next_id = 100_000;
     let mut saw_duplicate_groups = false;
@@ -187,9 +195,13 @@ async fn incremental_refresh_equals_full_recompute_over_random_appends() {
             assert_eq!(done[0].mode, RefreshMode::Incremental, "{done:?}");
             let stored = done[0].rows as usize;
             let contents = collect(&s, &format!("SELECT * FROM {name}")).await;
+            let query = match name {
+                "means" => means_stored,
+                _ => sql.split_once(" AS ").unwrap().1,
+            };
             let recomputed = s
                 .without_rewrites()
-                .sql(sql.split_once(" AS ").unwrap().1)
+                .sql(query)
                 .await
                 .unwrap()
                 .collect()
@@ -204,6 +216,14 @@ async fn incremental_refresh_equals_full_recompute_over_random_appends() {
         assert_eq!(
             answered_by(&s, "SELECT u.country, sum(e.value) FROM events e JOIN users u ON e.user_id = u.user_id GROUP BY u.country").await,
             ["per_country"]
+        );
+        assert_eq!(
+            answered_by(
+                &s,
+                "SELECT avg(user_id), avg(CAST(user_id % 1000 AS INT)), avg(value) FROM events"
+            )
+            .await,
+            ["means"]
         );
     }
     assert!(
@@ -425,7 +445,8 @@ async fn mvs_survive_a_restart_from_their_data_directory() {
         ))
         .await
         .unwrap();
-        s.sql("CREATE MATERIALIZED VIEW manual AS SELECT user_id, count(*) AS n FROM events GROUP BY user_id")
+        // Its average is stored with a sum and count, planned again on restore and refresh.
+        s.sql("CREATE MATERIALIZED VIEW manual AS SELECT user_id, event_type, count(*) AS n, avg(value) AS mean FROM events GROUP BY user_id, event_type")
             .await
             .unwrap();
         // on_commit: refreshed incrementally, a second fragment file; manual: stale.
@@ -452,7 +473,11 @@ async fn mvs_survive_a_restart_from_their_data_directory() {
         "the appended rows are not kept across a restart"
     );
     assert_eq!(
-        answered_by(&s, "SELECT user_id, count(*) FROM events GROUP BY user_id").await,
+        answered_by(
+            &s,
+            "SELECT user_id, count(*), avg(value) FROM events GROUP BY user_id"
+        )
+        .await,
         ["manual"]
     );
     assert_eq!(

@@ -795,6 +795,88 @@ async fn averages_of_integers_are_rebuilt_from_sum_and_count() {
     .await;
 }
 
+/// An MV's averages are stored with their sum and count (as CarbonData and ClickHouse's
+/// `avgState` keep them), so an MV that shows only averages answers coarser averages, sums
+/// and counts.
+#[tokio::test]
+async fn averages_are_stored_with_their_sum_and_count() {
+    let pair = common::sales_and_events();
+    for statement in [
+        "CREATE MATERIALIZED VIEW means AS SELECT country, sex, avg(quantity) AS q, avg(user_id) AS u, avg(price) AS p FROM sales GROUP BY country, sex",
+        "CREATE MATERIALIZED VIEW hourly AS SELECT toStartOfHour(ts) AS hour, event_type, avg(value) AS v FROM events GROUP BY 1, 2",
+        "CREATE MATERIALIZED VIEW daily_amounts AS SELECT status, day, avg(amount) AS a FROM orders GROUP BY status, day",
+        // Its own sum and count: nothing added.
+        "CREATE MATERIALIZED VIEW own AS SELECT sex, avg(quantity) AS q, sum(quantity), count(quantity) AS n FROM sales GROUP BY sex",
+    ] {
+        pair.session.sql(statement).await.unwrap();
+    }
+    // What `SELECT *` shows.
+    let columns = async |mv: &str| -> Vec<String> {
+        let frame = pair
+            .session
+            .sql(&format!("SELECT * FROM {mv}"))
+            .await
+            .unwrap();
+        frame
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    };
+    assert_eq!(
+        columns("means").await,
+        [
+            "country",
+            "sex",
+            "q",
+            "u",
+            "p",
+            "sum(sales.quantity)",
+            "count(sales.quantity)",
+            "sum(CAST(sales.user_id AS Float64))",
+            "count(sales.user_id)",
+            "sum(sales.price)",
+            "count(sales.price)",
+        ]
+    );
+    assert_eq!(
+        columns("own").await,
+        ["sex", "q", "sum(sales.quantity)", "n"]
+    );
+    common::assert_answered_by(
+        &pair,
+        "means",
+        &[
+            "SELECT country, avg(quantity), avg(user_id), avg(price) FROM sales GROUP BY country",
+            "SELECT avg(quantity), sum(quantity), count(price), sum(price) FROM sales",
+            // No group: NULL averages and sums, zero counts.
+            "SELECT avg(quantity), avg(price), count(quantity) FROM sales WHERE country = 'nowhere'",
+        ],
+    )
+    .await;
+    common::assert_answered_by(
+        &pair,
+        "hourly",
+        &["SELECT date_trunc('day', ts) AS day, avg(value), count(value) FROM events GROUP BY 1"],
+    )
+    .await;
+    common::assert_answered_by(
+        &pair,
+        "daily_amounts",
+        &["SELECT status, avg(amount), sum(amount) FROM orders GROUP BY status"],
+    )
+    .await;
+    common::assert_not_rewritten(
+        &pair,
+        &[
+            // A BIGINT's average is stored as the sum of its DOUBLEs: not its own sum.
+            "SELECT sum(user_id) FROM sales",
+        ],
+    )
+    .await;
+}
+
 /// The rule writes its report when it is read. Read after the catalog changed, the report
 /// describes the catalog as it is then, and its notes say so and name what the plan reads.
 #[tokio::test]

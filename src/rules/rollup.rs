@@ -544,8 +544,8 @@ impl Rollup<'_> {
             find(&rule.from[1], &same(x)).or_else(|| {
                 // `count(x)` is `count(*)` where `x` is never NULL.
                 let never_null = rule.from[1] == "count"
-                    && self.never_null(x)
-                    && without_outer_joins(self.egraph, self.input);
+                    && (is_set_literal(self.egraph, x)
+                        || self.never_null(x) && without_outer_joins(self.egraph, self.input));
                 stored
                     .iter()
                     .copied()
@@ -671,10 +671,15 @@ fn rebuilt_average(argument: Option<&DataType>, result: &DataType) -> bool {
 fn is_count_star(egraph: &PlanGraph, class: Id) -> bool {
     expr_node(egraph, class).is_some_and(|(h, args)| {
         matches!(egraph.analysis.kind(h), HeadKind::Aggregate { name, distinct: false } if name == "count")
-            && matches!(args, [arg] if expr_node(egraph, *arg).is_some_and(|(l, _)| {
-                matches!(egraph.analysis.head(l), Expr::Literal(v, _) if !v.is_null())
-            }))
+            && matches!(args, [arg] if is_set_literal(egraph, *arg))
     })
+}
+
+/// Whether `class` is a literal other than NULL (`avg(1)` counts every row).
+fn is_set_literal(egraph: &PlanGraph, class: Id) -> bool {
+    expr_node(egraph, class).is_some_and(
+        |(l, _)| matches!(egraph.analysis.head(l), Expr::Literal(v, _) if !v.is_null()),
+    )
 }
 
 /// Whether no form of `rel`, nor of any relation below it, is an outer join: its NOT NULL

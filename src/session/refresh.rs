@@ -20,8 +20,9 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 
 use super::MvSession;
+use crate::average_states::with_average_states;
 use crate::catalog::{MaterializedView, stored_schema};
-use crate::definition::{normalize_definition, plan_definition};
+use crate::definition::{normalize_definition, plan_stored_definition};
 use crate::dependencies::Dependencies;
 use crate::error::{MvError, Result};
 use crate::freshness::Change;
@@ -103,7 +104,7 @@ impl MvSession {
                 name: create.name.clone(),
             });
         }
-        let plan = plan_definition(
+        let plan = plan_stored_definition(
             &self.ctx.state(),
             &self.plain,
             &create.query,
@@ -140,7 +141,7 @@ impl MvSession {
                 name: name.to_string(),
             });
         }
-        let plan = normalize_definition(&self.plain, plan)?;
+        let plan = normalize_definition(&self.plain, with_average_states(plan)?)?;
         self.recompute(name, None, plan).await?;
         Ok(())
     }
@@ -219,7 +220,7 @@ impl MvSession {
                     .iter()
                     .map(|f| f.name().clone())
                     .collect();
-                plan_definition(&self.ctx.state(), &self.plain, query, &columns).await?
+                plan_stored_definition(&self.ctx.state(), &self.plain, query, &columns).await?
             }
             None => plan,
         };

@@ -7,7 +7,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::{Install, MvSession};
 use crate::catalog::stored_schema;
-use crate::definition::plan_definition;
+use crate::definition::plan_stored_definition;
 use crate::dependencies::Dependencies;
 use crate::error::{MvError, Result};
 use crate::incremental::{self, Shape};
@@ -84,7 +84,8 @@ impl MvSession {
         let mut restored = Vec::new();
         for mv in saved.mvs {
             let definition =
-                plan_definition(&self.ctx.state(), &self.plain, &mv.sql, &mv.columns).await?;
+                plan_stored_definition(&self.ctx.state(), &self.plain, &mv.sql, &mv.columns)
+                    .await?;
             let schema = stored_schema(definition.schema());
             let fragments = mv
                 .files
