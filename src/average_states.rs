@@ -12,22 +12,23 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, Result};
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{
-    Aggregate, Expr, ExprSchemable, Filter, LogicalPlan, Projection, cast,
+    Aggregate, Expr, ExprSchemable, Filter, LogicalPlan, Projection, Sort, cast,
 };
 
 /// `plan` (a definition as planned from SQL, before type coercion) with the states of its
-/// averages appended to its outputs. A plan that is not projections and HAVING filters over
-/// one aggregate, or has no plain `avg`, is returned as it is.
-pub fn with_average_states(plan: LogicalPlan) -> Result<LogicalPlan> {
+/// averages appended to its outputs. A plan that is not projections, HAVING filters and an
+/// ORDER BY over one aggregate, has no plain `avg`, or cannot take the states (a name taken
+/// below a renaming), is returned as it is: the states only let the MV answer more.
+pub fn with_average_states(plan: LogicalPlan) -> LogicalPlan {
     let outputs: Vec<String> = plan
         .schema()
         .fields()
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    match append(&plan, &outputs)? {
-        Some((extended, _)) => Ok(extended),
-        None => Ok(plan),
+    match append(&plan, &outputs) {
+        Ok(Some((extended, _))) => extended,
+        _ => plan,
     }
 }
 
@@ -58,6 +59,17 @@ fn append(plan: &LogicalPlan, taken: &[String]) -> Result<Option<(LogicalPlan, S
                 })
                 .collect();
             Ok(Some((LogicalPlan::Aggregate(extended), columns)))
+        }
+        LogicalPlan::Sort(sort) => {
+            let Some((input, columns)) = append(&sort.input, taken)? else {
+                return Ok(None);
+            };
+            let extended = Sort {
+                expr: sort.expr.clone(),
+                input: input.into(),
+                fetch: sort.fetch,
+            };
+            Ok(Some((LogicalPlan::Sort(extended), columns)))
         }
         LogicalPlan::Filter(filter) => {
             let Some((input, columns)) = append(&filter.input, taken)? else {

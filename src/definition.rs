@@ -35,7 +35,7 @@ pub async fn plan_stored_definition(
     let plan = planner.create_logical_plan(sql).await?;
     let visible = plan.schema().fields().len();
     let renamed = rename_columns(plan, &columns[..visible.min(columns.len())])?;
-    let plan = with_average_states(renamed)?;
+    let plan = with_average_states(renamed);
     if columns.len() > visible && !plan.schema().fields().iter().map(|f| f.name()).eq(columns) {
         return Err(columns_mismatch(columns.len(), visible));
     }

@@ -805,6 +805,7 @@ async fn averages_are_stored_with_their_sum_and_count() {
         "CREATE MATERIALIZED VIEW means AS SELECT country, sex, avg(quantity) AS q, avg(user_id) AS u, avg(price) AS p FROM sales GROUP BY country, sex",
         "CREATE MATERIALIZED VIEW hourly AS SELECT toStartOfHour(ts) AS hour, event_type, avg(value) AS v FROM events GROUP BY 1, 2",
         "CREATE MATERIALIZED VIEW daily_amounts AS SELECT status, day, avg(amount) AS a FROM orders GROUP BY status, day",
+        "CREATE MATERIALIZED VIEW ordered AS SELECT sex, country, avg(price) AS p FROM sales GROUP BY sex, country HAVING count(*) > 1 ORDER BY sex",
         // Its own sum and count: nothing added.
         "CREATE MATERIALIZED VIEW own AS SELECT sex, avg(quantity) AS q, sum(quantity), count(quantity) AS n FROM sales GROUP BY sex",
     ] {
@@ -867,6 +868,16 @@ async fn averages_are_stored_with_their_sum_and_count() {
         &["SELECT status, avg(amount), sum(amount) FROM orders GROUP BY status"],
     )
     .await;
+    assert_eq!(
+        columns("ordered").await,
+        [
+            "sex",
+            "country",
+            "p",
+            "sum(sales.price)",
+            "count(sales.price)"
+        ]
+    );
     common::assert_not_rewritten(
         &pair,
         &[

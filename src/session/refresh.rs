@@ -141,7 +141,7 @@ impl MvSession {
                 name: name.to_string(),
             });
         }
-        let plan = normalize_definition(&self.plain, with_average_states(plan)?)?;
+        let plan = normalize_definition(&self.plain, with_average_states(plan))?;
         self.recompute(name, None, plan).await?;
         Ok(())
     }
