@@ -23,22 +23,36 @@ pub async fn plan_definition(
     normalize_definition(normalizer, rename_columns(plan, columns)?)
 }
 
+/// The names an MV the session stores is planned with.
+pub enum StoredNames<'a> {
+    /// `CREATE MATERIALIZED VIEW name (a, b, ...)`: the definition's columns (or none).
+    Created(&'a [String]),
+    /// The names it is stored with, when it is planned again (refresh, restore): its columns,
+    /// then the states it was stored with, if any (an MV stored by an earlier version has none).
+    Stored(&'a [String]),
+}
+
 /// Plans an MV the session stores: [`plan_definition`] with its averages' states appended
-/// ([`with_average_states`]). `columns` may also name the states (the stored names, when a
-/// stored MV is planned again); they must come out the same.
+/// ([`with_average_states`]).
 pub async fn plan_stored_definition(
     planner: &SessionState,
     normalizer: &SessionState,
     sql: &str,
-    columns: &[String],
+    names: StoredNames<'_>,
 ) -> Result<LogicalPlan> {
     let plan = planner.create_logical_plan(sql).await?;
     let visible = plan.schema().fields().len();
-    let renamed = rename_columns(plan, &columns[..visible.min(columns.len())])?;
-    let plan = with_average_states(renamed);
-    if columns.len() > visible && !plan.schema().fields().iter().map(|f| f.name()).eq(columns) {
-        return Err(columns_mismatch(columns.len(), visible));
-    }
+    let plan = match names {
+        StoredNames::Created(columns) => with_average_states(rename_columns(plan, columns)?),
+        StoredNames::Stored(columns) if columns.len() <= visible => rename_columns(plan, columns)?,
+        StoredNames::Stored(columns) => {
+            let plan = with_average_states(rename_columns(plan, &columns[..visible])?);
+            if !plan.schema().fields().iter().map(|f| f.name()).eq(columns) {
+                return Err(columns_mismatch(columns.len(), visible));
+            }
+            plan
+        }
+    };
     normalize_definition(normalizer, plan)
 }
 
@@ -87,4 +101,46 @@ fn columns_mismatch(named: usize, returned: usize) -> crate::error::MvError {
         "the MV names {named} columns but its query returns {returned}"
     ))
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    /// An MV's averages' states are added when it is created, and planned again as stored:
+    /// with them, or without them for an MV stored before they were.
+    #[tokio::test]
+    async fn stored_names_decide_the_states() {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t (k INT, x DOUBLE)").await.unwrap();
+        let state = ctx.state();
+        let sql = "SELECT k, avg(x) AS mean FROM t GROUP BY k";
+        let names = async |names: StoredNames<'_>| {
+            let plan = plan_stored_definition(&state, &state, sql, names).await?;
+            let fields = plan.schema().fields().iter();
+            Ok::<Vec<String>, crate::error::MvError>(fields.map(|f| f.name().clone()).collect())
+        };
+        let with_states = ["k", "mean", "sum(t.x)", "count(t.x)"].map(String::from);
+        assert_eq!(names(StoredNames::Created(&[])).await.unwrap(), with_states);
+        assert_eq!(
+            names(StoredNames::Stored(&with_states)).await.unwrap(),
+            with_states
+        );
+        let earlier = ["k", "mean"].map(String::from);
+        assert_eq!(names(StoredNames::Stored(&earlier)).await.unwrap(), earlier);
+        let renamed = ["key", "m"].map(String::from);
+        assert_eq!(
+            names(StoredNames::Created(&renamed)).await.unwrap(),
+            ["key", "m", "sum(t.x)", "count(t.x)"]
+        );
+        let too_many = ["a", "b", "c"].map(String::from);
+        for wrong in [
+            StoredNames::Created(&too_many),
+            StoredNames::Stored(&too_many),
+        ] {
+            let e = names(wrong).await.unwrap_err().to_string();
+            assert!(e.contains("names 3 columns but its query returns 2"), "{e}");
+        }
+    }
 }

@@ -22,7 +22,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use super::MvSession;
 use crate::average_states::with_average_states;
 use crate::catalog::{MaterializedView, stored_schema};
-use crate::definition::{normalize_definition, plan_stored_definition};
+use crate::definition::{StoredNames, normalize_definition, plan_stored_definition};
 use crate::dependencies::Dependencies;
 use crate::error::{MvError, Result};
 use crate::freshness::Change;
@@ -108,7 +108,7 @@ impl MvSession {
             &self.ctx.state(),
             &self.plain,
             &create.query,
-            &create.columns,
+            StoredNames::Created(&create.columns),
         )
         .await?;
         let inputs = crate::region::base_tables(&plan);
@@ -220,7 +220,13 @@ impl MvSession {
                     .iter()
                     .map(|f| f.name().clone())
                     .collect();
-                plan_stored_definition(&self.ctx.state(), &self.plain, query, &columns).await?
+                plan_stored_definition(
+                    &self.ctx.state(),
+                    &self.plain,
+                    query,
+                    StoredNames::Stored(&columns),
+                )
+                .await?
             }
             None => plan,
         };

@@ -7,7 +7,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::{Install, MvSession};
 use crate::catalog::stored_schema;
-use crate::definition::plan_stored_definition;
+use crate::definition::{StoredNames, plan_stored_definition};
 use crate::dependencies::Dependencies;
 use crate::error::{MvError, Result};
 use crate::incremental::{self, Shape};
@@ -83,9 +83,9 @@ impl MvSession {
         };
         let mut restored = Vec::new();
         for mv in saved.mvs {
+            let names = StoredNames::Stored(&mv.columns);
             let definition =
-                plan_stored_definition(&self.ctx.state(), &self.plain, &mv.sql, &mv.columns)
-                    .await?;
+                plan_stored_definition(&self.ctx.state(), &self.plain, &mv.sql, names).await?;
             let schema = stored_schema(definition.schema());
             let fragments = mv
                 .files
