@@ -25,7 +25,8 @@ use crate::lang::{
 use crate::report::{ReasonCode, Rejection};
 use crate::rules::conditions::has_aggregate;
 use crate::rules::rollup::{
-    Computed, RollupTable, aggregate, average_parts, divide, regroup, widens_small_integer,
+    Computed, RollupTable, aggregate, average_parts, divide, rebuilt_average, regroup,
+    widens_small_integer,
 };
 
 /// Adds, for every `agg` or `proj` of the query over its base relation, the same node over the
@@ -309,18 +310,23 @@ fn count_star(egraph: &mut PlanGraph) -> Option<Id> {
 /// over the join of partial groups of `rows` rows each: every joined row stands for `rows`
 /// rows. `sum(x)` is `sum(x * rows)`, for a DOUBLE or an integer of at most 32 bits (which
 /// `sum` casts to a BIGINT: exact); `count(x)` is the sum of `rows` where `x` is not NULL;
-/// `avg(x)` of a DOUBLE (DataFusion averages integers as DOUBLEs) is the one over the other.
+/// `avg(x)` of a DOUBLE (DataFusion averages integers as DOUBLEs) or a DECIMAL is the one over
+/// the other.
 fn weighted(egraph: &mut PlanGraph, name: &str, args: &[Id], rows: Id, a: Id) -> Option<Computed> {
     let [x] = args else { return None };
     let typed = egraph[*x].data.data_type.clone();
     let double = typed == Some(DataType::Float64);
-    // The rebuilt value has the query aggregate's type: a sum's is its argument's.
-    let result = match name {
-        "count" => None,
-        "avg" => Some(DataType::Float64),
-        _ => typed.clone(),
+    // The rebuilt value has the query aggregate's type: a sum's is its argument's, an
+    // average's one `divide` rebuilds exactly (a DOUBLE, or a DECIMAL's `avg` type).
+    let result = egraph[a].data.data_type.clone();
+    let kept = match name {
+        "count" => true,
+        "avg" => result
+            .as_ref()
+            .is_some_and(|r| rebuilt_average(typed.as_ref(), r)),
+        _ => result == typed,
     };
-    if result.is_some_and(|t| egraph[a].data.data_type.as_ref() != Some(&t)) {
+    if !kept {
         return None;
     }
     let sum_of = |egraph: &mut PlanGraph, per_row: Expr| {
@@ -348,13 +354,21 @@ fn weighted(egraph: &mut PlanGraph, name: &str, args: &[Id], rows: Id, a: Id) ->
             let out = add(egraph, coalesce(vec![placeholder(0), lit(0i64)]), vec![agg]);
             (vec![agg], out)
         }
-        // Sums of integers' DOUBLEs are exact below 2^53, as `avg`'s own are.
-        "avg" if double => {
-            let sum = sum_of(egraph, times_rows())?;
+        // Sums of integers' DOUBLEs are exact below 2^53, as `avg`'s own are; a DECIMAL's
+        // multiples keep its scale, and their sum is the one `avg` accumulates, exactly.
+        "avg" => {
+            let per_row = match typed {
+                Some(DataType::Decimal128(..)) => {
+                    placeholder(0) * cast(placeholder(1), DataType::Decimal128(20, 0))
+                }
+                _ if double => times_rows(),
+                _ => return None,
+            };
+            let sum = sum_of(egraph, per_row)?;
             let count = sum_of(egraph, rows_where_set()?)?;
             (
                 vec![sum, count],
-                divide(egraph, sum, count, &DataType::Float64),
+                divide(egraph, sum, count, result.as_ref()?),
             )
         }
         _ => return None,

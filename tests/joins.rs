@@ -249,6 +249,9 @@ async fn aggregates_of_joined_back_columns_are_weighted_by_group_counts() {
     for statement in [
         "CREATE MATERIALIZED VIEW per_user AS SELECT user_id, count(*) AS n, sum(duration) AS d FROM visits GROUP BY user_id",
         "CREATE MATERIALIZED VIEW per_user_site AS SELECT user_id, site_id, sum(duration) AS d FROM visits GROUP BY user_id, site_id",
+        // A dimension of the users with a DECIMAL (tier 0 has no fee, tier 4 none at all).
+        "CREATE TABLE fees (tier INT NOT NULL, fee DECIMAL(8, 2))",
+        "INSERT INTO fees VALUES (0, NULL), (1, 2.50), (2, 10.01), (3, 99999.99)",
     ] {
         pair.session.sql(statement).await.unwrap();
     }
@@ -266,6 +269,9 @@ async fn aggregates_of_joined_back_columns_are_weighted_by_group_counts() {
             // NULL), of the users' columns weighted by each user's visits.
             "SELECT u.country, avg(v.duration), avg(u.tier), avg(CAST(u.tier AS DOUBLE) / 7) FROM visits v JOIN users u ON v.user_id = u.user_id GROUP BY u.country",
             "SELECT avg(v.duration), avg(u.tier) FROM visits v JOIN users u ON v.user_id = u.user_id WHERE u.tier > 1000",
+            // A DECIMAL's average to the digit, as `avg` truncates it.
+            "SELECT u.country, avg(f.fee), sum(v.duration) FROM visits v JOIN users u ON v.user_id = u.user_id JOIN fees f ON u.tier = f.tier GROUP BY u.country",
+            "SELECT f.tier, avg(f.fee) FROM visits v JOIN users u ON v.user_id = u.user_id JOIN fees f ON u.tier = f.tier GROUP BY f.tier",
         ],
     )
     .await;

@@ -657,7 +657,7 @@ pub(crate) fn widens_small_integer(egraph: &PlanGraph, class: Id) -> bool {
 /// `DECIMAL(p, s)` whose sum `avg` accumulates as a `DECIMAL(38, s)` (`p + 13 <= 38`,
 /// DataFusion's `avg_sum_data_type`), as a re-aggregated sum is; wider sums `avg` keeps in
 /// 256 bits.
-fn rebuilt_average(argument: Option<&DataType>, result: &DataType) -> bool {
+pub(crate) fn rebuilt_average(argument: Option<&DataType>, result: &DataType) -> bool {
     match (argument, result) {
         (_, DataType::Float64) => true,
         (Some(DataType::Decimal128(p, s)), DataType::Decimal128(rp, rs)) => {
