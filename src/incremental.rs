@@ -6,7 +6,8 @@
 //!   gets the new rows' results appended: an inner join distributes over the union of old and
 //!   new rows of one side;
 //! - an aggregate MV whose aggregates merge (`sum`, `count`, `min`, `max`, and `avg` stored
-//!   beside `sum` and `count` of the same argument) gets the new rows' partial aggregates
+//!   beside `sum` and `count` of the same argument, or of the integer it averages as the
+//!   session stores them) gets the new rows' partial aggregates
 //!   appended as a *fragment*. Its stored rows may then hold a group more than once, so the MV
 //!   is read through a view that regroups them ([`Regroup`]); queries, rewritten or not, see
 //!   one row per group.

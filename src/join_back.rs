@@ -203,7 +203,7 @@ impl Split<'_> {
                         return Err(unsupported(
                             mv,
                             &format!(
-                                "{} of the other tables' columns is computed above the join only as min, max, a DISTINCT aggregate, count, or the sum of a DOUBLE or an integer of at most 32 bits",
+                                "{} of the other tables' columns is computed above the join only as min, max, a DISTINCT aggregate, count, the sum of a DOUBLE or an integer of at most 32 bits, or an average",
                                 display(egraph, *a)
                             ),
                         ));
@@ -226,8 +226,8 @@ impl Split<'_> {
                 Some(rule) if rule.via == "divide" => {
                     // The MV's own sum and count when they rebuild the average (an integer's
                     // `sum(i)`, a NOT NULL column's `count(*)`), else those of its argument.
-                    if let Ok(Some((sum, count, _))) =
-                        average_parts(egraph, rollups, self.part, *a, self.mv_outputs)
+                    if let Ok(Some((sum, count))) =
+                        average_parts(egraph, rollups, mv, self.part, *a, self.mv_outputs)
                     {
                         partials.extend([sum, count]);
                         continue;

@@ -25,7 +25,7 @@
 //! # });
 //! ```
 
-pub mod average_states;
+mod average_states;
 pub mod catalog;
 pub mod cli;
 pub mod compare;

@@ -10,7 +10,7 @@ use datafusion::arrow::array::{ArrayRef, Int64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::common::cast::as_string_array;
-use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::functions_aggregate::expr_fn::{avg, count, sum};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{col, lit};
 use mvrewrite::{CandidateStatus, MvError, ReasonCode};
@@ -406,6 +406,29 @@ async fn mv_from_a_logical_plan() {
         common::assert_same(&pair, "SELECT sum(quantity) FROM sales").await,
         vec!["from_plan"]
     );
+    // A DataFrame aliases the average in the aggregate itself: stored with its sum and count.
+    let plan = pair
+        .session
+        .context()
+        .table("sales")
+        .await
+        .unwrap()
+        .aggregate(
+            vec![col("country"), col("sex")],
+            vec![avg(col("price")).alias("p")],
+        )
+        .unwrap()
+        .into_unoptimized_plan();
+    pair.session
+        .create_materialized_view_from_plan("means_from_plan", plan)
+        .await
+        .unwrap();
+    common::assert_answered_by(
+        &pair,
+        "means_from_plan",
+        &["SELECT country, avg(price) FROM sales GROUP BY country"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -806,6 +829,11 @@ async fn averages_are_stored_with_their_sum_and_count() {
         "CREATE MATERIALIZED VIEW hourly AS SELECT toStartOfHour(ts) AS hour, event_type, avg(value) AS v FROM events GROUP BY 1, 2",
         "CREATE MATERIALIZED VIEW daily_amounts AS SELECT status, day, avg(amount) AS a FROM orders GROUP BY status, day",
         "CREATE MATERIALIZED VIEW ordered AS SELECT sex, country, avg(price) AS p FROM sales GROUP BY sex, country HAVING count(*) > 1 ORDER BY sex",
+        // A state computed for the HAVING only is output too.
+        "CREATE MATERIALIZED VIEW kept AS SELECT sex, country, avg(quantity) AS q FROM sales GROUP BY sex, country HAVING sum(quantity) > 0",
+        // A REAL is averaged as DOUBLEs: its states are theirs.
+        "CREATE TABLE gauges (g INT, x REAL) AS VALUES (1, 1.5), (1, NULL), (2, 0.1), (2, 0.2), (3, NULL)",
+        "CREATE MATERIALIZED VIEW gauge_means AS SELECT g, avg(x) AS m FROM gauges GROUP BY g",
         // Its own sum and count: nothing added.
         "CREATE MATERIALIZED VIEW own AS SELECT sex, avg(quantity) AS q, sum(quantity), count(quantity) AS n FROM sales GROUP BY sex",
     ] {
@@ -878,6 +906,42 @@ async fn averages_are_stored_with_their_sum_and_count() {
             "count(sales.price)"
         ]
     );
+    assert_eq!(
+        columns("kept").await,
+        [
+            "sex",
+            "country",
+            "q",
+            "sum(sales.quantity)",
+            "count(sales.quantity)"
+        ]
+    );
+    common::assert_answered_by(
+        &pair,
+        "gauge_means",
+        &[
+            "SELECT avg(x) FROM gauges",
+            "SELECT avg(x) FROM gauges WHERE g > 1",
+        ],
+    )
+    .await;
+    // The averaged column changes type: the states are renamed, and the refresh recomputes.
+    for statement in [
+        "CREATE OR REPLACE TABLE gauges (g INT, x BIGINT) AS VALUES (1, 9223372036854775807), (1, 9223372036854775807), (2, -3)",
+        "REFRESH MATERIALIZED VIEW gauge_means",
+    ] {
+        pair.session.sql(statement).await.unwrap();
+    }
+    assert_eq!(
+        columns("gauge_means").await,
+        [
+            "g",
+            "m",
+            "sum(CAST(gauges.x AS Float64))",
+            "count(gauges.x)"
+        ]
+    );
+    common::assert_answered_by(&pair, "gauge_means", &["SELECT avg(x) FROM gauges"]).await;
     common::assert_not_rewritten(
         &pair,
         &[

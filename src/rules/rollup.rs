@@ -197,22 +197,24 @@ pub(crate) fn regroup(
     .regroup(keys, aggs, stored, key_outputs, computed)
 }
 
-/// The partial sum and count among `stored` that rebuild the average `a` over `input` (see
-/// [`Rollup::avg_parts`]), and the average's type: what a join back asks an MV for.
+/// The partial sum and count among `stored` (what `mv` outputs) that rebuild the average `a`
+/// over `input` (see [`Rollup::avg_parts`]): what a join back asks the MV for.
 pub(crate) fn average_parts(
     egraph: &mut PlanGraph,
     table: &RollupTable,
+    mv: &str,
     input: Id,
     a: Id,
     stored: &HashSet<Id>,
-) -> Result<Option<(Id, Id, DataType)>, Rejection> {
-    Rollup {
+) -> Result<Option<(Id, Id)>, Rejection> {
+    let parts = Rollup {
         egraph,
         table,
-        mv: Symbol::from(""),
+        mv: Symbol::from(mv),
         input,
     }
-    .avg_parts(a, stored)
+    .avg_parts(a, stored)?;
+    Ok(parts.map(|(sum, count, _)| (sum, count)))
 }
 
 /// `sum / NULLIF(count, 0)` computed as `avg` computes it, of type `result`: NULL, like
