@@ -293,7 +293,8 @@ fn shell_loads_csv_files_as_tables() {
     );
 }
 
-/// MVs kept with `--store` are restored in the next shell run and answer there.
+/// MVs kept with `--store` are restored in the next shell run and answer there; one whose
+/// table is missing is reported, kept, and restored in a later run.
 #[test]
 fn shell_keeps_mvs_across_runs_with_store() {
     let dir = inputs("store");
@@ -301,7 +302,7 @@ fn shell_keeps_mvs_across_runs_with_store() {
     let store = dir.join("mvs");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("t.csv"), "a,b\n1,10\n1,20\n2,5\n").unwrap();
-    let shell = |script: &str| {
+    let shell_on = |data: &std::path::Path, script: &str| {
         let out = mvrewrite()
             .args([
                 "shell",
@@ -321,6 +322,7 @@ fn shell_keeps_mvs_across_runs_with_store() {
         assert!(out.status.success(), "{text}");
         text
     };
+    let shell = |script: &str| shell_on(&data, script);
     let first = shell(
         "CREATE MATERIALIZED VIEW s AS SELECT a, sum(b) AS s FROM t GROUP BY a;\n\
          CREATE MATERIALIZED VIEW n AS SELECT a, count(*) AS n FROM t GROUP BY a;\n\
@@ -340,5 +342,16 @@ fn shell_keeps_mvs_across_runs_with_store() {
         second.contains("answered by s") && second.contains("answered by n"),
         "{second}"
     );
+    // Without its table, an MV is not restored, and says why; it is kept for a later run.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let third = shell_on(&empty, "SELECT 1;");
+    assert!(
+        third.contains("materialized view s not restored (kept for the next run)")
+            && third.contains("unknown table 'datafusion.public.t'"),
+        "{third}"
+    );
+    let fourth = shell("SELECT a, sum(b) FROM t GROUP BY a ORDER BY a;");
+    assert!(fourth.contains("answered by s"), "{fourth}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -456,7 +456,9 @@ async fn mvs_survive_a_restart_from_their_data_directory() {
     events.extend(appended);
     let s = MvSession::with_data_dir(&dir).unwrap();
     register_base_tables(&s, events);
-    let mut restored = s.restore().await.unwrap();
+    let restored = s.restore().await.unwrap();
+    assert!(restored.failed.is_empty(), "{:?}", restored.failed);
+    let mut restored = restored.restored;
     restored.sort();
     assert_eq!(restored, ["by_type", "manual"]);
     assert_eq!(answered_by(&s, BY_TYPE_QUERY).await, ["by_type"]);
@@ -525,6 +527,94 @@ async fn a_failed_write_leaves_the_previous_data_intact() {
     s.clear_report();
     collect(&s, q).await;
     assert!(stale_reason(&s, "per_user").contains("events was written"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An MV that cannot be restored fails alone: the others come back and answer. It is
+/// reported with why, stays saved (a create in between keeps it), comes back from a later
+/// `restore` once its base table is registered, and can be dropped while not restored.
+#[tokio::test]
+async fn an_mv_that_cannot_be_restored_fails_alone() {
+    let dir = temp_dir("partial-restore");
+    let events = datagen::events(4_000, 1024, 41, |_| {}).unwrap();
+    let users = datagen::users(500, 43).unwrap();
+    let per_user = "SELECT user_id, count(*) FROM events GROUP BY user_id";
+    let by_country = "SELECT country, count(*) FROM users GROUP BY country";
+    {
+        let s = MvSession::with_data_dir(&dir).unwrap();
+        register_base_tables(&s, events.clone());
+        s.context().register_batch("users", users.clone()).unwrap();
+        for sql in [
+            "CREATE MATERIALIZED VIEW per_user AS SELECT user_id, count(*) AS n FROM events GROUP BY user_id",
+            "CREATE MATERIALIZED VIEW busy AS SELECT user_id, n FROM per_user WHERE n > 3",
+            BY_TYPE,
+            "CREATE MATERIALIZED VIEW by_country AS SELECT country, count(*) AS n FROM users GROUP BY country",
+        ] {
+            s.sql(sql).await.unwrap();
+        }
+        assert_eq!(answered_by(&s, by_country).await, ["by_country"]);
+    }
+    // by_type's file is gone, and users is not registered yet.
+    let data = mvrewrite::persist::DataDir::open(&dir).unwrap();
+    std::fs::remove_dir_all(data.mv_dir("by_type")).unwrap();
+    let s = MvSession::with_data_dir(&dir).unwrap();
+    register_base_tables(&s, events);
+    let restored = s.restore().await.unwrap();
+    assert_eq!(restored.restored, ["per_user", "busy"]);
+    let failed: Vec<(&str, String)> = restored
+        .failed
+        .iter()
+        .map(|(name, e)| (name.as_str(), e.to_string()))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed[0].0 == "by_type" && matches!(restored.failed[0].1, MvError::Storage(_)),
+        "{failed:?}"
+    );
+    assert!(
+        failed[1].0 == "by_country" && failed[1].1.contains("users"),
+        "{failed:?}"
+    );
+    assert_eq!(answered_by(&s, per_user).await, ["per_user"]);
+    assert_eq!(
+        answered_by(
+            &s,
+            "SELECT user_id FROM events GROUP BY user_id HAVING count(*) > 3"
+        )
+        .await,
+        ["busy"]
+    );
+    assert!(answered_by(&s, BY_TYPE_QUERY).await.is_empty());
+    // A create saves the catalog: the MVs not restored stay in it.
+    s.sql("CREATE MATERIALIZED VIEW typed AS SELECT event_type, count(*) AS n FROM events GROUP BY event_type")
+        .await
+        .unwrap();
+    let saved = || -> Vec<String> {
+        let mut names: Vec<String> = data
+            .load()
+            .unwrap()
+            .unwrap()
+            .mvs
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        saved(),
+        ["busy", "by_country", "by_type", "per_user", "typed"]
+    );
+    s.context().register_batch("users", users).unwrap();
+    let again = s.restore().await.unwrap();
+    assert_eq!(again.restored, ["by_country"]);
+    assert_eq!(again.failed.len(), 1, "{:?}", again.failed);
+    assert_eq!(answered_by(&s, by_country).await, ["by_country"]);
+    // Dropped while not restored: gone from the data directory.
+    s.sql("DROP MATERIALIZED VIEW by_type").await.unwrap();
+    assert_eq!(saved(), ["busy", "by_country", "per_user", "typed"]);
+    assert!(s.sql("DROP MATERIALIZED VIEW by_type").await.is_err());
+    assert!(s.restore().await.unwrap().failed.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

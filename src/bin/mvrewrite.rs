@@ -145,8 +145,17 @@ async fn run_shell(
         eprintln!("tables from {}: {}", dir.display(), tables.join(", "));
     }
     let restored = session.restore().await?;
-    if !restored.is_empty() {
-        eprintln!("materialized views restored: {}", restored.join(", "));
+    if !restored.restored.is_empty() {
+        eprintln!(
+            "materialized views restored: {}",
+            restored.restored.join(", ")
+        );
+    }
+    for (name, e) in &restored.failed {
+        eprintln!(
+            "materialized view {name} not restored (kept for the next run): {}",
+            shell::one_line(&e.to_string())
+        );
     }
     let mut stdout = std::io::stdout();
     let errors = match file {

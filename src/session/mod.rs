@@ -27,13 +27,14 @@ use crate::engine::Engine;
 use crate::error::{MvError, Result};
 use crate::freshness::Staleness;
 use crate::optimizer_rule::MvRewriteRule;
-use crate::persist::{DataDir, SavedCatalog};
+use crate::persist::{DataDir, SavedMv};
 use crate::report::Report;
 use crate::sql::{DeclaredKey, MvStatement, parse_mv_statement, standard_sql};
 use crate::storage::Stored;
 
 use refresh::Install;
 pub use refresh::{RefreshMode, Refreshed};
+pub use restore::Restored;
 
 /// A `SessionContext` with the mvrewrite rule and an MV catalog.
 pub struct MvSession {
@@ -46,9 +47,10 @@ pub struct MvSession {
     stored: Mutex<HashMap<String, Stored>>,
     /// Held by every write and every refresh: a refresh never interleaves with a write.
     maintenance: tokio::sync::Mutex<()>,
-    /// Where MVs are persisted, if anywhere, and what was found there not restored yet.
+    /// Where MVs are persisted, if anywhere, and the MVs saved there not restored yet (every
+    /// MV after those it reads): they stay saved until restored or replaced.
     data_dir: Option<DataDir>,
-    pending: Mutex<Option<SavedCatalog>>,
+    pending: Mutex<Vec<SavedMv>>,
 }
 
 impl Default for MvSession {
@@ -94,7 +96,7 @@ impl MvSession {
             stored: Mutex::new(HashMap::new()),
             maintenance: tokio::sync::Mutex::new(()),
             data_dir: None,
-            pending: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -110,7 +112,7 @@ impl MvSession {
                 .restore_versions(saved.versions.clone());
         }
         session.data_dir = Some(data);
-        session.pending = Mutex::new(saved);
+        session.pending = Mutex::new(saved.map(|s| s.mvs).unwrap_or_default());
         Ok(session)
     }
 

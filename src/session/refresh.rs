@@ -562,7 +562,8 @@ impl MvSession {
         normalize_definition(&self.plain, expanded.data)
     }
 
-    /// `DROP MATERIALIZED VIEW [IF EXISTS] name`: an error when other MVs read it.
+    /// `DROP MATERIALIZED VIEW [IF EXISTS] name`: an error when other MVs read it. An MV saved
+    /// in the data directory but not restored is dropped from there.
     pub fn drop_materialized_view(&self, name: &str, if_exists: bool) -> Result<()> {
         let _maintenance = self.maintenance_now()?;
         let readers: Vec<String> = {
@@ -595,15 +596,16 @@ impl MvSession {
 
     fn drop_one(&self, name: &str, if_exists: bool) -> Result<()> {
         let existed = self.write_catalog()?.drop_mv(name);
-        if !existed {
+        if existed {
+            self.ctx.deregister_table(TableReference::bare(name))?;
+            self.lock_stored()?.remove(name);
+        } else if !self.forget_unrestored(name)? {
             return if if_exists {
                 Ok(())
             } else {
                 Err(MvError::UnknownMv(name.to_string()))
             };
         }
-        self.ctx.deregister_table(TableReference::bare(name))?;
-        self.lock_stored()?.remove(name);
         self.save()?;
         if let Some(dir) = &self.data_dir {
             dir.remove_unlisted(name, &[]);

@@ -11,18 +11,21 @@ use crate::definition::{StoredNames, plan_stored_definition};
 use crate::dependencies::Dependencies;
 use crate::error::{MvError, Result};
 use crate::incremental::{self, Shape};
-use crate::persist::{SavedCatalog, SavedMv};
+use crate::persist::{DataDir, SavedCatalog, SavedMv};
 use crate::storage::Stored;
 
 impl MvSession {
     /// Saves the catalog (MVs with their SQL, files and freshness; table versions) to the data
-    /// directory, if there is one. MVs defined from a plan rather than SQL are not saved.
+    /// directory, if there is one. MVs defined from a plan rather than SQL are not saved. The
+    /// MVs not restored yet are saved as they were, unless an MV of the same name replaced them.
     pub(super) fn save(&self) -> Result<()> {
         let Some(dir) = &self.data_dir else {
             return Ok(());
         };
         let catalog = self.read_catalog()?;
         let stored = self.lock_stored()?;
+        let mut pending = self.lock_pending()?;
+        pending.retain(|mv| !catalog.contains(&mv.name));
         let mut order = Dependencies::of(&catalog, None).mvs_in_order();
         order.extend(
             catalog
@@ -62,75 +65,117 @@ impl MvSession {
                 files: data.files.clone(),
             });
         }
+        // An MV not restored reads base tables and other such MVs only: after the live ones.
+        saved.mvs.extend(pending.iter().cloned());
         dir.save(&saved)
     }
 
     /// Restores the MVs saved in the data directory (the base tables they read must be
     /// registered first), with the rows and freshness they had: an MV stale before the
-    /// restart is stale after it. Returns their names.
-    pub async fn restore(&self) -> Result<Vec<String>> {
+    /// restart is stale after it.
+    ///
+    /// An MV that cannot be restored (a base table it reads is not registered or has changed,
+    /// one of its files is missing or unreadable, an MV it reads was not restored) is reported
+    /// in [`Restored::failed`] and does not stop the others. It stays in the data directory:
+    /// calling `restore` again, once what it needs is back, restores it.
+    pub async fn restore(&self) -> Result<Restored> {
         let Some(dir) = &self.data_dir else {
-            return Ok(vec![]);
+            return Ok(Restored::default());
         };
         let _maintenance = self.maintenance.lock().await;
-        let saved = self
-            .pending
-            .lock()
-            .map_err(|_| MvError::Internal("restore lock poisoned".into()))?
-            .take();
-        let Some(saved) = saved else {
-            return Ok(vec![]);
-        };
-        let mut restored = Vec::new();
-        for mv in saved.mvs {
-            let names = StoredNames::Stored(&mv.columns);
-            let definition =
-                plan_stored_definition(&self.ctx.state(), &self.plain, &mv.sql, names).await?;
-            let schema = stored_schema(definition.schema());
-            let fragments = mv
-                .files
-                .iter()
-                .map(|f| {
-                    dir.read_fragment(&mv.name, f)?
-                        .into_iter()
-                        .map(|b| {
-                            RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())
-                                .map_err(MvError::from)
-                        })
-                        .collect::<Result<Vec<_>>>()
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let regroup = match incremental::shape(&definition) {
-                Ok(Shape::Aggregate(r)) => Some(r),
-                _ => None,
-            };
-            self.install(Install {
-                name: mv.name.clone(),
-                sql: Some(mv.sql),
-                definition: definition.clone(),
-                stored: Stored {
-                    schema,
-                    fragments,
-                    regroup,
-                    files: mv.files,
-                    computed_by: definition.clone(),
-                },
-                computed_from: mv.computed_from,
-                computed_at: mv.computed_at,
-                change: None,
-                save: false,
-            })?;
-            let staleness = mv
-                .staleness
-                .map(|s| s.parse())
-                .transpose()
-                .map_err(MvError::Storage)?;
-            let mut catalog = self.write_catalog()?;
-            catalog.set_on_commit(&mv.name, mv.on_commit);
-            catalog.set_mv_staleness(&mv.name, staleness);
-            restored.push(mv.name);
+        let saved = std::mem::take(&mut *self.lock_pending()?);
+        let mut outcome = Restored::default();
+        let mut still_pending = Vec::new();
+        for mv in saved {
+            match self.restore_one(dir, &mv).await {
+                Ok(()) => outcome.restored.push(mv.name),
+                Err(e) => {
+                    outcome.failed.push((mv.name.clone(), e));
+                    still_pending.push(mv);
+                }
+            }
         }
+        *self.lock_pending()? = still_pending;
         self.save()?;
-        Ok(restored)
+        Ok(outcome)
     }
+
+    /// Plans one saved MV again, reads its files and installs it with its saved freshness.
+    async fn restore_one(&self, dir: &DataDir, mv: &SavedMv) -> Result<()> {
+        if self.read_catalog()?.contains(&mv.name) {
+            // Created again since the restart: that one replaces it (at the next save).
+            return Err(MvError::DuplicateMv(mv.name.clone()));
+        }
+        let names = StoredNames::Stored(&mv.columns);
+        let definition =
+            plan_stored_definition(&self.ctx.state(), &self.plain, &mv.sql, names).await?;
+        let schema = stored_schema(definition.schema());
+        let fragments = mv
+            .files
+            .iter()
+            .map(|f| {
+                dir.read_fragment(&mv.name, f)?
+                    .into_iter()
+                    .map(|b| {
+                        RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())
+                            .map_err(MvError::from)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let regroup = match incremental::shape(&definition) {
+            Ok(Shape::Aggregate(r)) => Some(r),
+            _ => None,
+        };
+        let staleness = mv
+            .staleness
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(MvError::Storage)?;
+        self.install(Install {
+            name: mv.name.clone(),
+            sql: Some(mv.sql.clone()),
+            definition: definition.clone(),
+            stored: Stored {
+                schema,
+                fragments,
+                regroup,
+                files: mv.files.clone(),
+                computed_by: definition,
+            },
+            computed_from: mv.computed_from.clone(),
+            computed_at: mv.computed_at,
+            change: None,
+            save: false,
+        })?;
+        let mut catalog = self.write_catalog()?;
+        catalog.set_on_commit(&mv.name, mv.on_commit);
+        catalog.set_mv_staleness(&mv.name, staleness);
+        Ok(())
+    }
+
+    /// Forgets a saved MV not restored (it is being dropped): whether there was one.
+    pub(super) fn forget_unrestored(&self, name: &str) -> Result<bool> {
+        let mut pending = self.lock_pending()?;
+        let before = pending.len();
+        pending.retain(|mv| mv.name != name);
+        Ok(pending.len() < before)
+    }
+
+    fn lock_pending(&self) -> Result<std::sync::MutexGuard<'_, Vec<SavedMv>>> {
+        self.pending
+            .lock()
+            .map_err(|_| MvError::Internal("restore lock poisoned".into()))
+    }
+}
+
+/// What [`MvSession::restore`] brought back.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The MVs restored, every MV after those it reads.
+    pub restored: Vec<String>,
+    /// The MVs that could not be, each with why. They stay saved, to be restored by a later
+    /// call once what they need is back.
+    pub failed: Vec<(String, MvError)>,
 }
