@@ -90,7 +90,8 @@ impl Engine {
     /// reads and, for a plan over one table, the dimensions and aggregates it needs (no
     /// region is looked at): what planning a query no MV answers costs.
     pub fn none_can_answer(&self, plan: &LogicalPlan, catalog: &Catalog) -> bool {
-        catalog.is_empty() || Screen::new(plan, catalog, &self.rules.rollups).none_can_answer()
+        catalog.is_empty()
+            || Screen::new(&regions_form(plan), catalog, &self.rules.rollups).none_can_answer()
     }
 
     /// [`Self::rewrite`], with a report that says as much as `explain` asks: the same plan
@@ -110,7 +111,8 @@ impl Engine {
                 report,
             };
         }
-        let mut screen = Screen::new(plan, catalog, &self.rules.rollups);
+        let normalized = regions_form(plan);
+        let mut screen = Screen::new(&normalized, catalog, &self.rules.rollups);
         // Most plans no MV can answer are known as such before looking at any region.
         let hopeless = match explain {
             Explain::All => screen.all_hopeless(),
@@ -130,10 +132,7 @@ impl Engine {
         // Tables (with how often each is read) of join regions already tried: their
         // sub-regions reading the same are the same question.
         let mut tried_joins = HashSet::new();
-        let normalized = crate::semi_join::semi_joins_as_inner(plan.clone())
-            .map(|t| t.data)
-            .unwrap_or_else(|_| plan.clone());
-        let result = normalized.transform_down(|node| {
+        let result = normalized.clone().transform_down(|node| {
             // A union MV answers a whole union; otherwise its branches are regions of their own.
             if let Some(shape) = union::union_shape(&node) {
                 let answered = union::answer_union(&node, &shape, catalog, &mut |mv, status| {
@@ -809,4 +808,16 @@ fn diagnose(
         ReasonCode::UnsupportedQuery,
         format!("no rule relates the query to {name}"),
     )
+}
+
+/// `plan` in the form its regions are read in, queries and MV definitions alike: semi joins
+/// under a deduplication as the inner joins they came from, DISTINCT aggregates as one
+/// aggregate. Each form computes the same rows; a plan that cannot be rebuilt stays as it is.
+pub(crate) fn regions_form(plan: &LogicalPlan) -> LogicalPlan {
+    let plan = crate::semi_join::semi_joins_as_inner(plan.clone())
+        .map(|t| t.data)
+        .unwrap_or_else(|_| plan.clone());
+    crate::single_distinct::distinct_aggregates_as_one(plan.clone())
+        .map(|t| t.data)
+        .unwrap_or(plan)
 }

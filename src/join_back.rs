@@ -155,7 +155,8 @@ impl Split<'_> {
     /// `A_in` the query's aggregates computed per finer group. Holds when every aggregate
     /// reads only the part and rolls up (sum, count, min, max, avg from sum and count: the
     /// MV's own, [`average_parts`]): a partial group joins the same rest rows as each of its
-    /// rows would. An aggregate of the rest's columns is computed above the join: min, max
+    /// rows would. A DISTINCT aggregate of the part's columns is computed above the join, its
+    /// argument kept in `K_in`. An aggregate of the rest's columns is computed above the join: min, max
     /// and DISTINCT ones as they are, `sum`, `count` and `avg` weighted by the partial
     /// group's `count(*)` ("eager count", Yan and Larson). The inner aggregate is then the
     /// MV's to answer.
@@ -169,6 +170,7 @@ impl Split<'_> {
     ) -> Result<Id, Rejection> {
         let (keys, aggs) = (list_items(egraph, keys), list_items(egraph, aggs));
         let mut partials = Vec::new();
+        let mut distinct_args: Vec<Id> = Vec::new();
         // Aggregates of the other tables' columns, computed above the join.
         let mut computed = HashMap::new();
         for a in &aggs {
@@ -214,13 +216,9 @@ impl Split<'_> {
                 continue;
             }
             if distinct {
-                return Err(unsupported(
-                    mv,
-                    &format!(
-                        "{} is a DISTINCT aggregate of the MV's tables' columns",
-                        display(egraph, *a)
-                    ),
-                ));
+                // Computed above the join from the partial groups, which keep its argument.
+                distinct_args.extend(&args);
+                continue;
             }
             match rollups.rules.get(&name) {
                 Some(rule) if rule.via == "divide" => {
@@ -251,6 +249,7 @@ impl Split<'_> {
         partials.dedup();
         let mut used = keys.clone();
         used.extend(self.conds_out);
+        used.extend(distinct_args);
         let inner_keys = frontier(egraph, &used, self.inside);
         // A global inner aggregate returns a row even over no rows, which would then join
         // the rest and make groups the query does not have.

@@ -58,6 +58,7 @@ pub mod rules;
 pub(crate) mod screen;
 pub mod semi_join;
 pub mod session;
+pub mod single_distinct;
 pub mod spark_like;
 pub mod sql;
 pub mod storage;

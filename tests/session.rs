@@ -166,6 +166,40 @@ async fn count_rollup_without_group_by_is_zero_on_empty_input() {
     assert!(text.contains("| 0 |"), "count must be 0: {text}");
 }
 
+/// Daily distinct users per event type answer daily distinct users of one event type: each
+/// of the query's groups is one of the MV's, so `count(DISTINCT ..)` (which never re-aggregates)
+/// is read as it is. DataFusion plans it as two aggregates, the MV and the query alike.
+#[tokio::test]
+async fn distinct_counts_of_one_pinned_group_are_read_from_the_mv() {
+    let pair = common::sales_and_events();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW daily_users AS SELECT date_trunc('day', ts) AS day, event_type, count(DISTINCT user_id) AS users FROM events GROUP BY 1, 2")
+        .await
+        .unwrap();
+    common::assert_answered_by(
+        &pair,
+        "daily_users",
+        &[
+            "SELECT date_trunc('day', ts), count(DISTINCT user_id) FROM events WHERE event_type = 'click' GROUP BY 1",
+            "SELECT date_trunc('day', ts) AS d, count(DISTINCT user_id) AS u FROM events WHERE event_type = 'click' GROUP BY 1 HAVING count(DISTINCT user_id) > 2 ORDER BY d",
+            // Over the MV's rows, one per (day, event type): the distinct days are its days.
+            "SELECT event_type, count(DISTINCT date_trunc('day', ts)) FROM events GROUP BY event_type",
+        ],
+    )
+    .await;
+    for refused in [
+        "SELECT date_trunc('day', ts), count(DISTINCT user_id) FROM events WHERE event_type IN ('click', 'view') GROUP BY 1",
+        "SELECT date_trunc('month', ts), count(DISTINCT user_id) FROM events WHERE event_type = 'click' GROUP BY 1",
+        // No GROUP BY: one row even when no event has that type.
+        "SELECT count(DISTINCT user_id) FROM events WHERE event_type = 'click' AND date_trunc('day', ts) = TIMESTAMP '2024-01-03 00:00:00'",
+    ] {
+        assert!(
+            common::assert_same(&pair, refused).await.is_empty(),
+            "{refused}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn output_types_and_nullability_are_the_originals() {
     let pair = common::sales_and_events();

@@ -153,6 +153,7 @@ impl Applier<Node, PlanAnalysis> for RollupApplier {
             table: &self.table,
             mv,
             input: m,
+            unique_key: None,
         };
         match plan.answer(qk, qa, mk, ml, filter) {
             Ok(Some(new)) if plan.egraph.union(q, new) => vec![q],
@@ -193,6 +194,7 @@ pub(crate) fn regroup(
         table,
         mv,
         input,
+        unique_key: None,
     }
     .regroup(keys, aggs, stored, key_outputs, computed)
 }
@@ -212,6 +214,7 @@ pub(crate) fn average_parts(
         table,
         mv: Symbol::from(mv),
         input,
+        unique_key: None,
     }
     .avg_parts(a, stored)?;
     Ok(parts.map(|(sum, count, _)| (sum, count)))
@@ -262,6 +265,9 @@ struct Rollup<'a> {
     mv: Symbol,
     /// What the answer reads: the MV, or the MV filtered by the query's filter.
     input: Id,
+    /// The one MV group key the query neither groups by nor pins, if there is exactly one:
+    /// within a query group the MV's rows then each have their own value of it.
+    unique_key: Option<Id>,
 }
 
 impl Rollup<'_> {
@@ -327,6 +333,13 @@ impl Rollup<'_> {
             && (filter.is_none() || !keys.is_empty());
         if same_grouping && let Some(direct) = self.direct(&keys, &aggs, &stored) {
             return Ok(Some(direct));
+        }
+        if let [free] = mv_keys
+            .iter()
+            .filter(|k| !effective.contains(k))
+            .collect::<Vec<_>>()[..]
+        {
+            self.unique_key = Some(*free);
         }
         self.regroup(keys, &aggs, &stored, &key_outputs, &HashMap::new())
             .map(Some)
@@ -427,8 +440,16 @@ impl Rollup<'_> {
                 .all(|x| first_missing(self.egraph, *x, key_outputs, false).is_none())
         {
             // min(k), count(DISTINCT k), ... over group keys: the MV's groups have the values.
-            new_aggs.push(a);
-            return Ok(a);
+            // Over the key whose values are unique within a query group, f(DISTINCT k) is f(k).
+            let plain = match args[..] {
+                [k] if distinct && Some(self.egraph.find(k)) == self.unique_key => {
+                    aggregate(self.egraph, &name, k)
+                }
+                _ => None,
+            };
+            let out = plain.unwrap_or(a);
+            new_aggs.push(out);
+            return Ok(out);
         }
         if distinct {
             return Err(Rejection::new(
