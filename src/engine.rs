@@ -363,7 +363,7 @@ impl Engine {
                         &self.rules.rollups,
                     )?;
                 } else {
-                    lossless::add_lossless_joins(
+                    let base = lossless::add_lossless_joins(
                         convert.egraph,
                         &query,
                         &def,
@@ -371,6 +371,14 @@ impl Engine {
                         catalog.constraints(),
                         convert.tables,
                     )?;
+                    // The key joins make their columns equal: the joined form's GROUP BY or
+                    // output on the query's foreign key may be read from the MV's unique key.
+                    convert.egraph.analysis.query = reachable_classes(convert.egraph, query.root);
+                    let joined = RegionInEGraph {
+                        base,
+                        ..query.clone()
+                    };
+                    join_equivalence::add_equal_column_forms(convert.egraph, &joined);
                 }
                 // The new form is part of the query: rules answer it.
                 convert.egraph.analysis.query = reachable_classes(convert.egraph, query.root);

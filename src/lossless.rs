@@ -89,8 +89,8 @@ fn different_tables(query: &BTreeSet<String>, mv_tables: &BTreeSet<String>, mv: 
 
 /// Adds to the query's classes the form that joins the MV's extra tables on their keys: every
 /// `agg` or `proj` of the query over its base relation gets the same node over `filter(query
-/// conditions + key equalities, join(query tables + extra tables))`. Errors say which key is
-/// missing from the MV's join, or may be NULL.
+/// conditions + key equalities, join(query tables + extra tables))`, which it returns. Errors
+/// say which key is missing from the MV's join, or may be NULL.
 pub fn add_lossless_joins(
     egraph: &mut PlanGraph,
     query: &RegionInEGraph,
@@ -98,7 +98,7 @@ pub fn add_lossless_joins(
     mv_name: &str,
     constraints: &Constraints,
     sources: &HashMap<Symbol, Arc<dyn TableSource>>,
-) -> Result<(), Rejection> {
+) -> Result<Id, Rejection> {
     let unsupported = |why: &str| {
         Rejection::new(
             ReasonCode::UnsupportedQuery,
@@ -174,7 +174,7 @@ pub fn add_lossless_joins(
         egraph.union(original, extended);
     }
     egraph.rebuild();
-    Ok(())
+    Ok(egraph.find(base))
 }
 
 /// The key equalities joining `t` to one of `attached` through a declared NOT NULL foreign key
