@@ -531,8 +531,9 @@ async fn a_failed_write_leaves_the_previous_data_intact() {
 }
 
 /// An MV that cannot be restored fails alone: the others come back and answer. It is
-/// reported with why, stays saved (a create in between keeps it), comes back from a later
-/// `restore` once its base table is registered, and can be dropped while not restored.
+/// reported with why, stays saved (a create in between keeps it) with its name taken, comes
+/// back from a later `restore` once its base table is registered (stale if the table was
+/// written since), and can be dropped while not restored.
 #[tokio::test]
 async fn an_mv_that_cannot_be_restored_fails_alone() {
     let dir = temp_dir("partial-restore");
@@ -549,6 +550,7 @@ async fn an_mv_that_cannot_be_restored_fails_alone() {
             "CREATE MATERIALIZED VIEW busy AS SELECT user_id, n FROM per_user WHERE n > 3",
             BY_TYPE,
             "CREATE MATERIALIZED VIEW by_country AS SELECT country, count(*) AS n FROM users GROUP BY country",
+            "CREATE MATERIALIZED VIEW tiers AS SELECT tier, count(*) AS n FROM users GROUP BY tier",
         ] {
             s.sql(sql).await.unwrap();
         }
@@ -561,18 +563,26 @@ async fn an_mv_that_cannot_be_restored_fails_alone() {
     register_base_tables(&s, events);
     let restored = s.restore().await.unwrap();
     assert_eq!(restored.restored, ["per_user", "busy"]);
-    let failed: Vec<(&str, String)> = restored
+    let mut failed: Vec<(&str, String)> = restored
         .failed
         .iter()
         .map(|(name, e)| (name.as_str(), e.to_string()))
         .collect();
-    assert_eq!(failed.len(), 2, "{failed:?}");
+    failed.sort();
+    assert_eq!(failed.len(), 3, "{failed:?}");
     assert!(
-        failed[0].0 == "by_type" && matches!(restored.failed[0].1, MvError::Storage(_)),
+        failed[0].0 == "by_country"
+            && failed[0]
+                .1
+                .contains("unknown table 'datafusion.public.users'"),
         "{failed:?}"
     );
     assert!(
-        failed[1].0 == "by_country" && failed[1].1.contains("users"),
+        failed[1].0 == "by_type" && failed[1].1.starts_with("storage: cannot open"),
+        "{failed:?}"
+    );
+    assert!(
+        failed[2].0 == "tiers" && failed[2].1.contains("users"),
         "{failed:?}"
     );
     assert_eq!(answered_by(&s, per_user).await, ["per_user"]);
@@ -603,18 +613,71 @@ async fn an_mv_that_cannot_be_restored_fails_alone() {
     };
     assert_eq!(
         saved(),
-        ["busy", "by_country", "by_type", "per_user", "typed"]
+        [
+            "busy",
+            "by_country",
+            "by_type",
+            "per_user",
+            "tiers",
+            "typed"
+        ]
     );
+    // Its name is taken: a create is refused.
+    let err = s
+        .sql("CREATE MATERIALIZED VIEW tiers AS SELECT tier FROM users")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MvError::DuplicateMv(_)), "{err}");
+    // Dropped while not restored: gone from the catalog and its files with it.
+    assert!(data.mv_dir("by_country").exists());
+    s.sql("DROP MATERIALIZED VIEW by_country").await.unwrap();
+    assert!(!data.mv_dir("by_country").exists());
+    assert_eq!(saved(), ["busy", "by_type", "per_user", "tiers", "typed"]);
+    assert!(s.sql("DROP MATERIALIZED VIEW by_country").await.is_err());
+    // Restored once users is back, stale: users was written before.
     s.context().register_batch("users", users).unwrap();
+    collect(&s, "INSERT INTO users VALUES (999999, 'new', 'fr', 1)").await;
     let again = s.restore().await.unwrap();
-    assert_eq!(again.restored, ["by_country"]);
+    assert_eq!(again.restored, ["tiers"]);
     assert_eq!(again.failed.len(), 1, "{:?}", again.failed);
-    assert_eq!(answered_by(&s, by_country).await, ["by_country"]);
-    // Dropped while not restored: gone from the data directory.
+    let tiers = "SELECT tier, count(*) FROM users GROUP BY tier";
+    assert!(answered_by(&s, tiers).await.is_empty());
+    assert!(stale_reason(&s, "tiers").contains("users was written"));
+    refresh(&s, "tiers").await;
+    assert_eq!(answered_by(&s, tiers).await, ["tiers"]);
     s.sql("DROP MATERIALIZED VIEW by_type").await.unwrap();
-    assert_eq!(saved(), ["busy", "by_country", "per_user", "typed"]);
-    assert!(s.sql("DROP MATERIALIZED VIEW by_type").await.is_err());
     assert!(s.restore().await.unwrap().failed.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A table registered under a saved MV's name before the restore keeps the name: the MV is
+/// not restored (it would answer queries with no freshness to go stale by), and says why.
+#[tokio::test]
+async fn a_table_holding_a_saved_mvs_name_keeps_it() {
+    let dir = temp_dir("name-taken");
+    let events = datagen::events(2_000, 1024, 51, |_| {}).unwrap();
+    let q = "SELECT user_id, count(*) FROM events GROUP BY user_id";
+    {
+        let s = MvSession::with_data_dir(&dir).unwrap();
+        register_base_tables(&s, events.clone());
+        s.sql("CREATE MATERIALIZED VIEW m AS SELECT user_id, count(*) AS n FROM events GROUP BY user_id")
+            .await
+            .unwrap();
+    }
+    let s = MvSession::with_data_dir(&dir).unwrap();
+    register_base_tables(&s, events);
+    s.context()
+        .register_batch("m", datagen::users(10, 5).unwrap())
+        .unwrap();
+    let restored = s.restore().await.unwrap();
+    assert!(restored.restored.is_empty());
+    assert!(
+        matches!(&restored.failed[..], [(name, MvError::NameTaken { .. })] if name == "m"),
+        "{:?}",
+        restored.failed
+    );
+    assert!(answered_by(&s, q).await.is_empty());
+    assert!(!s.catalog().read().unwrap().contains("m"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

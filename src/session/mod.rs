@@ -48,7 +48,8 @@ pub struct MvSession {
     /// Held by every write and every refresh: a refresh never interleaves with a write.
     maintenance: tokio::sync::Mutex<()>,
     /// Where MVs are persisted, if anywhere, and the MVs saved there not restored yet (every
-    /// MV after those it reads): they stay saved until restored or replaced.
+    /// MV after those it reads): they stay saved until restored, replaced (OR REPLACE) or
+    /// dropped, and their names are taken.
     data_dir: Option<DataDir>,
     pending: Mutex<Vec<SavedMv>>,
 }

@@ -88,7 +88,7 @@ impl MvSession {
     /// Executes the definition, stores the result and registers the MV.
     pub async fn create_materialized_view(&self, create: &CreateMv) -> Result<()> {
         let _maintenance = self.maintenance.lock().await;
-        let exists = self.read_catalog()?.contains(&create.name);
+        let exists = self.mv_exists(&create.name)?;
         if exists && create.if_not_exists {
             return Ok(());
         }
@@ -133,7 +133,7 @@ impl MvSession {
         plan: LogicalPlan,
     ) -> Result<()> {
         let _maintenance = self.maintenance.lock().await;
-        if self.read_catalog()?.contains(name) {
+        if self.mv_exists(name)? {
             return Err(MvError::DuplicateMv(name.to_string()));
         }
         if self.ctx.table_exist(TableReference::bare(name))? {
@@ -493,6 +493,15 @@ impl MvSession {
         {
             let mut catalog = self.write_catalog()?;
             let replace = catalog.contains(&new.name);
+            // Checked before anything is registered: an MV in the catalog without its table
+            // would be neither queryable nor ever stale.
+            if !replace
+                && self
+                    .ctx
+                    .table_exist(TableReference::bare(new.name.as_str()))?
+            {
+                return Err(MvError::NameTaken { name: new.name });
+            }
             if replace {
                 self.ctx
                     .deregister_table(TableReference::bare(new.name.as_str()))?;

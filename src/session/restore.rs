@@ -65,7 +65,7 @@ impl MvSession {
                 files: data.files.clone(),
             });
         }
-        // An MV not restored reads base tables and other such MVs only: after the live ones.
+        // After the live ones, which an MV not restored may read (never the other way).
         saved.mvs.extend(pending.iter().cloned());
         dir.save(&saved)
     }
@@ -83,19 +83,19 @@ impl MvSession {
             return Ok(Restored::default());
         };
         let _maintenance = self.maintenance.lock().await;
-        let saved = std::mem::take(&mut *self.lock_pending()?);
+        // Each MV leaves the pending list once restored: a restore cut short (its future
+        // dropped) loses nothing.
+        let saved = self.lock_pending()?.clone();
         let mut outcome = Restored::default();
-        let mut still_pending = Vec::new();
         for mv in saved {
             match self.restore_one(dir, &mv).await {
-                Ok(()) => outcome.restored.push(mv.name),
-                Err(e) => {
-                    outcome.failed.push((mv.name.clone(), e));
-                    still_pending.push(mv);
+                Ok(()) => {
+                    self.forget_unrestored(&mv.name)?;
+                    outcome.restored.push(mv.name);
                 }
+                Err(e) => outcome.failed.push((mv.name, e)),
             }
         }
-        *self.lock_pending()? = still_pending;
         self.save()?;
         Ok(outcome)
     }
@@ -103,7 +103,7 @@ impl MvSession {
     /// Plans one saved MV again, reads its files and installs it with its saved freshness.
     async fn restore_one(&self, dir: &DataDir, mv: &SavedMv) -> Result<()> {
         if self.read_catalog()?.contains(&mv.name) {
-            // Created again since the restart: that one replaces it (at the next save).
+            // Never replace a live MV (one created OR REPLACE replaced this one already).
             return Err(MvError::DuplicateMv(mv.name.clone()));
         }
         let names = StoredNames::Stored(&mv.columns);
@@ -155,7 +155,13 @@ impl MvSession {
         Ok(())
     }
 
-    /// Forgets a saved MV not restored (it is being dropped): whether there was one.
+    /// Whether `name` is an MV: in the catalog, or saved and not restored yet.
+    pub(super) fn mv_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.read_catalog()?.contains(name)
+            || self.lock_pending()?.iter().any(|mv| mv.name == name))
+    }
+
+    /// Forgets a saved MV not restored (restored, replaced or dropped): whether there was one.
     pub(super) fn forget_unrestored(&self, name: &str) -> Result<bool> {
         let mut pending = self.lock_pending()?;
         let before = pending.len();
