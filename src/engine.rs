@@ -1,6 +1,7 @@
 //! The rewrite pipeline for one plan: find regions, pick candidate MVs, build and saturate an
 //! e-graph per region, extract the cheapest plan, convert it back, and report.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,7 +133,7 @@ impl Engine {
         // Tables (with how often each is read) of join regions already tried: their
         // sub-regions reading the same are the same question.
         let mut tried_joins = HashSet::new();
-        let result = normalized.clone().transform_down(|node| {
+        let result = normalized.as_ref().clone().transform_down(|node| {
             // A union MV answers a whole union; otherwise its branches are regions of their own.
             if let Some(shape) = union::union_shape(&node) {
                 let answered = union::answer_union(&node, &shape, catalog, &mut |mv, status| {
@@ -821,11 +822,13 @@ fn diagnose(
 /// `plan` in the form its regions are read in, queries and MV definitions alike: semi joins
 /// under a deduplication as the inner joins they came from, DISTINCT aggregates as one
 /// aggregate. Each form computes the same rows; a plan that cannot be rebuilt stays as it is.
-pub(crate) fn regions_form(plan: &LogicalPlan) -> LogicalPlan {
-    let plan = crate::semi_join::semi_joins_as_inner(plan.clone())
-        .map(|t| t.data)
-        .unwrap_or_else(|_| plan.clone());
-    crate::single_distinct::distinct_aggregates_as_one(plan.clone())
-        .map(|t| t.data)
-        .unwrap_or(plan)
+pub(crate) fn regions_form(plan: &LogicalPlan) -> Cow<'_, LogicalPlan> {
+    let mut form = Cow::Borrowed(plan);
+    if let Ok(Some(inner)) = crate::semi_join::semi_joins_as_inner(&form) {
+        form = Cow::Owned(inner);
+    }
+    if let Ok(Some(one)) = crate::single_distinct::distinct_aggregates_as_one(&form) {
+        form = Cow::Owned(one);
+    }
+    form
 }

@@ -11,17 +11,18 @@ use datafusion::common::{Column, NullEquality, Result};
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, LogicalPlanBuilder};
 
 /// `plan` with every semi join that sits (through projections, filters and aliases) under an
-/// aggregate without aggregate functions replaced by the projected inner join.
-pub fn semi_joins_as_inner(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+/// aggregate without aggregate functions replaced by the projected inner join; `None` when
+/// there is none.
+pub fn semi_joins_as_inner(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     let semi = |node: &LogicalPlan| {
         Ok(matches!(node, LogicalPlan::Join(j)
             if matches!(j.join_type, JoinType::LeftSemi | JoinType::RightSemi)))
     };
     // Rebuilding a plan copies its expressions: not for plans without semi joins.
     if !plan.exists(semi)? {
-        return Ok(Transformed::no(plan));
+        return Ok(None);
     }
-    plan.transform_down(|node| match node {
+    let rewritten = plan.clone().transform_down(|node| match node {
         LogicalPlan::Aggregate(mut agg) if agg.aggr_expr.is_empty() => {
             let input = under_dedup(agg.input.as_ref().clone())?;
             if !input.transformed {
@@ -31,7 +32,8 @@ pub fn semi_joins_as_inner(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>
             Ok(Transformed::yes(LogicalPlan::Aggregate(agg)))
         }
         other => Ok(Transformed::no(other)),
-    })
+    })?;
+    Ok(rewritten.transformed.then_some(rewritten.data))
 }
 
 /// Rewrites the semi joins reachable from an input whose duplicates do not matter.

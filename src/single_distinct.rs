@@ -21,16 +21,18 @@ use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
 const DISTINCT_ALIAS: &str = "alias1";
 
 /// `plan` with every aggregate pair of DataFusion's single-distinct split read back as one
-/// aggregate. The outputs keep their names and types: what reads them is unchanged.
-pub fn distinct_aggregates_as_one(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+/// aggregate; `None` when there is none. The outputs keep their names and types: what reads
+/// them is unchanged.
+pub fn distinct_aggregates_as_one(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     // Rebuilding a plan copies its expressions: not for plans without a split.
     if !plan.exists(|node| Ok(as_one(node).is_some()))? {
-        return Ok(Transformed::no(plan));
+        return Ok(None);
     }
-    plan.transform_up(|node| match as_one(&node) {
+    let rewritten = plan.clone().transform_up(|node| match as_one(&node) {
         Some(one) => Ok(Transformed::yes(one?)),
         None => Ok(Transformed::no(node)),
-    })
+    })?;
+    Ok(rewritten.transformed.then_some(rewritten.data))
 }
 
 /// The one aggregate `node` was split from, if it is the outer half of a split.

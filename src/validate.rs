@@ -14,7 +14,7 @@ pub fn prepare_definition(plan: LogicalPlan) -> (LogicalPlan, Result<(), Rejecti
         LogicalPlan::Sort(sort) if sort.fetch.is_none() => sort.input.as_ref().clone(),
         other => other,
     };
-    let plan = crate::engine::regions_form(&plan);
+    let plan = crate::engine::regions_form(&plan).into_owned();
     let why_not = match crate::union::union_shape(&plan) {
         Some(shape) => crate::union::not_a_union_of_regions(&shape, Determinism::Immutable),
         None => region::not_a_region(&plan, Determinism::Immutable),
