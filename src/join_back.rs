@@ -156,8 +156,8 @@ impl Split<'_> {
     /// reads only the part and rolls up (sum, count, min, max, avg from sum and count: the
     /// MV's own, [`average_parts`]): a partial group joins the same rest rows as each of its
     /// rows would. A DISTINCT aggregate of the part's columns is computed above the join, its
-    /// argument kept in `K_in`. An aggregate of the rest's columns is computed above the join: min, max
-    /// and DISTINCT ones as they are, `sum`, `count` and `avg` weighted by the partial
+    /// argument kept in `K_in`. An aggregate of the rest's columns is computed above the join:
+    /// min, max and DISTINCT ones as they are, `sum`, `count` and `avg` weighted by the partial
     /// group's `count(*)` ("eager count", Yan and Larson). The inner aggregate is then the
     /// MV's to answer.
     fn eager(

@@ -187,6 +187,24 @@ async fn distinct_counts_of_one_pinned_group_are_read_from_the_mv() {
         ],
     )
     .await;
+    // A DOUBLE key: 0.0 and -0.0 (and NaNs) must count as the original counts them (its
+    // DISTINCT is then kept, not read as a count of the MV's rows).
+    pair.session
+        .sql("CREATE TABLE signed (g INT, x DOUBLE) AS VALUES (1, 0.0), (1, -0.0), (1, 'NaN'), (1, '-NaN'), (1, 2.0), (2, -0.0), (2, NULL)")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    pair.session
+        .sql(
+            "CREATE MATERIALIZED VIEW by_x AS SELECT g, x, count(*) AS n FROM signed GROUP BY g, x",
+        )
+        .await
+        .unwrap();
+    let used =
+        common::assert_same(&pair, "SELECT g, count(DISTINCT x) FROM signed GROUP BY g").await;
+    assert_eq!(used, ["by_x"]);
     for refused in [
         "SELECT date_trunc('day', ts), count(DISTINCT user_id) FROM events WHERE event_type IN ('click', 'view') GROUP BY 1",
         "SELECT date_trunc('month', ts), count(DISTINCT user_id) FROM events WHERE event_type = 'click' GROUP BY 1",

@@ -334,10 +334,17 @@ impl Rollup<'_> {
         if same_grouping && let Some(direct) = self.direct(&keys, &aggs, &stored) {
             return Ok(Some(direct));
         }
+        // Not a float key: whether 0.0 and -0.0 (or NaNs) are one group and one distinct
+        // value is for DataFusion's grouping and DISTINCT to agree on, which is not checked.
         if let [free] = mv_keys
             .iter()
             .filter(|k| !effective.contains(k))
             .collect::<Vec<_>>()[..]
+            && !self.egraph[*free]
+                .data
+                .data_type
+                .as_ref()
+                .is_none_or(DataType::is_floating)
         {
             self.unique_key = Some(*free);
         }
