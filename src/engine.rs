@@ -19,7 +19,10 @@ use crate::region::{self, Determinism};
 use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 use crate::rules::RuleSet;
 use crate::screen::Screen;
-use crate::{dimensions, join_back, join_equivalence, lossless, occurrences, outer_join, union};
+use crate::{
+    dimensions, grouping_sets, join_back, join_equivalence, lossless, occurrences, outer_join,
+    union,
+};
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
 /// limit is a safety net. When a limit stops saturation, extraction still returns a correct
@@ -133,6 +136,7 @@ impl Engine {
         // Tables (with how often each is read) of join regions already tried: their
         // sub-regions reading the same are the same question.
         let mut tried_joins = HashSet::new();
+        let mut grouping_notes = Vec::new();
         let result = normalized.as_ref().clone().transform_down(|node| {
             // A union MV answers a whole union; otherwise its branches are regions of their own.
             if let Some(shape) = union::union_shape(&node) {
@@ -144,28 +148,43 @@ impl Engine {
                     None => Transformed::no(node),
                 });
             }
+            let mut answer = |region: &LogicalPlan| {
+                if has_join(region) && !tried_joins.insert(occurrences::table_occurrences(region)) {
+                    return None;
+                }
+                // A bug in a rule must cost the rewrite, never the query: keep the region.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let explained = (&mut statuses, explain);
+                    self.rewrite_region(region, catalog, &mut screen, explained, &mut report)
+                }))
+                .unwrap_or_else(|_| {
+                    report.unsupported = Some("internal error while rewriting; plan kept".into());
+                    None
+                })
+            };
+            // Grouping sets over a plain aggregate an MV answers.
+            match grouping_sets::split(&node, &self.rules.rollups) {
+                Some(Ok(split))
+                    if region::not_a_region(&split.inner, Determinism::AllowStable).is_none() =>
+                {
+                    if let Some(new) = answer(&split.inner).and_then(|new| split.over(new)) {
+                        return Ok(Transformed::new(new, true, TreeNodeRecursion::Jump));
+                    }
+                }
+                Some(Err(why)) => grouping_notes.push(format!(
+                    "the GROUPING SETS aggregate is not answered through a plain one: {why}"
+                )),
+                _ => {}
+            }
             if region::not_a_region(&node, Determinism::AllowStable).is_some() {
                 return Ok(Transformed::no(node));
             }
-            let joins = node
-                .exists(|n| Ok(matches!(n, LogicalPlan::Join(_))))
-                .unwrap_or(false);
-            if joins && !tried_joins.insert(occurrences::table_occurrences(&node)) {
-                return Ok(Transformed::no(node));
-            }
-            // A bug in a rule must cost the rewrite, never the query: keep the region as it is.
-            let rewritten = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let explained = (&mut statuses, explain);
-                self.rewrite_region(&node, catalog, &mut screen, explained, &mut report)
-            }))
-            .unwrap_or_else(|_| {
-                report.unsupported = Some("internal error while rewriting; plan kept".into());
-                None
-            });
             // A join no MV answers whole may still have inputs that one answers.
-            Ok(match rewritten {
+            Ok(match answer(&node) {
                 Some(new) => Transformed::new(new, true, TreeNodeRecursion::Jump),
-                None if joins => Transformed::new(node, false, TreeNodeRecursion::Continue),
+                None if has_join(&node) => {
+                    Transformed::new(node, false, TreeNodeRecursion::Continue)
+                }
                 None => Transformed::new(node, false, TreeNodeRecursion::Jump),
             })
         });
@@ -178,6 +197,7 @@ impl Engine {
             .used_mvs()
             .iter()
             .filter_map(|mv| catalog.stale_note(mv))
+            .chain(grouping_notes)
             .collect();
         match result {
             Ok(t) if t.transformed => Outcome {
@@ -817,6 +837,11 @@ fn diagnose(
         ReasonCode::UnsupportedQuery,
         format!("no rule relates the query to {name}"),
     )
+}
+
+fn has_join(plan: &LogicalPlan) -> bool {
+    plan.exists(|n| Ok(matches!(n, LogicalPlan::Join(_))))
+        .unwrap_or(false)
 }
 
 /// `plan` in the form its regions are read in, queries and MV definitions alike: semi joins

@@ -40,6 +40,7 @@ pub mod dimensions;
 pub mod engine;
 pub mod error;
 pub mod freshness;
+pub mod grouping_sets;
 pub mod incremental;
 pub mod join_back;
 pub mod join_equivalence;

@@ -133,13 +133,33 @@ fn pair(rng: &mut Rng) -> (String, String) {
     } else {
         FILTERS[rng.below(FILTERS.len() as u64) as usize].to_string()
     };
-    let select: Vec<&str> = keys.iter().copied().chain(aggs.iter().copied()).collect();
+    let mut select: Vec<String> = keys
+        .iter()
+        .chain(aggs.iter())
+        .map(|s| s.to_string())
+        .collect();
+    // Sometimes grouping sets of the keys (read through a plain aggregate by all of them).
+    let grouping = match rng.below(10) {
+        _ if keys.is_empty() => None,
+        0 => Some(format!("ROLLUP({})", keys.join(", "))),
+        1 => Some(format!("CUBE({})", keys.join(", "))),
+        2 => Some(format!(
+            "GROUPING SETS (({}), ({}), ())",
+            keys.join(", "),
+            keys[keys.len() - 1]
+        )),
+        _ => None,
+    };
+    if grouping.is_some() && rng.chance(0.3) {
+        select.push(format!("grouping({})", keys[0]));
+    }
     let mut query = format!("SELECT {} FROM sales", select.join(", "));
     if !query_filter.is_empty() {
         query += &format!(" WHERE {query_filter}");
     }
     if !keys.is_empty() {
-        query += &format!(" GROUP BY {}", keys.join(", "));
+        let group_by = grouping.unwrap_or_else(|| keys.join(", "));
+        query += &format!(" GROUP BY {group_by}");
         if rng.chance(0.2) {
             query += " HAVING count(*) > 3";
         }

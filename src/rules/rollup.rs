@@ -98,7 +98,7 @@ impl RollupTable {
 }
 
 /// DataFusion's built-in aggregate functions by name.
-fn aggregate_udf(name: &str) -> Option<Arc<AggregateUDF>> {
+pub(crate) fn aggregate_udf(name: &str) -> Option<Arc<AggregateUDF>> {
     static ALL: OnceLock<HashMap<String, Arc<AggregateUDF>>> = OnceLock::new();
     ALL.get_or_init(|| {
         datafusion::functions_aggregate::all_default_aggregate_functions()
@@ -229,18 +229,24 @@ pub(crate) fn average_parts(
 ///   division does exactly that for `DECIMAL(38, s) / DECIMAL(20, 0)` (it adds 4 to the
 ///   dividend's scale and truncates), and the final cast only narrows the precision.
 pub(crate) fn divide(egraph: &mut PlanGraph, sum: Id, count: Id, result: &DataType) -> Id {
+    let head = egraph
+        .analysis
+        .intern(average(placeholder(0), placeholder(1), result));
+    egraph.add(Node::Expr(head, vec![sum, count]))
+}
+
+/// The expression of [`divide`], over the expressions `sum` and `count`.
+pub(crate) fn average(sum: Expr, count: Expr, result: &DataType) -> Expr {
     let cast = |e: Expr, t: DataType| Expr::Cast(Cast::new(Box::new(e), t));
-    let nullif = datafusion::functions::expr_fn::nullif(placeholder(1), lit(0i64));
-    let head = match result {
+    let nullif = datafusion::functions::expr_fn::nullif(count, lit(0i64));
+    match result {
         DataType::Decimal128(_, s) => {
-            let quotient = cast(placeholder(0), DataType::Decimal128(38, s - 4))
+            let quotient = cast(sum, DataType::Decimal128(38, s - 4))
                 / cast(nullif, DataType::Decimal128(20, 0));
             cast(quotient, result.clone())
         }
-        _ => cast(placeholder(0), DataType::Float64) / cast(nullif, DataType::Float64),
-    };
-    let head = egraph.analysis.intern(head);
-    egraph.add(Node::Expr(head, vec![sum, count]))
+        _ => cast(sum, DataType::Float64) / cast(nullif, DataType::Float64),
+    }
 }
 
 /// `name(arg)`, a plain aggregate of one argument (the partial `sum(x)` and `count(x)` an

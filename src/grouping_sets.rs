@@ -1,0 +1,263 @@
+//! A GROUPING SETS, ROLLUP or CUBE aggregate as the same grouping over a plain aggregate by
+//! every key it names: the plain aggregate is a region an MV may answer (src/engine.rs), and
+//! each grouping set re-aggregates its partial results as the rollup table says (`sum` of
+//! counts, `min` of minimums, averages from sums and counts; a DISTINCT aggregate's arguments
+//! become keys of the plain aggregate). Calcite answers such queries the same way, with the
+//! grouping sets kept over the MV.
+//!
+//! Both forms compute the same rows: each grouping set groups the plain aggregate's rows, which
+//! partition the input by a superset of its keys, so each of its groups merges the same input
+//! rows whole. Only the empty key list differs (an aggregate without GROUP BY has a row even
+//! over no input), so it is not split.
+
+use std::sync::Arc;
+
+use datafusion::common::{Column, DFSchemaRef, ScalarValue};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, AggregateUDF, Cast, Expr, ExprSchemable, GroupingSet, LogicalPlan, Projection,
+};
+
+use crate::rules::rollup::{RollupTable, aggregate_udf, average};
+
+/// A grouping-sets aggregate taken apart: the plain aggregate below, and how the grouping sets
+/// are computed over whatever answers it.
+#[derive(Debug)]
+pub struct GroupingSplit {
+    /// The plain aggregate: the grouping sets' keys, then the arguments of DISTINCT
+    /// aggregates, grouped; the partial aggregates.
+    pub inner: LogicalPlan,
+    /// The original grouping sets; their keys are the first fields of `inner`.
+    grouping: GroupingSet,
+    keys: Vec<Expr>,
+    /// The aggregates the grouping sets compute, over `inner`'s fields by position.
+    finals: Vec<Final>,
+    /// The original aggregate's schema, which the rebuilt plan must have.
+    schema: DFSchemaRef,
+}
+
+/// How one of the query's aggregates is computed over the plain aggregate's rows.
+#[derive(Debug)]
+enum Final {
+    /// `via(partial)`; 0 rather than NULL over no rows when `zero_on_empty` (a count).
+    Reaggregate {
+        via: Arc<AggregateUDF>,
+        partial: usize,
+        zero_on_empty: bool,
+    },
+    /// An average: the sum of partial sums over the sum of partial counts.
+    Average { sum: usize, count: usize },
+    /// `f(DISTINCT args)`, its arguments read from keys of the plain aggregate.
+    Distinct {
+        func: Arc<AggregateUDF>,
+        args: Vec<usize>,
+    },
+}
+
+/// `plan` split, if it is an aggregate by grouping sets; `Err` says why one cannot be.
+pub fn split(plan: &LogicalPlan, table: &RollupTable) -> Option<Result<GroupingSplit, String>> {
+    let LogicalPlan::Aggregate(agg) = plan else {
+        return None;
+    };
+    let [Expr::GroupingSet(grouping)] = agg.group_expr.as_slice() else {
+        return None;
+    };
+    Some(split_aggregate(agg, grouping, table))
+}
+
+fn split_aggregate(
+    agg: &Aggregate,
+    grouping: &GroupingSet,
+    table: &RollupTable,
+) -> Result<GroupingSplit, String> {
+    let keys: Vec<Expr> = grouping.distinct_expr().into_iter().cloned().collect();
+    if keys.is_empty() {
+        return Err("its only grouping set is empty".into());
+    }
+    let mut inner_keys = keys.clone();
+    let mut partials: Vec<Expr> = Vec::new();
+    let mut finals = Vec::new();
+    for expr in &agg.aggr_expr {
+        let f = match expr {
+            Expr::Alias(a) => &*a.expr,
+            e => e,
+        };
+        let Expr::AggregateFunction(f) = f else {
+            return Err(format!("{expr} is not an aggregate function"));
+        };
+        let name = f.func.name();
+        if f.params.filter.is_some() || !f.params.order_by.is_empty() {
+            return Err(format!("{name}() has a FILTER or an ORDER BY"));
+        }
+        if f.params.distinct {
+            let args = f
+                .params
+                .args
+                .iter()
+                .map(|a| position_or_push(&mut inner_keys, a))
+                .collect();
+            finals.push(Final::Distinct {
+                func: Arc::clone(&f.func),
+                args,
+            });
+            continue;
+        }
+        let rule = table
+            .rules
+            .get(name)
+            .ok_or_else(|| format!("{name}() is not computed from partial aggregates"))?;
+        let mut partial = |from: &str| {
+            let udf = aggregate_udf(from).ok_or_else(|| format!("no aggregate {from}"))?;
+            let call = Expr::AggregateFunction(AggregateFunction::new_udf(
+                udf,
+                f.params.args.clone(),
+                false,
+                None,
+                vec![],
+                None,
+            ));
+            Ok::<_, String>(position_or_push(&mut partials, &call))
+        };
+        finals.push(match (rule.from.as_slice(), rule.via.as_str()) {
+            ([sum, count], "divide") => Final::Average {
+                sum: partial(sum)?,
+                count: partial(count)?,
+            },
+            ([from], via) => Final::Reaggregate {
+                via: aggregate_udf(via).ok_or_else(|| format!("no aggregate {via}"))?,
+                partial: partial(from)?,
+                zero_on_empty: rule.zero_on_empty,
+            },
+            _ => return Err(format!("{name}() has no rollup rule this form takes")),
+        });
+    }
+    // Partial aggregates follow the keys: shift them past the DISTINCT arguments added.
+    let shift = inner_keys.len();
+    for f in &mut finals {
+        match f {
+            Final::Reaggregate { partial, .. } => *partial += shift,
+            Final::Average { sum, count } => (*sum, *count) = (*sum + shift, *count + shift),
+            Final::Distinct { .. } => {}
+        }
+    }
+    let inner = Aggregate::try_new(Arc::clone(&agg.input), inner_keys, partials)
+        .map_err(|e| format!("its keys cannot be grouped alone: {e}"))?;
+    Ok(GroupingSplit {
+        inner: LogicalPlan::Aggregate(inner),
+        grouping: grouping.clone(),
+        keys,
+        finals,
+        schema: Arc::clone(&agg.schema),
+    })
+}
+
+/// The position of `expr` in `exprs`, added at the end if absent.
+fn position_or_push(exprs: &mut Vec<Expr>, expr: &Expr) -> usize {
+    exprs.iter().position(|e| e == expr).unwrap_or_else(|| {
+        exprs.push(expr.clone());
+        exprs.len() - 1
+    })
+}
+
+impl GroupingSplit {
+    /// The grouping sets computed over `answered`, a plan with the plain aggregate's fields (in
+    /// order), with the original aggregate's schema; `None` if it cannot be built with it.
+    pub fn over(&self, answered: LogicalPlan) -> Option<LogicalPlan> {
+        let input = Arc::new(answered);
+        let field = |i: usize| {
+            (i < input.schema().fields().len())
+                .then(|| Expr::Column(Column::from(input.schema().qualified_field(i))))
+        };
+        let key_columns: Vec<Expr> = (0..self.keys.len()).map(field).collect::<Option<_>>()?;
+        let as_column = |e: &Expr| {
+            let i = self.keys.iter().position(|k| k == e)?;
+            Some(key_columns[i].clone())
+        };
+        let grouping = match &self.grouping {
+            GroupingSet::Rollup(es) => {
+                GroupingSet::Rollup(es.iter().map(as_column).collect::<Option<_>>()?)
+            }
+            GroupingSet::Cube(es) => {
+                GroupingSet::Cube(es.iter().map(as_column).collect::<Option<_>>()?)
+            }
+            GroupingSet::GroupingSets(sets) => GroupingSet::GroupingSets(
+                sets.iter()
+                    .map(|s| s.iter().map(as_column).collect::<Option<_>>())
+                    .collect::<Option<_>>()?,
+            ),
+        };
+        // Each final aggregate, deduplicated (an average and a sum share the sum of sums).
+        let mut aggregates: Vec<Expr> = Vec::new();
+        let mut call = |func: Arc<AggregateUDF>, args: Vec<Expr>, distinct: bool| {
+            let e = Expr::AggregateFunction(AggregateFunction::new_udf(
+                func,
+                args,
+                distinct,
+                None,
+                vec![],
+                None,
+            ));
+            position_or_push(&mut aggregates, &e)
+        };
+        let sum = aggregate_udf("sum")?;
+        let mut outputs = Vec::new();
+        for f in &self.finals {
+            outputs.push(match f {
+                Final::Reaggregate {
+                    via,
+                    partial,
+                    zero_on_empty,
+                } => (
+                    call(Arc::clone(via), vec![field(*partial)?], false),
+                    None,
+                    *zero_on_empty,
+                ),
+                Final::Average { sum: s, count: c } => {
+                    let s = call(Arc::clone(&sum), vec![field(*s)?], false);
+                    (
+                        s,
+                        Some(call(Arc::clone(&sum), vec![field(*c)?], false)),
+                        false,
+                    )
+                }
+                Final::Distinct { func, args } => {
+                    let args = args.iter().map(|i| field(*i)).collect::<Option<_>>()?;
+                    (call(Arc::clone(func), args, true), None, false)
+                }
+            });
+        }
+        let aggregate = Arc::new(LogicalPlan::Aggregate(
+            Aggregate::try_new(input, vec![Expr::GroupingSet(grouping)], aggregates).ok()?,
+        ));
+        let out = aggregate.schema();
+        let column = |i: usize| Expr::Column(Column::from(out.qualified_field(i)));
+        let group_fields = self.keys.len() + 1; // the keys, then `__grouping_id`
+        let mut exprs: Vec<Expr> = (0..group_fields).map(column).collect();
+        for (j, (value, count, zero_on_empty)) in outputs.into_iter().enumerate() {
+            let result = self.schema.field(group_fields + j).data_type();
+            let value = column(group_fields + value);
+            let mut e = match count {
+                Some(c) => average(value, column(group_fields + c), result),
+                None => value,
+            };
+            if zero_on_empty {
+                let zero = ScalarValue::new_zero(result).ok()?;
+                e = datafusion::functions::expr_fn::coalesce(vec![e, Expr::Literal(zero, None)]);
+            }
+            if e.get_type(out.as_ref()).ok()? != *result {
+                e = Expr::Cast(Cast::new(Box::new(e), result.clone()));
+            }
+            exprs.push(e);
+        }
+        let exprs = exprs
+            .into_iter()
+            .zip(self.schema.iter())
+            .map(|(e, (qualifier, f))| e.alias_qualified(qualifier.cloned(), f.name()))
+            .collect();
+        let projection = Projection::try_new(exprs, aggregate).ok()?;
+        projection
+            .schema
+            .logically_equivalent_names_and_types(&self.schema)
+            .then_some(LogicalPlan::Projection(projection))
+    }
+}
