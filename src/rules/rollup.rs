@@ -335,10 +335,16 @@ impl Rollup<'_> {
         // read of the MV's rows would not, so that case always re-aggregates.
         let mut effective: HashSet<Id> = keys.iter().copied().collect();
         effective.extend(pinned);
-        let same_grouping = effective == mv_keys.iter().copied().collect::<HashSet<_>>()
-            && (filter.is_none() || !keys.is_empty());
+        let every_key_fixed = effective == mv_keys.iter().copied().collect::<HashSet<_>>();
+        let same_grouping = every_key_fixed && (filter.is_none() || !keys.is_empty());
         if same_grouping && let Some(direct) = self.direct(&keys, &aggs, &stored) {
             return Ok(Some(direct));
+        }
+        if every_key_fixed
+            && keys.is_empty()
+            && let Some(one) = self.single_group(&aggs, &stored)
+        {
+            return Ok(Some(one));
         }
         // Not a float key: whether 0.0 and -0.0 (or NaNs) are one group and one distinct
         // value is for DataFusion's grouping and DISTINCT to agree on, which is not checked.
@@ -429,6 +435,72 @@ impl Rollup<'_> {
         }
         let items = self.egraph.add(Node::List(items.into()));
         Some(self.egraph.add(Node::Proj([items, self.input])))
+    }
+
+    /// No GROUP BY, and the filter pins every MV key: the filtered MV holds at most one row,
+    /// the query's one group if it has any rows. Each aggregate is read from that row; over
+    /// no row it is what the aggregate gives over no input (DataFusion's `default_value`: 0
+    /// for a count, otherwise NULL), so the query keeps its one row.
+    fn single_group(&mut self, aggs: &[Id], stored: &HashSet<Id>) -> Option<Id> {
+        let mut picks = Vec::new();
+        let rows = {
+            let one = self.add(lit(1i64), vec![]);
+            aggregate(self.egraph, "count", one)?
+        };
+        picks.push(rows);
+        let mut items = Vec::new();
+        for a in aggs {
+            let out = if stored.contains(a) {
+                let (head, _) = expr_node(self.egraph, *a)?;
+                let Expr::AggregateFunction(f) = self.egraph.analysis.head(head) else {
+                    return None;
+                };
+                let result = self.egraph[*a].data.data_type.clone()?;
+                let empty = f.func.default_value(&result).ok()?;
+                let value = self.pick(*a, &mut picks)?;
+                if empty.is_null() {
+                    value
+                } else {
+                    let head = datafusion::logical_expr::when(
+                        placeholder(0).eq(lit(0i64)),
+                        Expr::Literal(empty, None),
+                    )
+                    .otherwise(placeholder(1))
+                    .ok()?;
+                    self.add(head, vec![rows, value])
+                }
+            } else {
+                let (sum, count, result) = self.avg_parts(*a, stored).ok()??;
+                let (sum, count) = (self.pick(sum, &mut picks)?, self.pick(count, &mut picks)?);
+                divide(self.egraph, sum, count, &result)
+            };
+            items.push(self.named(*a, out));
+        }
+        let keys = self.set(vec![]);
+        let picks = self.set(picks);
+        let agg = self.egraph.add(Node::Agg([keys, picks, self.input]));
+        let items = self.egraph.add(Node::List(items.into()));
+        Some(self.egraph.add(Node::Proj([items, agg])))
+    }
+
+    /// `max(value)` over at most one row: its value, or NULL over none. Only for the types
+    /// `max` orders.
+    fn pick(&mut self, value: Id, picks: &mut Vec<Id>) -> Option<Id> {
+        let t = self.egraph[value].data.data_type.as_ref()?;
+        let ordered = t.is_numeric()
+            || matches!(
+                t,
+                DataType::Boolean
+                    | DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Date32
+                    | DataType::Date64
+                    | DataType::Timestamp(..)
+            );
+        let max = aggregate(self.egraph, "max", value).filter(|_| ordered)?;
+        picks.push(max);
+        Some(max)
     }
 
     /// The expression (over the new aggregate's outputs) that equals query aggregate `a`,
