@@ -41,9 +41,10 @@ impl CostFunction<Node> for RowsRead<'_> {
             Node::Agg([_, _, input]) => children + costs(*input) + 1.0,
             // So does joining: a hash join builds on one input and probes with the other.
             Node::Join([inputs]) => children + costs(*inputs) + 1.0,
-            Node::LeftJoin([a, b, _]) | Node::FullJoin([a, b, _]) => {
-                children + costs(*a) + costs(*b) + 1.0
-            }
+            Node::LeftJoin([a, b, _])
+            | Node::FullJoin([a, b, _])
+            | Node::SemiJoin([a, b, _])
+            | Node::AntiJoin([a, b, _]) => children + costs(*a) + costs(*b) + 1.0,
             Node::Filter(_) | Node::Proj(_) => children + 1.0,
             Node::Expr(..) | Node::As(_) => children + 1e-3,
             Node::List(_) | Node::Name(_) => children,

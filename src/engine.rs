@@ -716,8 +716,8 @@ fn reachable_mvs(egraph: &PlanGraph, root: Id) -> HashSet<Symbol> {
         .collect()
 }
 
-/// The outer joins under `rel`, described (`a left join of users with visits on ...`): an
-/// inner join is a filter over a set, so only outer joins have a shape to differ in.
+/// The outer, semi and anti joins under `rel`, described (`a left join of users with visits
+/// on ...`): an inner join is a filter over a set, so only these have a shape to differ in.
 fn joins(egraph: &PlanGraph, rel: Id) -> Vec<String> {
     let mut out = Vec::new();
     let mut todo = vec![rel];
@@ -742,18 +742,22 @@ fn joins(egraph: &PlanGraph, rel: Id) -> Vec<String> {
         }
         for node in &egraph[c].nodes {
             match node {
-                Node::LeftJoin([a, b, on]) | Node::FullJoin([a, b, on]) => {
-                    let kind = if matches!(node, Node::LeftJoin(_)) {
-                        "left"
-                    } else {
-                        "full"
+                Node::LeftJoin([a, b, on])
+                | Node::FullJoin([a, b, on])
+                | Node::SemiJoin([a, b, on])
+                | Node::AntiJoin([a, b, on]) => {
+                    let kind = match node {
+                        Node::LeftJoin(_) => "a left join",
+                        Node::FullJoin(_) => "a full join",
+                        Node::SemiJoin(_) => "a semi join (EXISTS, IN)",
+                        _ => "an anti join (NOT EXISTS)",
                     };
                     let on: Vec<String> = list_items(egraph, *on)
                         .into_iter()
                         .map(|x| display(egraph, x))
                         .collect();
                     out.push(format!(
-                        "a {kind} join of {} with {} on {}",
+                        "{kind} of {} with {} on {}",
                         tables(*a),
                         tables(*b),
                         on.join(" AND ")
@@ -803,7 +807,7 @@ fn diagnose(
     if query_joins != mv_joins {
         let list = |j: &[String]| {
             if j.is_empty() {
-                "no outer join".to_string()
+                "no outer, semi or anti join".to_string()
             } else {
                 j.join(" and ")
             }

@@ -33,6 +33,8 @@ define_language! {
         "join" = Join([Id; 1]),
         "ljoin" = LeftJoin([Id; 3]),
         "fjoin" = FullJoin([Id; 3]),
+        "sjoin" = SemiJoin([Id; 3]),
+        "ajoin" = AntiJoin([Id; 3]),
         "as" = As([Id; 2]),
         "list" = List(Box<[Id]>),
         Expr(Head, Vec<Id>),
@@ -56,6 +58,10 @@ define_language! {
 //   nullable input are ON conditions: both are equalities, so MVs and queries that place them
 //   differently meet.
 // - `(fjoin a b (list on...))`: a full outer join, inputs ordered by class id.
+// - `(sjoin kept probe (list on...))`, `(ajoin kept probe (list on...))`: the rows of `kept`
+//   with a match in `probe` (semi join: `EXISTS`, `IN`), or with none (anti join: `NOT
+//   EXISTS`), outputting `kept`'s columns. As for `ljoin`, filters on `kept` sit above, filters
+//   on `probe` are ON conditions.
 // - `(as target value)`, only inside a `proj` list: compute `value` and let it stand for the
 //   expression `target` above (so a re-aggregated `sum(count)` answers `count(*)`).
 // - `Expr(head, children)`: a scalar or aggregate expression, an interned [`Head`].
@@ -261,7 +267,9 @@ impl Analysis<Node> for PlanAnalysis {
         };
         let schema = match enode {
             Node::Scan([_, cols]) | Node::Mv([_, cols]) => Some(list(egraph, *cols)),
-            Node::Filter([_, input]) => egraph[*input].data.schema.clone(),
+            Node::Filter([_, input])
+            | Node::SemiJoin([input, _, _])
+            | Node::AntiJoin([input, _, _]) => egraph[*input].data.schema.clone(),
             Node::LeftJoin([a, b, _]) | Node::FullJoin([a, b, _]) => egraph[*a]
                 .data
                 .schema

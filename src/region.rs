@@ -44,18 +44,15 @@ pub fn not_a_region(plan: &LogicalPlan, determinism: Determinism) -> Option<Stri
             LogicalPlan::Limit(_) => Some("it has a LIMIT".to_string()),
             LogicalPlan::Window(_) => Some("it uses a window function".to_string()),
             LogicalPlan::Join(join) => match join.join_type {
-                JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
-                    if join.null_equality == NullEquality::NullEqualsNothing
-                        && !join.null_aware =>
-                {
-                    None
-                }
-                JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
+                JoinType::LeftMark | JoinType::RightMark => Some(format!(
+                    "it has a {} join (inner, outer, semi and anti joins only)",
+                    join.join_type
+                )),
+                _ if join.null_aware => Some("it has a NOT IN subquery".to_string()),
+                _ if join.null_equality != NullEquality::NullEqualsNothing => {
                     Some("it joins on NULL-equal keys".to_string())
                 }
-                other => Some(format!(
-                    "it has a {other} join (inner and outer joins only)"
-                )),
+                _ => None,
             },
             LogicalPlan::Union(_) => Some("it has a UNION".to_string()),
             LogicalPlan::Sort(_) => Some("it has an ORDER BY below its top".to_string()),

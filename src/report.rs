@@ -136,7 +136,7 @@ impl ReasonCode {
                 "bound the range on bucket starts of the MV's grain: ts >= start AND ts < end"
             }
             ReasonCode::JoinNotMatched => {
-                "define the MV with the query's joins: the same outer joins on the same ON conditions"
+                "define the MV with the query's joins: the same outer, semi and anti joins on the same ON conditions"
             }
             ReasonCode::UnionNotMatched => {
                 "define the MV as the query's UNION: the same branches (in any order), UNION ALL answering both kinds"

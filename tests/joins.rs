@@ -12,7 +12,7 @@ mod common;
 use mvrewrite::datagen::Rng;
 
 /// Join shapes: FROM clauses with the columns they offer as group keys.
-const SHAPES: [(&str, &[&str]); 11] = [
+const SHAPES: [(&str, &[&str]); 14] = [
     ("visits v", &["v.user_id", "v.site_id", "v.duration % 5"]),
     (
         "visits v JOIN users u ON v.user_id = u.user_id",
@@ -55,6 +55,19 @@ const SHAPES: [(&str, &[&str]); 11] = [
     (
         "visits v JOIN visits w ON v.user_id = w.user_id AND v.site_id = w.site_id",
         &["v.site_id", "w.duration % 5", "v.duration % 5"],
+    ),
+    // Semi and anti joins: EXISTS, IN and NOT EXISTS.
+    (
+        "(SELECT * FROM visits WHERE EXISTS (SELECT 1 FROM users x WHERE x.user_id = visits.user_id AND x.tier > 1)) v",
+        &["v.user_id", "v.site_id", "v.duration % 5"],
+    ),
+    (
+        "(SELECT * FROM visits WHERE user_id IN (SELECT user_id FROM users WHERE country = 'china')) v",
+        &["v.user_id", "v.site_id"],
+    ),
+    (
+        "(SELECT * FROM visits WHERE NOT EXISTS (SELECT 1 FROM sites y WHERE y.site_id = visits.site_id AND y.region = 'eu')) v",
+        &["v.site_id", "v.duration % 5", "v.user_id"],
     ),
 ];
 const AGGS: [&str; 6] = [

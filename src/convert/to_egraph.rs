@@ -201,7 +201,13 @@ impl<'a> ToEGraph<'a> {
             LogicalPlan::Join(join)
                 if matches!(
                     join.join_type,
-                    JoinType::Left | JoinType::Right | JoinType::Full
+                    JoinType::Left
+                        | JoinType::Right
+                        | JoinType::Full
+                        | JoinType::LeftSemi
+                        | JoinType::RightSemi
+                        | JoinType::LeftAnti
+                        | JoinType::RightAnti
                 ) =>
             {
                 let (left, left_outs) = self.rel(&join.left)?;
@@ -212,7 +218,8 @@ impl<'a> ToEGraph<'a> {
                 let nullable: &[&[Id]] = match join.join_type {
                     JoinType::Left => &[&right_outs],
                     JoinType::Right => &[&left_outs],
-                    _ => &[&left_outs, &right_outs],
+                    JoinType::Full => &[&left_outs, &right_outs],
+                    _ => &[],
                 };
                 if let Some(computed) = nullable
                     .iter()
@@ -224,7 +231,23 @@ impl<'a> ToEGraph<'a> {
                         crate::lang::display(self.egraph, *computed)
                     ));
                 }
-                let outs: Vec<Id> = left_outs.into_iter().chain(right_outs).collect();
+                let both: Vec<Id> = left_outs.iter().chain(&right_outs).copied().collect();
+                // A semi or anti join outputs its kept side's columns only; its conditions
+                // read both sides, as the join sees them.
+                let (outs, both_schema) = match join.join_type {
+                    JoinType::LeftSemi | JoinType::LeftAnti => (left_outs, None),
+                    JoinType::RightSemi | JoinType::RightAnti => (right_outs, None),
+                    _ => (both.clone(), Some(Arc::clone(&join.schema))),
+                };
+                let both_schema = match both_schema {
+                    Some(schema) => schema,
+                    None => Arc::new(
+                        join.left
+                            .schema()
+                            .join(join.right.schema())
+                            .map_err(|e| e.to_string())?,
+                    ),
+                };
                 let mut on = Vec::new();
                 let conditions = join.on.iter().map(|(l, r)| l.clone().eq(r.clone())).chain(
                     join.filter.iter().flat_map(|f| {
@@ -235,7 +258,7 @@ impl<'a> ToEGraph<'a> {
                     }),
                 );
                 for condition in conditions {
-                    on.push(self.expr(&condition, &join.schema, &outs)?);
+                    on.push(self.expr(&condition, &both_schema, &both)?);
                 }
                 let rel = match join.join_type {
                     JoinType::Full => {
@@ -248,10 +271,11 @@ impl<'a> ToEGraph<'a> {
                         self.egraph.add(Node::FullJoin([a, b, on]))
                     }
                     kind => {
-                        let (preserved, nullable) = if kind == JoinType::Left {
-                            (left, right)
-                        } else {
-                            (right, left)
+                        let (preserved, nullable) = match kind {
+                            JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti => {
+                                (left, right)
+                            }
+                            _ => (right, left),
                         };
                         // Filters on the preserved side keep or drop its rows whether or not
                         // they match: they go above. Filters on the other side only decide
@@ -271,7 +295,15 @@ impl<'a> ToEGraph<'a> {
                             }
                         }
                         let on = self.set(&on);
-                        let join = self.egraph.add(Node::LeftJoin([preserved, nullable, on]));
+                        let join = self.egraph.add(match kind {
+                            JoinType::LeftSemi | JoinType::RightSemi => {
+                                Node::SemiJoin([preserved, nullable, on])
+                            }
+                            JoinType::LeftAnti | JoinType::RightAnti => {
+                                Node::AntiJoin([preserved, nullable, on])
+                            }
+                            _ => Node::LeftJoin([preserved, nullable, on]),
+                        });
                         if above.is_empty() {
                             join
                         } else {

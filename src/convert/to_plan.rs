@@ -90,15 +90,20 @@ impl ToPlan<'_> {
                 let plan = plan.ok_or("a join without inputs")?;
                 Ok((build(Ok(plan))?, ids))
             }
-            Node::LeftJoin([a, b, on]) | Node::FullJoin([a, b, on]) => {
-                let kind = if matches!(node, Node::LeftJoin(_)) {
-                    JoinType::Left
-                } else {
-                    JoinType::Full
+            Node::LeftJoin([a, b, on])
+            | Node::FullJoin([a, b, on])
+            | Node::SemiJoin([a, b, on])
+            | Node::AntiJoin([a, b, on]) => {
+                let kind = match node {
+                    Node::LeftJoin(_) => JoinType::Left,
+                    Node::FullJoin(_) => JoinType::Full,
+                    Node::SemiJoin(_) => JoinType::LeftSemi,
+                    _ => JoinType::LeftAnti,
                 };
                 let (left, left_ids) = self.rel(*a)?;
                 let (right, right_ids) = self.rel(*b)?;
-                let ids: Vec<Id> = left_ids.into_iter().chain(right_ids).collect();
+                let kept = left_ids.len();
+                let mut ids: Vec<Id> = left_ids.into_iter().chain(right_ids).collect();
                 // The conditions are resolved over both inputs' columns, as the join sees them.
                 let both = build(LogicalPlanBuilder::from(left.clone()).cross_join(right.clone()))?;
                 let on = list_items(self.egraph, *on)
@@ -106,6 +111,9 @@ impl ToPlan<'_> {
                     .map(|c| self.expr(c, &both, &ids))
                     .collect::<Out<Vec<_>>>()?;
                 let plan = build(LogicalPlanBuilder::from(left).join_on(right, kind, on))?;
+                if matches!(kind, JoinType::LeftSemi | JoinType::LeftAnti) {
+                    ids.truncate(kept);
+                }
                 Ok((plan, ids))
             }
             Node::Filter([conjuncts, input]) => {

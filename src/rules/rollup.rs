@@ -802,9 +802,11 @@ fn without_outer_joins(egraph: &PlanGraph, rel: Id) -> bool {
         for node in &egraph[class].nodes {
             match node {
                 Node::LeftJoin(_) | Node::FullJoin(_) => return false,
-                Node::Filter([_, input]) | Node::Proj([_, input]) | Node::Agg([_, _, input]) => {
-                    todo.push(egraph.find(*input))
-                }
+                Node::Filter([_, input])
+                | Node::Proj([_, input])
+                | Node::Agg([_, _, input])
+                | Node::SemiJoin([input, _, _])
+                | Node::AntiJoin([input, _, _]) => todo.push(egraph.find(*input)),
                 Node::Join([inputs]) => todo.extend(
                     list_items(egraph, *inputs)
                         .into_iter()
