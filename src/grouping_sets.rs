@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
     Aggregate, AggregateUDF, Cast, Expr, ExprSchemable, GroupingSet, LogicalPlan, Projection,
 };
 
-use crate::rules::rollup::{RollupTable, aggregate_udf, average};
+use crate::rules::rollup::{RollupTable, aggregate_udf, average, rebuilt_average};
 
 /// A grouping-sets aggregate taken apart: the plain aggregate below, and how the grouping sets
 /// are computed over whatever answers it.
@@ -90,6 +90,10 @@ fn split_aggregate(
             return Err(format!("{name}() has a FILTER or an ORDER BY"));
         }
         if f.params.distinct {
+            // A literal argument (`string_agg(DISTINCT x, ',')`'s delimiter) must stay one.
+            if f.params.args.iter().any(|a| matches!(a, Expr::Literal(..))) {
+                return Err(format!("{name}(DISTINCT ..) has a literal argument"));
+            }
             let args = f
                 .params
                 .args
@@ -118,11 +122,22 @@ fn split_aggregate(
             ));
             Ok::<_, String>(position_or_push(&mut partials, &call))
         };
+        // An average as exactly as the rollup rebuilds one (a DOUBLE, or a DECIMAL's).
+        let rebuilt = || {
+            let schema = agg.input.schema();
+            match (f.params.args.as_slice(), expr.get_type(schema)) {
+                ([arg], Ok(result)) => rebuilt_average(arg.get_type(schema).ok().as_ref(), &result),
+                _ => false,
+            }
+        };
         finals.push(match (rule.from.as_slice(), rule.via.as_str()) {
-            ([sum, count], "divide") => Final::Average {
+            ([sum, count], "divide") if rebuilt() => Final::Average {
                 sum: partial(sum)?,
                 count: partial(count)?,
             },
+            (_, "divide") => {
+                return Err(format!("{name}() of this type is not rebuilt exactly"));
+            }
             ([from], via) => Final::Reaggregate {
                 via: aggregate_udf(via).ok_or_else(|| format!("no aggregate {via}"))?,
                 partial: partial(from)?,

@@ -231,6 +231,7 @@ impl<'a> ToEGraph<'a> {
                         crate::lang::display(self.egraph, *computed)
                     ));
                 }
+                self.distinct_sides(&left_outs, &right_outs)?;
                 let both: Vec<Id> = left_outs.iter().chain(&right_outs).copied().collect();
                 // A semi or anti join outputs its kept side's columns only; its conditions
                 // read both sides, as the join sees them.
@@ -316,6 +317,7 @@ impl<'a> ToEGraph<'a> {
             LogicalPlan::Join(join) if join.join_type == JoinType::Inner => {
                 let (left, left_outs) = self.rel(&join.left)?;
                 let (right, right_outs) = self.rel(&join.right)?;
+                self.distinct_sides(&left_outs, &right_outs)?;
                 let outs: Vec<Id> = left_outs.into_iter().chain(right_outs).collect();
                 // Inner joins commute, associate and let filters through: one filter over one
                 // set of inputs, whatever the join order and wherever a condition was written.
@@ -344,6 +346,25 @@ impl<'a> ToEGraph<'a> {
                 Ok((rel, outs))
             }
             other => Err(format!("unsupported plan node {}", other.display())),
+        }
+    }
+
+    /// A join's conditions and outputs name each side's columns by class: an expression both
+    /// sides compute without reading a column of their own (`count(*)` of two subqueries)
+    /// would be one class, and could not be told apart.
+    fn distinct_sides(&self, left: &[Id], right: &[Id]) -> Out<()> {
+        let left: std::collections::HashSet<Id> =
+            left.iter().map(|c| self.egraph.find(*c)).collect();
+        match right.iter().find(|c| {
+            left.contains(&self.egraph.find(**c))
+                && !crate::lang::expr_nodes(self.egraph, **c)
+                    .any(|(h, _)| *self.egraph.analysis.kind(h) == HeadKind::Literal)
+        }) {
+            Some(c) => Err(format!(
+                "both sides of a join compute {}",
+                crate::lang::display(self.egraph, *c)
+            )),
+            None => Ok(()),
         }
     }
 

@@ -10,6 +10,7 @@
 //! rule NAME: @REWRITE
 //! rollup QUERY_FN from MV_FN... via REAGG_FN [zero-on-empty]
 //! duplicate-insensitive FN...
+//! empty-is-default FN...
 //! grain NAME = DEFINITION
 //! nests FINE in COARSE...
 //! ```
@@ -92,6 +93,10 @@ impl RuleSet {
                 } else if let Some(rest) = line.strip_prefix("duplicate-insensitive ") {
                     table
                         .duplicate_insensitive
+                        .extend(rest.split_whitespace().map(str::to_string));
+                } else if let Some(rest) = line.strip_prefix("empty-is-default ") {
+                    table
+                        .empty_is_default
                         .extend(rest.split_whitespace().map(str::to_string));
                 } else {
                     return Err(format!("{}: cannot read '{line}'", at()));

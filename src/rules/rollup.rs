@@ -42,6 +42,9 @@ pub struct RollupTable {
     pub rules: HashMap<String, RollupRule>,
     /// Aggregates whose result does not depend on duplicates: computable from MV group keys.
     pub duplicate_insensitive: Vec<String>,
+    /// Aggregates known to give DataFusion's `default_value` over no rows (a user's aggregate
+    /// of another name may not): read from a pinned group without GROUP BY.
+    pub empty_is_default: Vec<String>,
 }
 
 impl RollupTable {
@@ -455,6 +458,14 @@ impl Rollup<'_> {
                 let Expr::AggregateFunction(f) = self.egraph.analysis.head(head) else {
                     return None;
                 };
+                if !self
+                    .table
+                    .empty_is_default
+                    .iter()
+                    .any(|n| n == f.func.name())
+                {
+                    return None;
+                }
                 let result = self.egraph[*a].data.data_type.clone()?;
                 let empty = f.func.default_value(&result).ok()?;
                 let value = self.pick(*a, &mut picks)?;
