@@ -148,8 +148,13 @@ impl Engine {
                     None => Transformed::no(node),
                 });
             }
-            let mut answer = |region: &LogicalPlan| {
-                if has_join(region) && !tried_joins.insert(occurrences::table_occurrences(region)) {
+            // `remember`: whether the tables it joins need not be tried again below it (not for a
+            // grouping-sets split, whose join alone may still be answered).
+            let mut answer = |region: &LogicalPlan, remember: bool| {
+                if remember
+                    && has_join(region)
+                    && !tried_joins.insert(occurrences::table_occurrences(region))
+                {
                     return None;
                 }
                 // A bug in a rule must cost the rewrite, never the query: keep the region.
@@ -167,7 +172,7 @@ impl Engine {
                 Some(Ok(split))
                     if region::not_a_region(&split.inner, Determinism::AllowStable).is_none() =>
                 {
-                    if let Some(new) = answer(&split.inner).and_then(|new| split.over(new)) {
+                    if let Some(new) = answer(&split.inner, false).and_then(|new| split.over(new)) {
                         return Ok(Transformed::new(new, true, TreeNodeRecursion::Jump));
                     }
                 }
@@ -180,7 +185,7 @@ impl Engine {
                 return Ok(Transformed::no(node));
             }
             // A join no MV answers whole may still have inputs that one answers.
-            Ok(match answer(&node) {
+            Ok(match answer(&node, true) {
                 Some(new) => Transformed::new(new, true, TreeNodeRecursion::Jump),
                 None if has_join(&node) => {
                     Transformed::new(node, false, TreeNodeRecursion::Continue)
@@ -749,8 +754,8 @@ fn joins(egraph: &PlanGraph, rel: Id) -> Vec<String> {
                     let kind = match node {
                         Node::LeftJoin(_) => "a left join",
                         Node::FullJoin(_) => "a full join",
-                        Node::SemiJoin(_) => "a semi join (EXISTS, IN)",
-                        _ => "an anti join (NOT EXISTS)",
+                        Node::SemiJoin(_) => "a semi join (EXISTS, IN, INTERSECT)",
+                        _ => "an anti join (NOT EXISTS, EXCEPT)",
                     };
                     let on: Vec<String> = list_items(egraph, *on)
                         .into_iter()

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 
-use datafusion::common::NullEquality;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, TableScan, Volatility};
 
@@ -49,9 +48,6 @@ pub fn not_a_region(plan: &LogicalPlan, determinism: Determinism) -> Option<Stri
                     join.join_type
                 )),
                 _ if join.null_aware => Some("it has a NOT IN subquery".to_string()),
-                _ if join.null_equality != NullEquality::NullEqualsNothing => {
-                    Some("it joins on NULL-equal keys".to_string())
-                }
                 _ => None,
             },
             LogicalPlan::Union(_) => Some("it has a UNION".to_string()),

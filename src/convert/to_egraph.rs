@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Column, DFSchema};
+use datafusion::common::{Column, DFSchema, NullEquality};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, JoinType, LogicalPlan, Operator, TableSource, cast,
@@ -250,14 +250,16 @@ impl<'a> ToEGraph<'a> {
                     ),
                 };
                 let mut on = Vec::new();
-                let conditions = join.on.iter().map(|(l, r)| l.clone().eq(r.clone())).chain(
-                    join.filter.iter().flat_map(|f| {
+                let conditions = join
+                    .on
+                    .iter()
+                    .map(|(l, r)| key_condition(join, l, r))
+                    .chain(join.filter.iter().flat_map(|f| {
                         split_conjunction(f)
                             .into_iter()
                             .cloned()
                             .collect::<Vec<_>>()
-                    }),
-                );
+                    }));
                 for condition in conditions {
                     on.push(self.expr(&condition, &both_schema, &both)?);
                 }
@@ -325,14 +327,16 @@ impl<'a> ToEGraph<'a> {
                 let (more, right_inputs) = unjoined(self.egraph, right);
                 conjuncts.extend(more);
                 inputs.extend(right_inputs);
-                let on = join.on.iter().map(|(l, r)| l.clone().eq(r.clone())).chain(
-                    join.filter.iter().flat_map(|f| {
+                let on = join
+                    .on
+                    .iter()
+                    .map(|(l, r)| key_condition(join, l, r))
+                    .chain(join.filter.iter().flat_map(|f| {
                         split_conjunction(f)
                             .into_iter()
                             .cloned()
                             .collect::<Vec<_>>()
-                    }),
-                );
+                    }));
                 for condition in on {
                     conjuncts.push(self.expr(&condition, &join.schema, &outs)?);
                 }
@@ -535,4 +539,17 @@ fn canonical_operands(head: Expr, ids: &mut [Id], egraph: &PlanGraph) -> Expr {
     };
     ids.swap(0, 1);
     Expr::BinaryExpr(BinaryExpr::new(left.clone(), flipped, right.clone()))
+}
+
+/// A join key pair as the condition it stands for: `l = r`, or `l IS NOT DISTINCT FROM r` where
+/// the join matches NULL keys (INTERSECT and EXCEPT), which DataFusion turns back into keys.
+fn key_condition(join: &datafusion::logical_expr::Join, l: &Expr, r: &Expr) -> Expr {
+    match join.null_equality {
+        NullEquality::NullEqualsNothing => l.clone().eq(r.clone()),
+        NullEquality::NullEqualsNull => datafusion::logical_expr::binary_expr(
+            l.clone(),
+            datafusion::logical_expr::Operator::IsNotDistinctFrom,
+            r.clone(),
+        ),
+    }
 }
