@@ -12,7 +12,7 @@ mod common;
 use mvrewrite::datagen::Rng;
 
 /// Join shapes: FROM clauses with the columns they offer as group keys.
-const SHAPES: [(&str, &[&str]); 14] = [
+const SHAPES: [(&str, &[&str]); 16] = [
     ("visits v", &["v.user_id", "v.site_id", "v.duration % 5"]),
     (
         "visits v JOIN users u ON v.user_id = u.user_id",
@@ -68,6 +68,15 @@ const SHAPES: [(&str, &[&str]); 14] = [
     (
         "(SELECT * FROM visits WHERE NOT EXISTS (SELECT 1 FROM sites y WHERE y.site_id = visits.site_id AND y.region = 'eu')) v",
         &["v.site_id", "v.duration % 5", "v.user_id"],
+    ),
+    // INTERSECT and EXCEPT: joins on NULL-equal keys (`referrer_id` has NULLs).
+    (
+        "(SELECT * FROM visits WHERE duration > 50 INTERSECT SELECT * FROM visits WHERE site_id < 30) v",
+        &["v.site_id", "v.user_id", "v.duration % 5"],
+    ),
+    (
+        "(SELECT * FROM visits EXCEPT SELECT * FROM visits WHERE duration > 200) v",
+        &["v.site_id", "v.duration % 5"],
     ),
 ];
 const AGGS: [&str; 6] = [
