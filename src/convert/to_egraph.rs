@@ -55,6 +55,8 @@ pub struct ToEGraph<'a> {
     mapping: Mapping,
     /// Scans of each table met so far in the region being added.
     scans: HashMap<String, usize>,
+    /// The aggregates computed so far in the region being added.
+    aggregates: std::collections::HashSet<Id>,
 }
 
 type Out<T> = Result<T, String>;
@@ -69,6 +71,7 @@ impl<'a> ToEGraph<'a> {
             tables,
             mapping: Mapping::default(),
             scans: HashMap::new(),
+            aggregates: std::collections::HashSet::new(),
         }
     }
 
@@ -87,6 +90,7 @@ impl<'a> ToEGraph<'a> {
     ) -> Out<RegionInEGraph> {
         self.mapping = mapping.clone();
         self.scans.clear();
+        self.aggregates.clear();
         let (rel, outputs) = self.rel(plan)?;
         let list = self.egraph.add(Node::List(outputs.clone().into()));
         let root = self.egraph.add(Node::Proj([list, rel]));
@@ -192,6 +196,18 @@ impl<'a> ToEGraph<'a> {
                     .iter()
                     .map(|e| self.expr(e, schema, &outs))
                     .collect::<Out<Vec<_>>>()?;
+                // An aggregate is one class whatever rows it reads (`count(*)` of two inputs,
+                // `sum(x)` over a table and over groups of it): computed by two aggregates of
+                // one region, the two could not be told apart.
+                let mine: std::collections::HashSet<Id> =
+                    aggs.iter().map(|a| self.egraph.find(*a)).collect();
+                if let Some(twice) = mine.iter().find(|a| self.aggregates.contains(a)) {
+                    return Err(format!(
+                        "it computes {} over two different inputs",
+                        crate::lang::display(self.egraph, *twice)
+                    ));
+                }
+                self.aggregates.extend(mine);
                 let key_list = self.set(&keys);
                 let agg_list = self.set(&aggs);
                 let rel = self.egraph.add(Node::Agg([key_list, agg_list, input]));
@@ -231,7 +247,6 @@ impl<'a> ToEGraph<'a> {
                         crate::lang::display(self.egraph, *computed)
                     ));
                 }
-                self.distinct_sides(&left_outs, &right_outs)?;
                 let both: Vec<Id> = left_outs.iter().chain(&right_outs).copied().collect();
                 // A semi or anti join outputs its kept side's columns only; its conditions
                 // read both sides, as the join sees them.
@@ -319,7 +334,6 @@ impl<'a> ToEGraph<'a> {
             LogicalPlan::Join(join) if join.join_type == JoinType::Inner => {
                 let (left, left_outs) = self.rel(&join.left)?;
                 let (right, right_outs) = self.rel(&join.right)?;
-                self.distinct_sides(&left_outs, &right_outs)?;
                 let outs: Vec<Id> = left_outs.into_iter().chain(right_outs).collect();
                 // Inner joins commute, associate and let filters through: one filter over one
                 // set of inputs, whatever the join order and wherever a condition was written.
@@ -350,25 +364,6 @@ impl<'a> ToEGraph<'a> {
                 Ok((rel, outs))
             }
             other => Err(format!("unsupported plan node {}", other.display())),
-        }
-    }
-
-    /// A join's conditions and outputs name each side's columns by class: an expression both
-    /// sides compute without reading a column of their own (`count(*)` of two subqueries)
-    /// would be one class, and could not be told apart.
-    fn distinct_sides(&self, left: &[Id], right: &[Id]) -> Out<()> {
-        let left: std::collections::HashSet<Id> =
-            left.iter().map(|c| self.egraph.find(*c)).collect();
-        match right.iter().find(|c| {
-            left.contains(&self.egraph.find(**c))
-                && !crate::lang::expr_nodes(self.egraph, **c)
-                    .any(|(h, _)| *self.egraph.analysis.kind(h) == HeadKind::Literal)
-        }) {
-            Some(c) => Err(format!(
-                "both sides of a join compute {}",
-                crate::lang::display(self.egraph, *c)
-            )),
-            None => Ok(()),
         }
     }
 
