@@ -148,13 +148,10 @@ impl Engine {
                     None => Transformed::no(node),
                 });
             }
-            // `remember`: whether the tables it joins need not be tried again below it (not for a
-            // grouping-sets split, whose join alone may still be answered).
-            let mut answer = |region: &LogicalPlan, remember: bool| {
-                if remember
-                    && has_join(region)
-                    && !tried_joins.insert(occurrences::table_occurrences(region))
-                {
+            // `joins`: a region joining tables that need not be tried again below it (not for
+            // a grouping-sets split, whose join alone may still be answered).
+            let mut answer = |region: &LogicalPlan, joins: bool| {
+                if joins && !tried_joins.insert(occurrences::table_occurrences(region)) {
                     return None;
                 }
                 // A bug in a rule must cost the rewrite, never the query: keep the region.
@@ -185,11 +182,10 @@ impl Engine {
                 return Ok(Transformed::no(node));
             }
             // A join no MV answers whole may still have inputs that one answers.
-            Ok(match answer(&node, true) {
+            let joins = has_join(&node);
+            Ok(match answer(&node, joins) {
                 Some(new) => Transformed::new(new, true, TreeNodeRecursion::Jump),
-                None if has_join(&node) => {
-                    Transformed::new(node, false, TreeNodeRecursion::Continue)
-                }
+                None if joins => Transformed::new(node, false, TreeNodeRecursion::Continue),
                 None => Transformed::new(node, false, TreeNodeRecursion::Jump),
             })
         });
