@@ -20,8 +20,7 @@ use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, S
 use crate::rules::RuleSet;
 use crate::screen::Screen;
 use crate::{
-    dimensions, grouping_sets, join_back, join_equivalence, lossless, occurrences, outer_join,
-    union,
+    dimensions, join_back, join_equivalence, lossless, occurrences, outer_join, reaggregate, union,
 };
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
@@ -137,6 +136,9 @@ impl Engine {
         // sub-regions reading the same are the same question.
         let mut tried_joins = HashSet::new();
         let mut grouping_notes = Vec::new();
+        // Tables read by plain aggregates an MV answered but the grouping sets were not
+        // rebuilt over: such an MV was not used after all, unless another region reads it.
+        let mut unrebuilt = BTreeSet::new();
         let result = normalized.as_ref().clone().transform_down(|node| {
             // A union MV answers a whole union; otherwise its branches are regions of their own.
             if let Some(shape) = union::union_shape(&node) {
@@ -165,12 +167,18 @@ impl Engine {
                 })
             };
             // Grouping sets over a plain aggregate an MV answers.
-            match grouping_sets::split(&node, &self.rules.rollups) {
+            match reaggregate::split_grouping_sets(&node, &self.rules.rollups) {
                 Some(Ok(split))
                     if region::not_a_region(&split.inner, Determinism::AllowStable).is_none() =>
                 {
-                    if let Some(new) = answer(&split.inner, false).and_then(|new| split.over(new)) {
-                        return Ok(Transformed::new(new, true, TreeNodeRecursion::Jump));
+                    if let Some(answered) = answer(&split.inner, false) {
+                        let read = region::base_tables(&answered);
+                        match split.over(answered) {
+                            Some(new) => {
+                                return Ok(Transformed::new(new, true, TreeNodeRecursion::Jump));
+                            }
+                            None => unrebuilt.extend(read),
+                        }
                     }
                 }
                 Some(Err(why)) => grouping_notes.push(format!(
@@ -181,14 +189,28 @@ impl Engine {
             if region::not_a_region(&node, Determinism::AllowStable).is_some() {
                 return Ok(Transformed::no(node));
             }
-            // A join no MV answers whole may still have inputs that one answers.
+            // A join no MV answers whole may still have inputs that one answers, and an
+            // aggregate over an aggregate its inner one.
             let joins = has_join(&node);
             Ok(match answer(&node, joins) {
                 Some(new) => Transformed::new(new, true, TreeNodeRecursion::Jump),
-                None if joins => Transformed::new(node, false, TreeNodeRecursion::Continue),
+                None if joins || nests_aggregates(&node) => {
+                    Transformed::new(node, false, TreeNodeRecursion::Continue)
+                }
                 None => Transformed::new(node, false, TreeNodeRecursion::Jump),
             })
         });
+        if let Ok(t) = &result {
+            let read = region::base_tables(&t.data);
+            for mv in unrebuilt.difference(&read) {
+                if statuses.get(mv) == Some(&CandidateStatus::Used) {
+                    let why = "it answers the plain aggregate under the GROUPING SETS, but the \
+                               sets could not be rebuilt over it";
+                    let r = Rejection::new(ReasonCode::UnsupportedQuery, why);
+                    statuses.insert(mv.clone(), CandidateStatus::Rejected(r));
+                }
+            }
+        }
         report.candidates = statuses
             .into_iter()
             .filter(|(_, status)| explain == Explain::All || *status == CandidateStatus::Used)
@@ -847,6 +869,18 @@ fn diagnose(
 fn has_join(plan: &LogicalPlan) -> bool {
     plan.exists(|n| Ok(matches!(n, LogicalPlan::Join(_))))
         .unwrap_or(false)
+}
+
+/// Whether an aggregate of `plan` reads another aggregate's output.
+fn nests_aggregates(plan: &LogicalPlan) -> bool {
+    let aggregates = |n: &LogicalPlan| {
+        n.exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(_))))
+            .unwrap_or(false)
+    };
+    plan.exists(|n| {
+        Ok(matches!(n, LogicalPlan::Aggregate(_)) && n.inputs().into_iter().any(aggregates))
+    })
+    .unwrap_or(false)
 }
 
 /// `plan` in the form its regions are read in, queries and MV definitions alike: semi joins

@@ -246,6 +246,16 @@ impl Report {
             .collect()
     }
 
+    /// How [`Self::unsupported`] is introduced: a part of the query may be unsupported while
+    /// another part is answered.
+    pub fn unsupported_heading(&self) -> &'static str {
+        if self.used_mvs().is_empty() {
+            "not rewritten"
+        } else {
+            "a part not rewritten"
+        }
+    }
+
     /// Records `mv` as read by the rewritten plan.
     pub fn mark_used(&mut self, mv: &str) {
         match self.candidates.iter_mut().find(|c| c.mv == mv) {
@@ -312,7 +322,7 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(u) = &self.unsupported {
-            writeln!(f, "not rewritten: {u}")?;
+            writeln!(f, "{}: {u}", self.unsupported_heading())?;
         }
         for c in &self.candidates {
             match &c.status {

@@ -45,7 +45,7 @@ pub fn explain(result: &RewriteResult) -> String {
         let _ = writeln!(out, "no materialized view reads the query's tables");
     }
     if let Some(why) = &result.report.unsupported {
-        let _ = writeln!(out, "not considered: {why}");
+        let _ = writeln!(out, "{}: {why}", result.report.unsupported_heading());
     }
     for c in &result.report.candidates {
         let _ = match &c.status {

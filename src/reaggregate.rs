@@ -1,14 +1,15 @@
-//! A GROUPING SETS, ROLLUP or CUBE aggregate as the same grouping over a plain aggregate by
-//! every key it names: the plain aggregate is a region an MV may answer (src/engine.rs), and
-//! each grouping set re-aggregates its partial results as the rollup table says (`sum` of
-//! counts, `min` of minimums, averages from sums and counts; a DISTINCT aggregate's arguments
-//! become keys of the plain aggregate). Calcite answers such queries the same way, with the
-//! grouping sets kept over the MV.
+//! An aggregate computed as a final aggregate over partial ones: a plain aggregate by its keys
+//! (and the arguments of its DISTINCT aggregates) computing partial results, which the final
+//! aggregate merges as the rollup table says (`sum` of counts, `min` of minimums, averages from
+//! sums and counts). Calcite answers the same two questions this way:
 //!
-//! Both forms compute the same rows: each grouping set groups the plain aggregate's rows, which
-//! partition the input by a superset of its keys, so each of its groups merges the same input
-//! rows whole. Only the empty key list differs (an aggregate without GROUP BY has a row even
-//! over no input), so it is not split.
+//! - a GROUPING SETS, ROLLUP or CUBE aggregate over a plain aggregate by every key it names
+//!   (src/engine.rs): the plain aggregate is a region an MV may answer, and each grouping set
+//!   groups its rows, which partition the input by a superset of the set's keys, so each group
+//!   merges the same input rows whole. Only the empty key list differs (an aggregate without
+//!   GROUP BY has a row even over no input), so it is not split;
+//! - a plain aggregate over input rows taken in disjoint parts (src/parts.rs): each part's
+//!   partial aggregate, the final one over all their rows.
 
 use std::sync::Arc;
 
@@ -20,15 +21,15 @@ use datafusion::logical_expr::{
 
 use crate::rules::rollup::{RollupTable, aggregate_udf, average, rebuilt_average};
 
-/// A grouping-sets aggregate taken apart: the plain aggregate below, and how the grouping sets
-/// are computed over whatever answers it.
+/// An aggregate taken apart: the plain aggregate of partial results below, and how the
+/// original aggregate is computed over whatever answers it.
 #[derive(Debug)]
-pub struct GroupingSplit {
-    /// The plain aggregate: the grouping sets' keys, then the arguments of DISTINCT
-    /// aggregates, grouped; the partial aggregates.
+pub struct Reaggregation {
+    /// The plain aggregate: the original keys, then the arguments of DISTINCT aggregates,
+    /// grouped; the partial aggregates.
     pub inner: LogicalPlan,
-    /// The original grouping sets; their keys are the first fields of `inner`.
-    grouping: GroupingSet,
+    /// The original grouping sets, if any; their keys are the first fields of `inner`.
+    grouping: Option<GroupingSet>,
     keys: Vec<Expr>,
     /// The aggregates the grouping sets compute, over `inner`'s fields by position.
     finals: Vec<Final>,
@@ -55,25 +56,41 @@ enum Final {
 }
 
 /// `plan` split, if it is an aggregate by grouping sets; `Err` says why one cannot be.
-pub fn split(plan: &LogicalPlan, table: &RollupTable) -> Option<Result<GroupingSplit, String>> {
+pub fn split_grouping_sets(
+    plan: &LogicalPlan,
+    table: &RollupTable,
+) -> Option<Result<Reaggregation, String>> {
     let LogicalPlan::Aggregate(agg) = plan else {
         return None;
     };
     let [Expr::GroupingSet(grouping)] = agg.group_expr.as_slice() else {
         return None;
     };
-    Some(split_aggregate(agg, grouping, table))
+    let keys: Vec<Expr> = grouping.distinct_expr().into_iter().cloned().collect();
+    if keys.is_empty() {
+        return Some(Err("its only grouping set is empty".into()));
+    }
+    Some(split_aggregate(agg, Some(grouping), keys, table))
+}
+
+/// A plain aggregate split; `Err` says why it cannot be.
+pub fn split(agg: &Aggregate, table: &RollupTable) -> Result<Reaggregation, String> {
+    if agg
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Err("it groups by grouping sets".into());
+    }
+    split_aggregate(agg, None, agg.group_expr.clone(), table)
 }
 
 fn split_aggregate(
     agg: &Aggregate,
-    grouping: &GroupingSet,
+    grouping: Option<&GroupingSet>,
+    keys: Vec<Expr>,
     table: &RollupTable,
-) -> Result<GroupingSplit, String> {
-    let keys: Vec<Expr> = grouping.distinct_expr().into_iter().cloned().collect();
-    if keys.is_empty() {
-        return Err("its only grouping set is empty".into());
-    }
+) -> Result<Reaggregation, String> {
     let mut inner_keys = keys.clone();
     let mut partials: Vec<Expr> = Vec::new();
     let mut finals = Vec::new();
@@ -157,9 +174,9 @@ fn split_aggregate(
     }
     let inner = Aggregate::try_new(Arc::clone(&agg.input), inner_keys, partials)
         .map_err(|e| format!("its keys cannot be grouped alone: {e}"))?;
-    Ok(GroupingSplit {
+    Ok(Reaggregation {
         inner: LogicalPlan::Aggregate(inner),
-        grouping: grouping.clone(),
+        grouping: grouping.cloned(),
         keys,
         finals,
         schema: Arc::clone(&agg.schema),
@@ -174,9 +191,9 @@ fn position_or_push(exprs: &mut Vec<Expr>, expr: &Expr) -> usize {
     })
 }
 
-impl GroupingSplit {
-    /// The grouping sets computed over `answered`, a plan with the plain aggregate's fields (in
-    /// order), with the original aggregate's schema; `None` if it cannot be built with it.
+impl Reaggregation {
+    /// The original aggregate computed over `answered`, a plan with the plain aggregate's
+    /// fields (in order), with the original aggregate's schema; `None` if it cannot be built.
     pub fn over(&self, answered: LogicalPlan) -> Option<LogicalPlan> {
         let input = Arc::new(answered);
         let field = |i: usize| {
@@ -188,18 +205,21 @@ impl GroupingSplit {
             let i = self.keys.iter().position(|k| k == e)?;
             Some(key_columns[i].clone())
         };
-        let grouping = match &self.grouping {
-            GroupingSet::Rollup(es) => {
-                GroupingSet::Rollup(es.iter().map(as_column).collect::<Option<_>>()?)
+        let group_expr = match &self.grouping {
+            None => key_columns,
+            Some(GroupingSet::Rollup(es)) => vec![Expr::GroupingSet(GroupingSet::Rollup(
+                es.iter().map(as_column).collect::<Option<_>>()?,
+            ))],
+            Some(GroupingSet::Cube(es)) => vec![Expr::GroupingSet(GroupingSet::Cube(
+                es.iter().map(as_column).collect::<Option<_>>()?,
+            ))],
+            Some(GroupingSet::GroupingSets(sets)) => {
+                vec![Expr::GroupingSet(GroupingSet::GroupingSets(
+                    sets.iter()
+                        .map(|s| s.iter().map(as_column).collect::<Option<_>>())
+                        .collect::<Option<_>>()?,
+                ))]
             }
-            GroupingSet::Cube(es) => {
-                GroupingSet::Cube(es.iter().map(as_column).collect::<Option<_>>()?)
-            }
-            GroupingSet::GroupingSets(sets) => GroupingSet::GroupingSets(
-                sets.iter()
-                    .map(|s| s.iter().map(as_column).collect::<Option<_>>())
-                    .collect::<Option<_>>()?,
-            ),
         };
         // Each final aggregate, deduplicated (an average and a sum share the sum of sums).
         let mut aggregates: Vec<Expr> = Vec::new();
@@ -242,11 +262,12 @@ impl GroupingSplit {
             });
         }
         let aggregate = Arc::new(LogicalPlan::Aggregate(
-            Aggregate::try_new(input, vec![Expr::GroupingSet(grouping)], aggregates).ok()?,
+            Aggregate::try_new(input, group_expr, aggregates).ok()?,
         ));
         let out = aggregate.schema();
         let column = |i: usize| Expr::Column(Column::from(out.qualified_field(i)));
-        let group_fields = self.keys.len() + 1; // the keys, then `__grouping_id`
+        // The keys, then grouping sets' `__grouping_id`.
+        let group_fields = self.keys.len() + usize::from(self.grouping.is_some());
         let mut exprs: Vec<Expr> = (0..group_fields).map(column).collect();
         for (j, (value, count, zero_on_empty)) in outputs.into_iter().enumerate() {
             let result = self.schema.field(group_fields + j).data_type();
