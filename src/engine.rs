@@ -20,7 +20,8 @@ use crate::report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, S
 use crate::rules::RuleSet;
 use crate::screen::Screen;
 use crate::{
-    dimensions, join_back, join_equivalence, lossless, occurrences, outer_join, reaggregate, union,
+    dimensions, join_back, join_equivalence, lossless, occurrences, outer_join, parts, reaggregate,
+    union,
 };
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
@@ -34,6 +35,9 @@ pub struct Limits {
     /// At most this many MVs enter one region's e-graph, the smallest first; the others are
     /// reported `candidate_limit`.
     pub candidates: usize,
+    /// A region no MV answers whole is tried in two parts (src/parts.rs), by at most this
+    /// many MVs' filters; 0 never splits one.
+    pub parts: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +47,7 @@ impl Default for Limits {
             nodes: 10_000,
             time: Duration::from_millis(500),
             candidates: 64,
+            parts: 2,
         }
     }
 }
@@ -135,10 +140,17 @@ impl Engine {
         // Tables (with how often each is read) of join regions already tried: their
         // sub-regions reading the same are the same question.
         let mut tried_joins = HashSet::new();
-        let mut grouping_notes = Vec::new();
-        // Tables read by plain aggregates an MV answered but the grouping sets were not
-        // rebuilt over: such an MV was not used after all, unless another region reads it.
-        let mut unrebuilt = BTreeSet::new();
+        let mut notes = Vec::new();
+        // Tables read by answers not kept (grouping sets not rebuilt over a plain aggregate's
+        // answer, parts not united), with why: such an MV was not used after all, unless
+        // another region reads it.
+        let mut unkept: BTreeMap<String, &str> = BTreeMap::new();
+        // A plan already reading an MV is not split again: its other part, read from the
+        // tables, is exactly the rows the MV does not hold.
+        let may_split = self.limits.parts > 0
+            && !region::base_tables(plan)
+                .iter()
+                .any(|t| catalog.contains(t));
         let result = normalized.as_ref().clone().transform_down(|node| {
             // A union MV answers a whole union; otherwise its branches are regions of their own.
             if let Some(shape) = union::union_shape(&node) {
@@ -152,13 +164,13 @@ impl Engine {
             }
             // `joins`: a region joining tables that need not be tried again below it (not for
             // a grouping-sets split, whose join alone may still be answered).
-            let mut answer = |region: &LogicalPlan, joins: bool| {
+            let mut answer = |region: &LogicalPlan, joins: bool, statuses: &mut _| {
                 if joins && !tried_joins.insert(occurrences::table_occurrences(region)) {
                     return None;
                 }
                 // A bug in a rule must cost the rewrite, never the query: keep the region.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let explained = (&mut statuses, explain);
+                    let explained = (statuses, explain);
                     self.rewrite_region(region, catalog, &mut screen, explained, &mut report)
                 }))
                 .unwrap_or_else(|_| {
@@ -171,17 +183,17 @@ impl Engine {
                 Some(Ok(split))
                     if region::not_a_region(&split.inner, Determinism::AllowStable).is_none() =>
                 {
-                    if let Some(answered) = answer(&split.inner, false) {
+                    if let Some(answered) = answer(&split.inner, false, &mut statuses) {
                         let read = region::base_tables(&answered);
                         match split.over(answered) {
                             Some(new) => {
                                 return Ok(Transformed::new(new, true, TreeNodeRecursion::Jump));
                             }
-                            None => unrebuilt.extend(read),
+                            None => unkept.extend(read.into_iter().map(|t| (t, NOT_REBUILT))),
                         }
                     }
                 }
-                Some(Err(why)) => grouping_notes.push(format!(
+                Some(Err(why)) => notes.push(format!(
                     "the GROUPING SETS aggregate is not answered through a plain one: {why}"
                 )),
                 _ => {}
@@ -192,21 +204,48 @@ impl Engine {
             // A join no MV answers whole may still have inputs that one answers, and an
             // aggregate over an aggregate its inner one.
             let joins = has_join(&node);
-            Ok(match answer(&node, joins) {
-                Some(new) => Transformed::new(new, true, TreeNodeRecursion::Jump),
-                None if joins || nests_aggregates(&node) => {
-                    Transformed::new(node, false, TreeNodeRecursion::Continue)
+            if let Some(new) = answer(&node, joins, &mut statuses) {
+                return Ok(Transformed::new(new, true, TreeNodeRecursion::Jump));
+            }
+            // The rows an MV's filter keeps from it, and the others from the tables.
+            let conditions = if may_split {
+                self.part_conditions(&statuses, catalog)
+            } else {
+                Vec::new()
+            };
+            for condition in conditions {
+                let mut read = BTreeSet::new();
+                let mut answer_part = |part: &LogicalPlan| {
+                    let answered = answer(part, false, &mut statuses)?;
+                    read = region::base_tables(&answered);
+                    Some(answered)
+                };
+                let rollups = &self.rules.rollups;
+                match parts::answer_in_parts(&node, &condition, rollups, &mut answer_part) {
+                    Some(new) => {
+                        report.parts.push(format!(
+                            "{} answers the rows where {}; the others are read from {}",
+                            condition.mv,
+                            crate::lang::sql_text(&condition.predicate),
+                            condition.table
+                        ));
+                        return Ok(Transformed::new(new, true, TreeNodeRecursion::Jump));
+                    }
+                    None => unkept.extend(read.into_iter().map(|t| (t, NOT_UNITED))),
                 }
-                None => Transformed::new(node, false, TreeNodeRecursion::Jump),
-            })
+            }
+            let below = if joins || nests_aggregates(&node) {
+                TreeNodeRecursion::Continue
+            } else {
+                TreeNodeRecursion::Jump
+            };
+            Ok(Transformed::new(node, false, below))
         });
         if let Ok(t) = &result {
             let read = region::base_tables(&t.data);
-            for mv in unrebuilt.difference(&read) {
+            for (mv, why) in unkept.iter().filter(|(mv, _)| !read.contains(*mv)) {
                 if statuses.get(mv) == Some(&CandidateStatus::Used) {
-                    let why = "it answers the plain aggregate under the GROUPING SETS, but the \
-                               sets could not be rebuilt over it";
-                    let r = Rejection::new(ReasonCode::UnsupportedQuery, why);
+                    let r = Rejection::new(ReasonCode::UnsupportedQuery, *why);
                     statuses.insert(mv.clone(), CandidateStatus::Rejected(r));
                 }
             }
@@ -220,7 +259,7 @@ impl Engine {
             .used_mvs()
             .iter()
             .filter_map(|mv| catalog.stale_note(mv))
-            .chain(grouping_notes)
+            .chain(notes)
             .collect();
         match result {
             Ok(t) if t.transformed => Outcome {
@@ -242,6 +281,24 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Filters to answer a region in parts by (src/parts.rs): those of the MVs its own filter
+    /// does not imply, at most [`Limits::parts`].
+    fn part_conditions(
+        &self,
+        statuses: &BTreeMap<String, CandidateStatus>,
+        catalog: &Catalog,
+    ) -> Vec<parts::Condition> {
+        statuses
+            .iter()
+            .filter(|(_, status)| {
+                matches!(status, CandidateStatus::Rejected(r) if r.code == ReasonCode::FilterNotImplied)
+            })
+            .filter_map(|(mv, _)| catalog.get(mv))
+            .flat_map(|mv| parts::conditions(mv))
+            .take(self.limits.parts)
+            .collect()
     }
 
     fn rewrite_region(
@@ -538,6 +595,11 @@ impl Engine {
         plan
     }
 }
+
+/// Why an MV that answered part of a region was not used after all.
+const NOT_REBUILT: &str = "it answers the plain aggregate under the GROUPING SETS, but the sets could not be rebuilt over it";
+const NOT_UNITED: &str =
+    "it answers the rows its filter keeps, but they could not be united with the others";
 
 /// The query reads `missing` (`table.column`), which `mv` does not keep.
 pub fn column_missing(missing: &str, group_columns: &BTreeSet<String>, mv: &str) -> Rejection {

@@ -49,6 +49,7 @@ mod mv_index;
 pub mod occurrences;
 pub mod optimizer_rule;
 pub mod outer_join;
+pub mod parts;
 pub mod persist;
 pub mod predicate;
 pub mod reaggregate;

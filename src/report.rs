@@ -234,6 +234,9 @@ pub struct Report {
     /// What the user should know about the MVs used (a stale MV answering because its
     /// staleness allows it).
     pub notes: Vec<String>,
+    /// Regions answered in two parts (src/parts.rs): which MV answers which rows, and where
+    /// the others are read from.
+    pub parts: Vec<String>,
 }
 
 impl Report {
@@ -309,6 +312,7 @@ impl Report {
             "candidates": candidates,
             "unsupported": self.unsupported,
             "notes": self.notes,
+            "parts": self.parts,
             "egraph": {
                 "regions": self.saturation.len(),
                 "nodes": self.saturation.iter().map(|s| s.nodes).sum::<usize>(),
@@ -342,6 +346,9 @@ impl fmt::Display for Report {
         }
         for n in &self.notes {
             writeln!(f, "note: {n}")?;
+        }
+        for p in &self.parts {
+            writeln!(f, "in parts: {p}")?;
         }
         for s in &self.saturation {
             writeln!(

@@ -123,6 +123,16 @@ impl<'a> ToEGraph<'a> {
         })
     }
 
+    /// `exprs` over the columns of `scan` (a table scan), as expression classes: for reasoning
+    /// about filters outside any region.
+    pub fn scan_conjuncts(&mut self, scan: &LogicalPlan, exprs: &[Expr]) -> Out<Vec<Id>> {
+        let (_, outs) = self.rel(scan)?;
+        exprs
+            .iter()
+            .map(|e| self.expr(e, scan.schema(), &outs))
+            .collect()
+    }
+
     /// Converts a relational node: its class and the expression classes of its output columns.
     fn rel(&mut self, plan: &LogicalPlan) -> Out<(Id, Vec<Id>)> {
         match plan {

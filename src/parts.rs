@@ -1,0 +1,274 @@
+//! A region no MV answers whole, answered in two disjoint parts (Calcite's union rewriting,
+//! StarRocks' query compensation): the rows of one table an MV's filter keeps (`C`), which
+//! the MV answers, UNION ALL the other rows (`C IS NOT TRUE`: false or NULL), read from the
+//! base tables as before.
+//!
+//! Why the parts are the region's rows: the region reads the table once and joins only by
+//! inner joins below the split, so each of its rows comes from exactly one row of the table,
+//! which is in exactly one part. An aggregate's groups merge both parts' partial aggregates
+//! (src/reaggregate.rs); no aggregate may sit below the split, whose groups would be cut.
+//! Which `C` is tried is only a guess (the MVs whose filter the region's does not imply):
+//! whatever it is, the parts partition the rows, and the engine decides whether an MV
+//! answers the first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, TableReference};
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{
+    Expr, Filter, JoinType, LogicalPlan, Projection, TableScan, TableScanBuilder, Union,
+};
+
+use crate::catalog::MaterializedView;
+use crate::convert::ToEGraph;
+use crate::lang::{PlanAnalysis, PlanGraph};
+use crate::rules::rollup::RollupTable;
+use crate::{predicate, reaggregate};
+
+/// A filter an MV applies to one table's rows, over that table's columns.
+#[derive(Clone, Debug)]
+pub struct Condition {
+    pub mv: String,
+    pub table: String,
+    pub predicate: Expr,
+}
+
+/// Each table `mv` filters, with the conjunction of the filters directly over its scan (where
+/// DataFusion pushes a filter on one table) and pushed into it.
+pub fn conditions(mv: &MaterializedView) -> Vec<Condition> {
+    let mut by_table: BTreeMap<String, Vec<Expr>> = BTreeMap::new();
+    let _ = mv.plan.apply(|node| {
+        let (scan, conjuncts) = match node {
+            LogicalPlan::Filter(f) => match f.input.as_ref() {
+                LogicalPlan::TableScan(scan) => (scan, split_conjunction(&f.predicate)),
+                _ => return Ok(TreeNodeRecursion::Continue),
+            },
+            LogicalPlan::TableScan(scan) => (scan, scan.filters.iter().collect()),
+            _ => return Ok(TreeNodeRecursion::Continue),
+        };
+        let all = by_table
+            .entry(scan.table_name.table().to_string())
+            .or_default();
+        for c in conjuncts {
+            if !all.contains(c) {
+                all.push(c.clone());
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    by_table
+        .into_iter()
+        .filter_map(|(table, conjuncts)| {
+            Some(Condition {
+                mv: mv.name.clone(),
+                table,
+                predicate: conjunction(conjuncts)?,
+            })
+        })
+        .collect()
+}
+
+/// `region` computed as its rows where `condition` holds, which `answer` gives from an MV,
+/// UNION ALL the others from the base tables; `None` when the parts are not the region's rows
+/// or `answer` gives nothing.
+pub fn answer_in_parts(
+    region: &LogicalPlan,
+    condition: &Condition,
+    rollups: &RollupTable,
+    answer: &mut dyn FnMut(&LogicalPlan) -> Option<LogicalPlan>,
+) -> Option<LogicalPlan> {
+    if !implies_region_filter(region, condition) {
+        return None;
+    }
+    in_parts(region, condition, rollups, answer)
+}
+
+fn in_parts(
+    region: &LogicalPlan,
+    condition: &Condition,
+    rollups: &RollupTable,
+    answer: &mut dyn FnMut(&LogicalPlan) -> Option<LogicalPlan>,
+) -> Option<LogicalPlan> {
+    match region {
+        LogicalPlan::Aggregate(agg) => {
+            if !partitions_by(&agg.input, &condition.table) {
+                return None;
+            }
+            let split = reaggregate::split(agg, rollups).ok()?;
+            let (held, rest) = parts(&split.inner, condition)?;
+            let union = Union::try_new(vec![Arc::new(answer(&held)?), Arc::new(rest)]).ok()?;
+            split.over(LogicalPlan::Union(union))
+        }
+        _ if partitions_by(region, &condition.table) => {
+            let (held, rest) = parts(region, condition)?;
+            let union = Union::try_new(vec![Arc::new(answer(&held)?), Arc::new(rest)]).ok()?;
+            // The union's fields are unqualified: named again as the region's.
+            let exprs = union
+                .schema
+                .columns()
+                .into_iter()
+                .zip(region.schema().iter())
+                .map(|(c, (q, f))| Expr::Column(c).alias_qualified(q.cloned(), f.name()))
+                .collect();
+            let projection = Projection::try_new(exprs, Arc::new(LogicalPlan::Union(union)));
+            projection.ok().map(LogicalPlan::Projection)
+        }
+        // The region's top above its aggregate (HAVING, the projection, the order) stays.
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Sort(_) => {
+            let [input] = region.inputs()[..] else {
+                return None;
+            };
+            let input = in_parts(input, condition, rollups, answer)?;
+            region
+                .with_new_exprs(region.expressions(), vec![input])
+                .ok()
+        }
+        _ => None,
+    }
+}
+
+/// Whether each row of `plan` comes from one row of `table`: it reads the table once, joins
+/// only by inner joins and does not aggregate (nor order, which a union would not keep).
+fn partitions_by(plan: &LogicalPlan, table: &str) -> bool {
+    let mut reads = 0;
+    let only_rows = !plan
+        .exists(|node| {
+            Ok(match node {
+                LogicalPlan::TableScan(scan) => {
+                    reads += usize::from(scan.table_name.table() == table);
+                    false
+                }
+                LogicalPlan::Join(join) => join.join_type != JoinType::Inner,
+                LogicalPlan::Projection(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::SubqueryAlias(_) => false,
+                _ => true,
+            })
+        })
+        .unwrap_or(true);
+    only_rows && reads == 1
+}
+
+/// Whether `condition` implies the region's own filter on its table (Calcite's condition for
+/// union rewriting): the MV's rows are then rows the region reads, and the part it answers is
+/// not empty by contradiction. The region's filter on the table is what sits on its scan.
+fn implies_region_filter(region: &LogicalPlan, condition: &Condition) -> bool {
+    let mut scan = None;
+    let mut own = Vec::new();
+    let _ = region.apply(|node| {
+        let (s, conjuncts) = match node {
+            LogicalPlan::Filter(f) => match f.input.as_ref() {
+                LogicalPlan::TableScan(s) => (s, split_conjunction(&f.predicate)),
+                _ => return Ok(TreeNodeRecursion::Continue),
+            },
+            LogicalPlan::TableScan(s) => (s, s.filters.iter().collect()),
+            _ => return Ok(TreeNodeRecursion::Continue),
+        };
+        if s.table_name.table() == condition.table {
+            scan = Some(s.clone());
+            own.extend(conjuncts.into_iter().map(|c| requalified(c, &s.table_name)));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let Some(scan) = scan else {
+        return false;
+    };
+    let Ok(whole) = TableScanBuilder::from(scan)
+        .with_projection(None)
+        .with_filters(vec![])
+        .build()
+    else {
+        return false;
+    };
+    let keeps = requalified(&condition.predicate, &whole.table_name);
+    let whole = LogicalPlan::TableScan(whole);
+    let keeps: Vec<Expr> = split_conjunction(&keeps).into_iter().cloned().collect();
+    let mut egraph = PlanGraph::new(PlanAnalysis::default());
+    let mut sources = HashMap::new();
+    let mut convert = ToEGraph::new(&mut egraph, &mut sources);
+    // One scan, both filters over it (a second would be another occurrence of the table).
+    let both: Vec<Expr> = keeps.iter().chain(&own).cloned().collect();
+    let Ok(ids) = convert.scan_conjuncts(&whole, &both) else {
+        return false;
+    };
+    egraph.rebuild();
+    let (keeps, own) = ids.split_at(keeps.len());
+    predicate::compensation(&egraph, keeps, own).is_ok()
+}
+
+/// `predicate` with its columns qualified by `table`.
+fn requalified(predicate: &Expr, table: &TableReference) -> Expr {
+    predicate
+        .clone()
+        .transform(|e| match e {
+            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new(
+                Some(table.clone()),
+                c.name,
+            )))),
+            other => Ok(Transformed::no(other)),
+        })
+        .map_or_else(|_| predicate.clone(), |t| t.data)
+}
+
+/// `plan` with its rows where `condition` holds, and with the others.
+fn parts(plan: &LogicalPlan, condition: &Condition) -> Option<(LogicalPlan, LogicalPlan)> {
+    let rest = Expr::IsNotTrue(Box::new(condition.predicate.clone()));
+    Some((
+        filtered(plan, &condition.table, &condition.predicate)?,
+        filtered(plan, &condition.table, &rest)?,
+    ))
+}
+
+/// `plan` with `predicate` (over `table`'s columns) filtering the rows its scan of `table`
+/// reads; the scan reads the columns the predicate needs, projected away above it.
+fn filtered(plan: &LogicalPlan, table: &str, predicate: &Expr) -> Option<LogicalPlan> {
+    plan.clone()
+        .transform_up(|node| match node {
+            LogicalPlan::TableScan(scan) if scan.table_name.table() == table => {
+                filter_scan(&scan, predicate).map(Transformed::yes)
+            }
+            other => Ok(Transformed::no(other)),
+        })
+        .ok()
+        .map(|t| t.data)
+}
+
+fn filter_scan(scan: &TableScan, predicate: &Expr) -> datafusion::common::Result<LogicalPlan> {
+    let predicate = requalified(predicate, &scan.table_name);
+    let source = scan.source.schema();
+    let mut projection = scan.projection.clone();
+    let mut widened = false;
+    if let Some(p) = &mut projection {
+        for column in predicate.column_refs() {
+            let i = source.index_of(&column.name)?;
+            if !p.contains(&i) {
+                p.push(i);
+                widened = true;
+            }
+        }
+    }
+    let wide = TableScanBuilder::from(scan.clone())
+        .with_projection(projection)
+        .build()?;
+    let filter = LogicalPlan::Filter(Filter::try_new(
+        predicate,
+        Arc::new(LogicalPlan::TableScan(wide)),
+    )?);
+    if !widened {
+        return Ok(filter);
+    }
+    let columns = scan
+        .projected_schema
+        .columns()
+        .into_iter()
+        .map(Expr::Column);
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        columns.collect(),
+        Arc::new(filter),
+    )?))
+}
