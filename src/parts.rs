@@ -35,19 +35,10 @@ pub struct Condition {
     pub predicate: Expr,
 }
 
-/// Each table `mv` filters, with the conjunction of the filters directly over its scan (where
-/// DataFusion pushes a filter on one table) and pushed into it.
+/// Each table `mv` filters, with the conjunction of its filters on the table.
 pub fn conditions(mv: &MaterializedView) -> Vec<Condition> {
     let mut by_table: BTreeMap<String, Vec<Expr>> = BTreeMap::new();
-    let _ = mv.plan.apply(|node| {
-        let (scan, conjuncts) = match node {
-            LogicalPlan::Filter(f) => match f.input.as_ref() {
-                LogicalPlan::TableScan(scan) => (scan, split_conjunction(&f.predicate)),
-                _ => return Ok(TreeNodeRecursion::Continue),
-            },
-            LogicalPlan::TableScan(scan) => (scan, scan.filters.iter().collect()),
-            _ => return Ok(TreeNodeRecursion::Continue),
-        };
+    for (scan, conjuncts) in scan_filters(&mv.plan) {
         let all = by_table
             .entry(scan.table_name.table().to_string())
             .or_default();
@@ -56,8 +47,7 @@ pub fn conditions(mv: &MaterializedView) -> Vec<Condition> {
                 all.push(c.clone());
             }
         }
-        Ok(TreeNodeRecursion::Continue)
-    });
+    }
     by_table
         .into_iter()
         .filter_map(|(table, conjuncts)| {
@@ -68,6 +58,25 @@ pub fn conditions(mv: &MaterializedView) -> Vec<Condition> {
             })
         })
         .collect()
+}
+
+/// Each table scan of `plan` with the conjuncts filtering it: those directly over it (where
+/// DataFusion pushes a filter on one table) and those pushed into it.
+fn scan_filters(plan: &LogicalPlan) -> Vec<(&TableScan, Vec<&Expr>)> {
+    let mut out = Vec::new();
+    let _ = plan.apply(|node| {
+        match node {
+            LogicalPlan::Filter(f) => {
+                if let LogicalPlan::TableScan(scan) = f.input.as_ref() {
+                    out.push((scan, split_conjunction(&f.predicate)));
+                }
+            }
+            LogicalPlan::TableScan(scan) => out.push((scan, scan.filters.iter().collect())),
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
 }
 
 /// `region` computed as its rows where `condition` holds, which `answer` gives from an MV,
@@ -160,21 +169,12 @@ fn partitions_by(plan: &LogicalPlan, table: &str) -> bool {
 fn implies_region_filter(region: &LogicalPlan, condition: &Condition) -> bool {
     let mut scan = None;
     let mut own = Vec::new();
-    let _ = region.apply(|node| {
-        let (s, conjuncts) = match node {
-            LogicalPlan::Filter(f) => match f.input.as_ref() {
-                LogicalPlan::TableScan(s) => (s, split_conjunction(&f.predicate)),
-                _ => return Ok(TreeNodeRecursion::Continue),
-            },
-            LogicalPlan::TableScan(s) => (s, s.filters.iter().collect()),
-            _ => return Ok(TreeNodeRecursion::Continue),
-        };
+    for (s, conjuncts) in scan_filters(region) {
         if s.table_name.table() == condition.table {
             scan = Some(s.clone());
             own.extend(conjuncts.into_iter().map(|c| requalified(c, &s.table_name)));
         }
-        Ok(TreeNodeRecursion::Continue)
-    });
+    }
     let Some(scan) = scan else {
         return false;
     };
