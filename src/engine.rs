@@ -221,7 +221,10 @@ impl Engine {
                     Some(answered)
                 };
                 let rollups = &self.rules.rollups;
-                match parts::answer_in_parts(&node, &condition, rollups, &mut answer_part) {
+                let in_parts = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    parts::answer_in_parts(&node, &condition, rollups, &mut answer_part)
+                }));
+                match in_parts.ok().flatten() {
                     Some(new) => {
                         report.parts.push(format!(
                             "{} answers the rows where {}; the others are read from {}",
@@ -295,6 +298,9 @@ impl Engine {
             .filter(|(_, status)| {
                 matches!(status, CandidateStatus::Rejected(r) if r.code == ReasonCode::FilterNotImplied)
             })
+            // A stale MV's rows next to the table's current ones would mix two times (a row
+            // updated out of its filter since would count twice).
+            .filter(|(mv, _)| catalog.stale(mv).is_none())
             .filter_map(|(mv, _)| catalog.get(mv))
             .flat_map(|mv| parts::conditions(mv))
             .take(self.limits.parts)
