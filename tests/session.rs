@@ -1277,3 +1277,31 @@ async fn queries_optimized_at_once_are_each_rewritten() {
         common::compare(&expected, &run(rewritten.data).await.unwrap()).unwrap();
     }
 }
+
+/// A stale MV the staleness setting allows still answers a query whole, but never as one of its
+/// parts: its rows next to the table's current ones would mix two points in time.
+#[tokio::test]
+async fn a_stale_mv_is_never_one_part_of_a_query() {
+    let pair = common::sales_and_events();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW big AS SELECT sex, count(*) AS n FROM sales WHERE quantity > 5 GROUP BY sex")
+        .await
+        .unwrap();
+    let q = "SELECT sex, count(*) FROM sales WHERE quantity > 2 GROUP BY sex";
+    assert_eq!(common::assert_same(&pair, q).await, vec!["big"]);
+    let parts = |pair: &common::Pair| pair.session.last_report().map_or(0, |r| r.parts.len());
+    assert_eq!(parts(&pair), 1);
+    pair.session
+        .set_staleness(mvrewrite::freshness::Staleness::Tolerated)
+        .unwrap();
+    pair.session
+        .sql("INSERT INTO sales VALUES (1, 'china', 'f', 1000, 1.0)")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    pair.session.clear_report();
+    assert!(common::assert_same(&pair, q).await.is_empty());
+    assert_eq!(parts(&pair), 0);
+}
