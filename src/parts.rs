@@ -3,13 +3,14 @@
 //! the MV answers, UNION ALL the other rows (`C IS NOT TRUE`: false or NULL), read from the
 //! base tables as before.
 //!
-//! Why the parts are the region's rows: the region reads the table once and joins only by
-//! inner joins below the split, so each of its rows comes from exactly one row of the table,
-//! which is in exactly one part. An aggregate's groups merge both parts' partial aggregates
-//! (src/reaggregate.rs); no aggregate may sit below the split, whose groups would be cut.
-//! Which `C` is tried is only a guess (the MVs whose filter the region's does not imply):
-//! whatever it is, the parts partition the rows, and the engine decides whether an MV
-//! answers the first.
+//! Why the parts are the region's rows: the region reads the table once, and only through
+//! inner joins or the preserved side of outer, semi and anti joins, so each of its rows comes
+//! from exactly one row of the table, which is in exactly one part. An aggregate's groups
+//! merge both parts' partial aggregates (src/reaggregate.rs); no aggregate may sit below the
+//! split, whose groups would be cut. Which `C` is tried is only a guess (the MVs whose filter
+//! the region's does not imply, if the two may meet): whatever it is, the parts partition the
+//! rows, and the engine decides whether an MV answers the first, filtering its rows again
+//! where `C` does not imply the region's filter.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -88,7 +89,7 @@ pub fn answer_in_parts(
     rollups: &RollupTable,
     answer: &mut dyn FnMut(&LogicalPlan) -> Option<LogicalPlan>,
 ) -> Option<LogicalPlan> {
-    if !implies_region_filter(region, condition) {
+    if !saves_work(region) || !meets_region_filter(region, condition) {
         return None;
     }
     in_parts(region, condition, rollups, answer)
@@ -141,32 +142,62 @@ fn in_parts(
     }
 }
 
-/// Whether each row of `plan` comes from one row of `table`: it reads the table once, joins
-/// only by inner joins and does not aggregate (nor order, which a union would not keep).
+/// Whether each row of `plan` comes from one row of `table`, so that splitting the table's
+/// rows splits the plan's: it reads the table once, through joins that keep each row of the
+/// table's side apart, and does not aggregate (nor order, which a union would not keep).
 fn partitions_by(plan: &LogicalPlan, table: &str) -> bool {
-    let mut reads = 0;
-    let only_rows = !plan
-        .exists(|node| {
-            Ok(match node {
-                LogicalPlan::TableScan(scan) => {
-                    reads += usize::from(scan.table_name.table() == table);
-                    false
-                }
-                LogicalPlan::Join(join) => join.join_type != JoinType::Inner,
-                LogicalPlan::Projection(_)
-                | LogicalPlan::Filter(_)
-                | LogicalPlan::SubqueryAlias(_) => false,
-                _ => true,
-            })
-        })
-        .unwrap_or(true);
-    only_rows && reads == 1
+    reads_through_kept_sides(plan, table) == Some(1)
 }
 
-/// Whether `condition` implies the region's own filter on its table (Calcite's condition for
-/// union rewriting): the MV's rows are then rows the region reads, and the part it answers is
-/// not empty by contradiction. The region's filter on the table is what sits on its scan.
-fn implies_region_filter(region: &LogicalPlan, condition: &Condition) -> bool {
+/// How often `plan` reads `table`, or `None` if a node is more than a projection, filter,
+/// alias or join, or a join may pad or repeat the table's rows from the other side: only the
+/// sides an inner join, or an outer, semi, anti or mark join's preserved side, may read it.
+fn reads_through_kept_sides(plan: &LogicalPlan, table: &str) -> Option<usize> {
+    match plan {
+        LogicalPlan::TableScan(scan) => Some(usize::from(scan.table_name.table() == table)),
+        LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => plan
+            .inputs()
+            .into_iter()
+            .map(|input| reads_through_kept_sides(input, table))
+            .sum(),
+        LogicalPlan::Join(join) => {
+            let left = reads_through_kept_sides(&join.left, table)?;
+            let right = reads_through_kept_sides(&join.right, table)?;
+            let (left_kept, right_kept) = match join.join_type {
+                JoinType::Inner => (true, true),
+                JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+                    (true, false)
+                }
+                JoinType::Right
+                | JoinType::RightSemi
+                | JoinType::RightAnti
+                | JoinType::RightMark => (false, true),
+                JoinType::Full => (false, false),
+            };
+            ((left == 0 || left_kept) && (right == 0 || right_kept)).then_some(left + right)
+        }
+        _ => None,
+    }
+}
+
+/// Whether the MV's part saves work: the region joins or aggregates. Rows it only filters
+/// and projects are read again from the table in the other part (no scan here skips the MV's
+/// rows), so that split would read more than the region alone.
+fn saves_work(region: &LogicalPlan) -> bool {
+    region
+        .exists(|node| {
+            Ok(matches!(
+                node,
+                LogicalPlan::Join(_) | LogicalPlan::Aggregate(_)
+            ))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether some row may pass both `condition` and the region's own filter on its table (the
+/// filter on its scan): otherwise the MV's part would be empty, and the split only cost. The
+/// MV's rows the region does not read are filtered out of its part like any query's rows.
+fn meets_region_filter(region: &LogicalPlan, condition: &Condition) -> bool {
     let mut scan = None;
     let mut own = Vec::new();
     for (s, conjuncts) in scan_filters(region) {
@@ -187,18 +218,20 @@ fn implies_region_filter(region: &LogicalPlan, condition: &Condition) -> bool {
     };
     let keeps = requalified(&condition.predicate, &whole.table_name);
     let whole = LogicalPlan::TableScan(whole);
-    let keeps: Vec<Expr> = split_conjunction(&keeps).into_iter().cloned().collect();
+    // One scan, both filters over it (a second would be another occurrence of the table).
+    let both: Vec<Expr> = split_conjunction(&keeps)
+        .into_iter()
+        .cloned()
+        .chain(own)
+        .collect();
     let mut egraph = PlanGraph::new(PlanAnalysis::default());
     let mut sources = HashMap::new();
     let mut convert = ToEGraph::new(&mut egraph, &mut sources);
-    // One scan, both filters over it (a second would be another occurrence of the table).
-    let both: Vec<Expr> = keeps.iter().chain(&own).cloned().collect();
     let Ok(ids) = convert.scan_conjuncts(&whole, &both) else {
         return false;
     };
     egraph.rebuild();
-    let (keeps, own) = ids.split_at(keeps.len());
-    predicate::compensation(&egraph, keeps, own).is_ok()
+    !predicate::contradiction(&egraph, &ids)
 }
 
 /// `predicate` with its columns qualified by `table`.
@@ -271,4 +304,88 @@ fn filter_scan(scan: &TableScan, predicate: &Expr) -> datafusion::common::Result
         columns.collect(),
         Arc::new(filter),
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    /// The optimized plan DataFusion makes of `sql` over two small tables.
+    async fn plan(sql: &str) -> LogicalPlan {
+        let ctx = SessionContext::new();
+        for ddl in [
+            "CREATE TABLE users (user_id INT, tier INT)",
+            "CREATE TABLE visits (user_id INT, duration INT)",
+        ] {
+            ctx.sql(ddl).await.unwrap();
+        }
+        let df = ctx.sql(sql).await.unwrap();
+        df.into_optimized_plan().unwrap()
+    }
+
+    /// Splitting a table splits the rows only from the side a join keeps each row of.
+    #[tokio::test]
+    async fn only_a_join_side_kept_row_by_row_partitions() {
+        let cases = [
+            (
+                "SELECT * FROM users u JOIN visits v ON u.user_id = v.user_id",
+                true,
+                true,
+            ),
+            (
+                "SELECT * FROM users u LEFT JOIN visits v ON u.user_id = v.user_id",
+                true,
+                false,
+            ),
+            (
+                "SELECT * FROM users u RIGHT JOIN visits v ON u.user_id = v.user_id",
+                false,
+                true,
+            ),
+            (
+                "SELECT * FROM users u FULL JOIN visits v ON u.user_id = v.user_id",
+                false,
+                false,
+            ),
+            (
+                "SELECT * FROM users u WHERE EXISTS (SELECT 1 FROM visits v WHERE v.user_id = u.user_id)",
+                true,
+                false,
+            ),
+            (
+                "SELECT * FROM users u WHERE NOT EXISTS (SELECT 1 FROM visits v WHERE v.user_id = u.user_id)",
+                true,
+                false,
+            ),
+            // A table read twice: a row of it is in both sides of the self join.
+            (
+                "SELECT * FROM users a JOIN users b ON a.tier = b.user_id",
+                false,
+                false,
+            ),
+        ];
+        for (sql, users, visits) in cases {
+            let plan = plan(sql).await;
+            let found = (
+                partitions_by(&plan, "users"),
+                partitions_by(&plan, "visits"),
+            );
+            assert_eq!(found, (users, visits), "{sql}\n{}", plan.display_indent());
+        }
+    }
+
+    #[tokio::test]
+    async fn below_an_aggregate_rows_are_not_partitioned() {
+        let plan = plan("SELECT tier, count(*) FROM users GROUP BY tier").await;
+        assert!(!partitions_by(&plan, "users"));
+        let LogicalPlan::Projection(p) = &plan else {
+            panic!("{}", plan.display_indent())
+        };
+        let LogicalPlan::Aggregate(agg) = p.input.as_ref() else {
+            panic!("{}", plan.display_indent())
+        };
+        assert!(partitions_by(&agg.input, "users"));
+    }
 }

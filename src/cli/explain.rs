@@ -65,6 +65,9 @@ pub fn explain(result: &RewriteResult) -> String {
             ),
         };
     }
+    for p in &result.report.parts {
+        let _ = writeln!(out, "in parts: {p}");
+    }
     for s in &result.report.saturation {
         let _ = writeln!(
             out,

@@ -75,6 +75,15 @@ pub fn compensation(egraph: &PlanGraph, query: &[Id], mv: &[Id]) -> Result<Vec<I
         .collect())
 }
 
+/// Whether no row makes every conjunct true (each DNF branch constrains some term to no
+/// value). Only claimed when it holds: what cannot be read is left out of the premise.
+pub fn contradiction(egraph: &PlanGraph, conjuncts: &[Id]) -> bool {
+    Premise::new(egraph, conjuncts)
+        .branches
+        .iter()
+        .all(|b| b.contradiction)
+}
+
 /// A conjunction of conjunct classes, as DNF branches.
 struct Premise {
     branches: Vec<Branch>,
