@@ -66,6 +66,7 @@ pub mod sql;
 pub mod storage;
 pub mod timeseries;
 pub mod union;
+pub mod unparse;
 pub mod validate;
 
 pub use catalog::{Catalog, MaterializedView};

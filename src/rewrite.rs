@@ -9,7 +9,6 @@ use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{LogicalPlan, logical_plan::builder::LogicalTableSource};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::unparser::plan_to_sql;
 use futures::executor::block_on;
 
 use crate::catalog::{Catalog, MaterializedView};
@@ -26,7 +25,8 @@ pub struct RewriteResult {
     pub original: LogicalPlan,
     /// The rewritten plan (equal to `original` when no MV answers).
     pub plan: LogicalPlan,
-    /// `plan` as SQL, by DataFusion's unparser (`None` if it cannot print the plan).
+    /// `plan` as SQL, by DataFusion's unparser (`None` if it cannot write the plan, or writes
+    /// text that does not plan).
     pub sql: Option<String>,
     pub rewritten: bool,
     pub used_mvs: Vec<String>,
@@ -98,7 +98,9 @@ impl Rewriter {
                     names, if_exists, ..
                 }) => {
                     for name in names {
-                        if !self.catalog.drop_mv(&name) && !if_exists {
+                        if self.catalog.drop_mv(&name) {
+                            self.ctx.deregister_table(name.as_str())?;
+                        } else if !if_exists {
                             return Err(MvError::UnknownMv(name));
                         }
                     }
@@ -129,9 +131,6 @@ impl Rewriter {
         if self.catalog.contains(&create.name) && create.if_not_exists {
             return Ok(());
         }
-        if self.ctx.table_exist(create.name.as_str())? {
-            return Err(MvError::NameTaken { name: create.name });
-        }
         let state = self.state();
         let plan = block_on(plan_definition(
             &state,
@@ -155,10 +154,21 @@ impl Rewriter {
         plan: LogicalPlan,
         replace: bool,
     ) -> Result<()> {
+        if self.ctx.table_exist(name)? && !self.catalog.contains(name) {
+            return Err(MvError::NameTaken {
+                name: name.to_string(),
+            });
+        }
         let schema = crate::catalog::stored_schema(plan.schema());
-        let source = Arc::new(LogicalTableSource::new(schema));
+        let source = Arc::new(LogicalTableSource::new(Arc::clone(&schema)));
         let mv = MaterializedView::new(name, sql, plan, source, None);
-        self.catalog.register(mv, replace)
+        self.catalog.register(mv, replace)?;
+        // A table of the MV's columns (and no rows), so that SQL over it plans: the rewritten
+        // SQL text is checked that way, and queries may read the MV by name.
+        self.ctx.deregister_table(name)?;
+        let table = MemTable::try_new(schema, vec![vec![]])?;
+        self.ctx.register_table(name, Arc::new(table))?;
+        Ok(())
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -183,7 +193,8 @@ impl Rewriter {
         } else {
             original.clone()
         };
-        let sql = plan_to_sql(&plan).ok().map(|s| s.to_string());
+        // Text only if it plans again: not every plan can be written (src/unparse.rs).
+        let sql = block_on(crate::unparse::checked_sql(&plan, &state));
         Ok(RewriteResult {
             original,
             used_mvs: outcome.report.used_mvs(),

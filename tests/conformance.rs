@@ -260,6 +260,14 @@ async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outc
                         mvrewrite::compare::contained(&a, &full).err()
                     };
                 }
+                // Its SQL text too (a LIMIT over ties may pick other rows: left out).
+                if outcome.mismatch.is_none()
+                    && !query.to_ascii_lowercase().contains("limit")
+                    && let Ok(df) = session.context().sql(&query).await
+                    && let Ok(plan) = df.into_optimized_plan()
+                {
+                    outcome.mismatch = common::same_from_text(&session, &plan, &e).await.err();
+                }
             }
         }
         (Err(e), Ok(_)) => outcome.error = Some(format!("original failed: {e}")),

@@ -8,11 +8,11 @@ pub mod shell;
 use std::path::{Path, PathBuf};
 
 use datafusion::sql::sqlparser::dialect as parse;
-use datafusion::sql::unparser::Unparser;
 use datafusion::sql::unparser::dialect as unparse;
 
 use crate::error::{MvError, Result};
 use crate::rewrite::{RewriteResult, Rewriter};
+use crate::unparse::plan_sql;
 
 /// What `rewrite` and `explain` read.
 #[derive(Clone, Debug, Default)]
@@ -66,20 +66,26 @@ pub const DIALECTS: [&str; 7] = [
 
 /// The rewritten plan as SQL in `dialect` (one of [`DIALECTS`]).
 pub fn to_sql(result: &RewriteResult, dialect: &str) -> Result<String> {
+    if result.sql.is_none() {
+        return Err(MvError::Input(
+            "DataFusion's unparser cannot write this plan as SQL; `mvrewrite explain` shows it"
+                .to_string(),
+        ));
+    }
     let plan = &result.plan;
     let sql = match dialect {
-        "generic" => Unparser::new(&unparse::DefaultDialect {}).plan_to_sql(plan),
-        "postgres" => Unparser::new(&unparse::PostgreSqlDialect {}).plan_to_sql(plan),
-        "mysql" => Unparser::new(&unparse::MySqlDialect {}).plan_to_sql(plan),
-        "sqlite" => Unparser::new(&unparse::SqliteDialect {}).plan_to_sql(plan),
-        "duckdb" => Unparser::new(&unparse::DuckDBDialect::new()).plan_to_sql(plan),
-        "bigquery" => Unparser::new(&unparse::BigQueryDialect {}).plan_to_sql(plan),
-        "snowflake" => Unparser::new(&unparse::SnowflakeDialect::new()).plan_to_sql(plan),
+        "generic" => plan_sql(plan, &unparse::DefaultDialect {}),
+        "postgres" => plan_sql(plan, &unparse::PostgreSqlDialect {}),
+        "mysql" => plan_sql(plan, &unparse::MySqlDialect {}),
+        "sqlite" => plan_sql(plan, &unparse::SqliteDialect {}),
+        "duckdb" => plan_sql(plan, &unparse::DuckDBDialect::new()),
+        "bigquery" => plan_sql(plan, &unparse::BigQueryDialect {}),
+        "snowflake" => plan_sql(plan, &unparse::SnowflakeDialect::new()),
         "clickhouse" | "spark" => {
             let backticks = unparse::CustomDialectBuilder::new()
                 .with_identifier_quote_style('`')
                 .build();
-            Unparser::new(&backticks).plan_to_sql(plan)
+            plan_sql(plan, &backticks)
         }
         other => {
             return Err(MvError::Input(format!(

@@ -103,7 +103,8 @@ pub async fn assert_same_in(session: &MvSession, plain: &SessionContext, sql: &s
     let optimized = |df: &datafusion::dataframe::DataFrame| {
         df.clone().into_optimized_plan().unwrap().schema().clone()
     };
-    let (s1, s2) = (optimized(&original), optimized(&rewritten));
+    let plan = rewritten.clone().into_optimized_plan().unwrap();
+    let (s1, s2) = (optimized(&original), plan.schema().clone());
     let expected = original.collect().await.unwrap();
     let actual = rewritten.collect().await.unwrap();
     let used = used_mvs(session).unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -133,7 +134,32 @@ pub async fn assert_same_in(session: &MvSession, plain: &SessionContext, sql: &s
     if let Err(diff) = compare(&expected, &actual) {
         panic!("results differ for {sql} (used {used:?}): {diff}");
     }
+    if !used.is_empty()
+        && let Err(e) = same_from_text(session, &plan, &expected).await
+    {
+        panic!("{sql} (used {used:?}): {e}");
+    }
     used
+}
+
+/// Whether `plan` as SQL text, as `rewrite` and the command line print it, returns the
+/// original's rows, where there is text (the library gives none that does not plan).
+pub async fn same_from_text(
+    session: &MvSession,
+    plan: &datafusion::logical_expr::LogicalPlan,
+    expected: &[datafusion::arrow::record_batch::RecordBatch],
+) -> Result<(), String> {
+    let reader = session.without_rewrites();
+    let Some(text) = mvrewrite::unparse::checked_sql(plan, &reader.state()).await else {
+        return Ok(());
+    };
+    let rows = match reader.sql(&text).await {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    }
+    .map_err(|e| format!("its SQL text fails: {e}\n  text:  {text}"))?;
+    compare(expected, &rows)
+        .map_err(|diff| format!("its SQL text returns other rows: {diff}\n  text:  {text}"))
 }
 
 /// The MVs the session's last rewrite read, from its report. The rule rewrites without

@@ -1,0 +1,165 @@
+//! A plan as SQL text, through DataFusion's unparser, around its gaps for the plans mvrewrite
+//! writes. Each is rewritten first into a plan of the same rows the unparser writes right:
+//! - an aggregate with no projection above it in its SELECT (a union's branch, as answering in
+//!   parts builds them) is written with its aggregates before its group keys, the reverse of
+//!   the plan's column order, so a UNION ALL would pair the wrong columns: it gets a projection
+//!   of its own columns;
+//! - a timestamp literal with a time zone is written as a cast to a timestamp without one,
+//!   which DataFusion reads in the column's zone (hours off): it is written as the RFC 3339
+//!   string `arrow_cast` to the zoned type;
+//! - a NaN or infinite float is written bare (`NaN`, read as a column name): it is written as
+//!   a string cast to the float type;
+//! - a sort key naming a projection's output by the relation it is aliased into is written
+//!   as a column of no table: it is written by the output's name;
+//! - a projection below the root naming all its columns after one relation (an MV answering
+//!   a derived table `t`) loses that name: it becomes the derived table's alias.
+//!
+//! What still cannot be written (grouping-set ids, a projection naming its columns after
+//! several relations) is an error, or SQL that does not plan: [`checked_sql`] gives only text
+//! that plans.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, TimestampNanosecondArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, Result, ScalarValue, TableReference};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::expr::Alias;
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, Projection, SubqueryAlias, cast as cast_expr, lit,
+};
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::unparser::Unparser;
+use datafusion::sql::unparser::dialect::{DefaultDialect, Dialect};
+
+/// `plan` as SQL text DataFusion plans again over `state`'s tables (down to a physical plan,
+/// where the last unresolved column shows), or `None`.
+pub async fn checked_sql(plan: &LogicalPlan, state: &SessionState) -> Option<String> {
+    let text = plan_sql(plan, &DefaultDialect {}).ok()?.to_string();
+    let planned = state.create_logical_plan(&text).await.ok()?;
+    let optimized = state.optimize(&planned).ok()?;
+    state.create_physical_plan(&optimized).await.ok()?;
+    Some(text)
+}
+
+/// `plan` as a SQL statement in `dialect`.
+pub fn plan_sql(plan: &LogicalPlan, dialect: &dyn Dialect) -> Result<Statement> {
+    let plan = projected_aggregates(plan.clone(), false)?.data;
+    let plan = plan
+        .transform_up(|node| node.map_expressions(|e| e.transform_up(literal_written_right)))?
+        .data;
+    let plan = plan.transform_up(sort_by_output_names)?.data;
+    // The root's qualifiers name nothing above it: only its inputs' are kept as aliases.
+    let plan = plan
+        .map_children(|input| input.transform_up(aliased_projection))?
+        .data;
+    Unparser::new(dialect).plan_to_sql(&plan)
+}
+
+/// `plan` with a projection of its columns over each aggregate the unparser would write
+/// unprojected. `projected`: a projection above `plan` in the same SELECT (only a filter,
+/// which becomes HAVING, a sort or a limit between them).
+fn projected_aggregates(plan: LogicalPlan, projected: bool) -> Result<Transformed<LogicalPlan>> {
+    let keeps_select = matches!(
+        plan,
+        LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_)
+    );
+    let below = matches!(plan, LogicalPlan::Projection(_)) || (keeps_select && projected);
+    let plan = plan.map_children(|input| projected_aggregates(input, below))?;
+    if projected || !matches!(plan.data, LogicalPlan::Aggregate(_)) {
+        return Ok(plan);
+    }
+    let columns = plan.data.schema().columns().into_iter().map(Expr::Column);
+    let projection = Projection::try_new(columns.collect(), Arc::new(plan.data))?;
+    Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+}
+
+/// A zoned timestamp or a non-finite float literal as an expression the unparser writes
+/// with its value.
+fn literal_written_right(e: Expr) -> Result<Transformed<Expr>> {
+    let Expr::Literal(value, _) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    let data_type = value.data_type();
+    match (value, &data_type) {
+        (ScalarValue::Float64(Some(f)), _) if !f.is_finite() => {
+            Ok(Transformed::yes(cast_expr(lit(f.to_string()), data_type)))
+        }
+        (ScalarValue::Float32(Some(f)), _) if !f.is_finite() => {
+            Ok(Transformed::yes(cast_expr(lit(f.to_string()), data_type)))
+        }
+        (_, DataType::Timestamp(_, Some(_))) if !value.is_null() => {
+            // The instant in UTC, with its offset, cast back to the zoned type.
+            let utc = DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into()));
+            let nanos = cast(&value.to_array()?, &utc)?;
+            let nanos = nanos
+                .as_any()
+                .downcast_ref::<TimestampNanosecondArray>()
+                .and_then(|a| a.value_as_datetime_with_tz(0, "+00:00".parse().ok()?));
+            let Some(instant) = nanos else {
+                return Ok(Transformed::no(e));
+            };
+            let text = instant.to_rfc3339();
+            let target = lit(data_type.to_string());
+            Ok(Transformed::yes(
+                datafusion::functions::expr_fn::arrow_cast(lit(text), target),
+            ))
+        }
+        _ => Ok(Transformed::no(e)),
+    }
+}
+
+/// A sort over a projection, by the projection's output names: the unparser looks a sort key
+/// up among the projection's expressions, not its output columns, so a key naming an output
+/// column by the relation it is aliased into would be written as a column of no table.
+fn sort_by_output_names(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::Sort(sort) = &plan else {
+        return Ok(Transformed::no(plan));
+    };
+    let LogicalPlan::Projection(projection) = sort.input.as_ref() else {
+        return Ok(Transformed::no(plan));
+    };
+    let outputs = projection.schema.columns();
+    plan.map_expressions(|e| {
+        e.transform(|e| match e {
+            Expr::Column(c) if c.relation.is_some() && outputs.contains(&c) => Ok(
+                Transformed::yes(Expr::Column(Column::new_unqualified(c.name))),
+            ),
+            other => Ok(Transformed::no(other)),
+        })
+    })
+}
+
+/// A projection whose columns are all aliased into one other relation, as that relation: a
+/// derived table over the projection's columns unqualified.
+fn aliased_projection(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::Projection(projection) = &plan else {
+        return Ok(Transformed::no(plan));
+    };
+    let mut relations = projection.expr.iter().map(|e| match e {
+        Expr::Alias(Alias {
+            relation: Some(r), ..
+        }) => Some(r.clone()),
+        _ => None,
+    });
+    let Some(Some(relation)) = relations.next() else {
+        return Ok(Transformed::no(plan));
+    };
+    if !relations.all(|r| r.as_ref() == Some(&relation)) {
+        return Ok(Transformed::no(plan));
+    }
+    let unqualified = projection
+        .expr
+        .iter()
+        .map(|e| match e {
+            Expr::Alias(a) => a.expr.as_ref().clone().alias(a.name.clone()),
+            other => other.clone(),
+        })
+        .collect();
+    let inner = Projection::try_new(unqualified, Arc::clone(&projection.input))?;
+    let alias: TableReference = relation;
+    let aliased = SubqueryAlias::try_new(Arc::new(LogicalPlan::Projection(inner)), alias)?;
+    Ok(Transformed::yes(LogicalPlan::SubqueryAlias(aliased)))
+}
