@@ -19,7 +19,8 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, TableReference};
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{
-    Expr, Filter, JoinType, LogicalPlan, Projection, TableScan, TableScanBuilder, Union,
+    Expr, Filter, JoinType, LogicalPlan, Projection, TableProviderFilterPushDown, TableScan,
+    TableScanBuilder, Union,
 };
 
 use crate::catalog::MaterializedView;
@@ -89,7 +90,7 @@ pub fn answer_in_parts(
     rollups: &RollupTable,
     answer: &mut dyn FnMut(&LogicalPlan) -> Option<LogicalPlan>,
 ) -> Option<LogicalPlan> {
-    if !saves_work(region) || !meets_region_filter(region, condition) {
+    if !saves_work(region, condition) || !meets_region_filter(region, condition) {
         return None;
     }
     in_parts(region, condition, rollups, answer)
@@ -180,16 +181,28 @@ fn reads_through_kept_sides(plan: &LogicalPlan, table: &str) -> Option<usize> {
     }
 }
 
-/// Whether the MV's part saves work: the region joins or aggregates. Rows it only filters
-/// and projects are read again from the table in the other part (no scan here skips the MV's
-/// rows), so that split would read more than the region alone.
-fn saves_work(region: &LogicalPlan) -> bool {
+/// Whether the split saves work: the region joins (the MV's part saves joining its rows), or
+/// the table's scan can skip rows by the other part's filter (a partition, a Parquet file's
+/// statistics). Otherwise the other part reads the whole table again, and only filtering its
+/// rows costs about what aggregating them does: measured no faster (BENCHMARKS.md).
+fn saves_work(region: &LogicalPlan, condition: &Condition) -> bool {
+    let rest = Expr::IsNotTrue(Box::new(condition.predicate.clone()));
     region
         .exists(|node| {
-            Ok(matches!(
-                node,
-                LogicalPlan::Join(_) | LogicalPlan::Aggregate(_)
-            ))
+            Ok(match node {
+                LogicalPlan::Join(_) => true,
+                LogicalPlan::TableScan(scan) if scan.table_name.table() == condition.table => {
+                    let rest = requalified(&rest, &scan.table_name);
+                    scan.source
+                        .supports_filters_pushdown(&[&rest])
+                        .is_ok_and(|support| {
+                            support
+                                .iter()
+                                .all(|s| *s != TableProviderFilterPushDown::Unsupported)
+                        })
+                }
+                _ => false,
+            })
         })
         .unwrap_or(false)
 }
@@ -374,6 +387,49 @@ mod tests {
             );
             assert_eq!(found, (users, visits), "{sql}\n{}", plan.display_indent());
         }
+    }
+
+    /// A table source that says its scans skip rows by filters (as a Parquet or partitioned
+    /// table does), over `users`' schema.
+    struct Pruning(datafusion::arrow::datatypes::SchemaRef);
+
+    impl datafusion::logical_expr::TableSource for Pruning {
+        fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+            Arc::clone(&self.0)
+        }
+        fn supports_filters_pushdown(
+            &self,
+            filters: &[&Expr],
+        ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
+            Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        }
+    }
+
+    /// One table is split only where its scan skips rows; a join is split anyway.
+    #[tokio::test]
+    async fn a_split_must_save_a_join_or_a_scan() {
+        let condition = Condition {
+            mv: "mv".into(),
+            table: "users".into(),
+            predicate: datafusion::prelude::col("tier").gt(datafusion::prelude::lit(1)),
+        };
+        let aggregate = plan("SELECT tier, count(*) FROM users GROUP BY tier").await;
+        assert!(!saves_work(&aggregate, &condition));
+        let joined = plan(
+            "SELECT u.tier, count(*) FROM users u JOIN visits v ON u.user_id = v.user_id GROUP BY u.tier",
+        )
+        .await;
+        assert!(saves_work(&joined, &condition));
+        let schema = aggregate.inputs()[0].schema().inner().clone();
+        let pruned = datafusion::logical_expr::LogicalPlanBuilder::scan(
+            "users",
+            Arc::new(Pruning(schema)),
+            None,
+        )
+        .and_then(|b| b.aggregate(vec![datafusion::prelude::col("tier")], Vec::<Expr>::new()))
+        .and_then(|b| b.build())
+        .unwrap();
+        assert!(saves_work(&pruned, &condition));
     }
 
     #[tokio::test]

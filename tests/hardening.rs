@@ -78,11 +78,7 @@ async fn a_two_thousand_element_in_list() {
         "SELECT event_type, count(*) FROM events WHERE user_id NOT IN ({}) GROUP BY event_type",
         list.join(", ")
     );
-    // Ids outside the list are not all below 5000: the MV answers those that are, in parts.
-    let used = common::assert_same(&pair, &sql).await;
-    assert_eq!(used, ["per_user"]);
-    let report = pair.session.last_report().unwrap();
-    assert_eq!(report.parts.len(), 1, "{report}");
+    assert!(common::assert_same(&pair, &sql).await.is_empty());
 }
 
 #[tokio::test]
