@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemTable;
+use datafusion::common::TableReference;
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{LogicalPlan, logical_plan::builder::LogicalTableSource};
@@ -99,7 +100,7 @@ impl Rewriter {
                 }) => {
                     for name in names {
                         if self.catalog.drop_mv(&name) {
-                            self.ctx.deregister_table(name.as_str())?;
+                            self.ctx.deregister_table(TableReference::bare(name))?;
                         } else if !if_exists {
                             return Err(MvError::UnknownMv(name));
                         }
@@ -115,6 +116,9 @@ impl Rewriter {
 
     /// Declares a base table by its Arrow schema.
     pub fn register_table(&mut self, name: &str, schema: SchemaRef) -> Result<()> {
+        if self.catalog.contains(name) {
+            return Err(MvError::DuplicateMv(name.to_string()));
+        }
         let table = MemTable::try_new(schema, vec![vec![]])?;
         self.ctx.register_table(name, Arc::new(table))?;
         Ok(())
@@ -154,7 +158,7 @@ impl Rewriter {
         plan: LogicalPlan,
         replace: bool,
     ) -> Result<()> {
-        if self.ctx.table_exist(name)? && !self.catalog.contains(name) {
+        if self.ctx.table_exist(TableReference::bare(name))? && !self.catalog.contains(name) {
             return Err(MvError::NameTaken {
                 name: name.to_string(),
             });
@@ -165,9 +169,10 @@ impl Rewriter {
         self.catalog.register(mv, replace)?;
         // A table of the MV's columns (and no rows), so that SQL over it plans: the rewritten
         // SQL text is checked that way, and queries may read the MV by name.
-        self.ctx.deregister_table(name)?;
+        self.ctx.deregister_table(TableReference::bare(name))?;
         let table = MemTable::try_new(schema, vec![vec![]])?;
-        self.ctx.register_table(name, Arc::new(table))?;
+        self.ctx
+            .register_table(TableReference::bare(name), Arc::new(table))?;
         Ok(())
     }
 

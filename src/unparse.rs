@@ -15,14 +15,18 @@
 //!   a derived table `t`) loses that name: it becomes the derived table's alias.
 //!
 //! What still cannot be written (grouping-set ids, a projection naming its columns after
-//! several relations) is an error, or SQL that does not plan: [`checked_sql`] gives only text
+//! several relations, a filter DataFusion pushed below a table's alias, which the unparser
+//! writes with the table's name; lifted above the alias, the unparser would fold it into an
+//! outer join's ON clause, where it no longer filters) is an error, or SQL that does not plan: [`checked_sql`] gives only text
 //! that plans.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, TimestampNanosecondArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::temporal_conversions::{
+    timestamp_ms_to_datetime, timestamp_ns_to_datetime, timestamp_s_to_datetime,
+    timestamp_us_to_datetime,
+};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result, ScalarValue, TableReference};
 use datafusion::execution::SessionState;
@@ -60,11 +64,14 @@ pub fn plan_sql(plan: &LogicalPlan, dialect: &dyn Dialect) -> Result<Statement> 
 
 /// `plan` with a projection of its columns over each aggregate the unparser would write
 /// unprojected. `projected`: a projection above `plan` in the same SELECT (only a filter,
-/// which becomes HAVING, a sort or a limit between them).
+/// which becomes HAVING, a sort, a limit or a window between them).
 fn projected_aggregates(plan: LogicalPlan, projected: bool) -> Result<Transformed<LogicalPlan>> {
     let keeps_select = matches!(
         plan,
-        LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_)
+        LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Window(_)
     );
     let below = matches!(plan, LogicalPlan::Projection(_)) || (keeps_select && projected);
     let plan = plan.map_children(|input| projected_aggregates(input, below))?;
@@ -90,18 +97,19 @@ fn literal_written_right(e: Expr) -> Result<Transformed<Expr>> {
         (ScalarValue::Float32(Some(f)), _) if !f.is_finite() => {
             Ok(Transformed::yes(cast_expr(lit(f.to_string()), data_type)))
         }
-        (_, DataType::Timestamp(_, Some(_))) if !value.is_null() => {
-            // The instant in UTC, with its offset, cast back to the zoned type.
-            let utc = DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into()));
-            let nanos = cast(&value.to_array()?, &utc)?;
-            let nanos = nanos
-                .as_any()
-                .downcast_ref::<TimestampNanosecondArray>()
-                .and_then(|a| a.value_as_datetime_with_tz(0, "+00:00".parse().ok()?));
-            let Some(instant) = nanos else {
+        (_, DataType::Timestamp(_, Some(_))) => {
+            // The instant in UTC, from the literal's own unit, cast back to the zoned type.
+            let instant = match value {
+                ScalarValue::TimestampSecond(Some(v), _) => timestamp_s_to_datetime(*v),
+                ScalarValue::TimestampMillisecond(Some(v), _) => timestamp_ms_to_datetime(*v),
+                ScalarValue::TimestampMicrosecond(Some(v), _) => timestamp_us_to_datetime(*v),
+                ScalarValue::TimestampNanosecond(Some(v), _) => timestamp_ns_to_datetime(*v),
+                _ => None,
+            };
+            let Some(instant) = instant else {
                 return Ok(Transformed::no(e));
             };
-            let text = instant.to_rfc3339();
+            let text = format!("{}T{}+00:00", instant.date(), instant.time());
             let target = lit(data_type.to_string());
             Ok(Transformed::yes(
                 datafusion::functions::expr_fn::arrow_cast(lit(text), target),

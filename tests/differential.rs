@@ -231,7 +231,7 @@ async fn differential() {
             match common::compare(&expected, &actual).and(text) {
                 Ok(()) => Ok(!used.is_empty()),
                 Err(diff) => Err(format!(
-                    "case {i} (DIFF_SEED={seed}): results differ: {diff}\n  MV:    {mv}\n  query: {query}\n  used:  {used:?}"
+                    "case {i} (DIFF_SEED={seed}): results differ (the plan's or its SQL text's): {diff}\n  MV:    {mv}\n  query: {query}\n  used:  {used:?}"
                 )),
             }
         };
