@@ -184,8 +184,9 @@ fn reads_through_kept_sides(plan: &LogicalPlan, table: &str) -> Option<usize> {
 /// Whether the split saves work: the region joins (the MV's part saves joining its rows), or
 /// the table's scan applies the other part's filter exactly (as a table partitioned by the
 /// filtered column prunes its partitions; an inexact pushdown, as a file's statistics, may
-/// skip nothing for `C IS NOT TRUE`). Otherwise the other part reads the whole table again, and only filtering its
-/// rows costs about what aggregating them does: measured no faster (BENCHMARKS.md).
+/// skip nothing for `C IS NOT TRUE`). Otherwise the other part reads the whole table again,
+/// and only filtering its rows costs about what aggregating them does: measured no faster
+/// (BENCHMARKS.md).
 fn saves_work(region: &LogicalPlan, condition: &Condition) -> bool {
     let rest = Expr::IsNotTrue(Box::new(condition.predicate.clone()));
     region
