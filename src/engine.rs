@@ -21,7 +21,7 @@ use crate::rules::RuleSet;
 use crate::screen::Screen;
 use crate::{
     dimensions, join_back, join_equivalence, lossless, occurrences, outer_join, parts, reaggregate,
-    union,
+    union, wider_aggregates,
 };
 
 /// Fixed bounds on saturation. Iteration and node limits make results deterministic; the time
@@ -457,8 +457,14 @@ impl Engine {
                 .map_err(|why| Rejection::new(ReasonCode::Ineligible, why));
             let added = added.and_then(|def| {
                 if mv.base_tables == tables {
-                    if !outer_join::add_inner_as_outer(convert.egraph, &query, &def, convert.tables)
-                    {
+                    let added =
+                        outer_join::add_inner_as_outer(
+                            convert.egraph,
+                            &query,
+                            &def,
+                            convert.tables,
+                        ) || wider_aggregates::add_wider_aggregates(convert.egraph, &query, &def);
+                    if !added {
                         return Ok(def);
                     }
                 } else if mv.base_tables.is_subset(&tables) {
@@ -837,12 +843,7 @@ fn joins(egraph: &PlanGraph, rel: Id) -> Vec<String> {
                 | Node::FullJoin([a, b, on])
                 | Node::SemiJoin([a, b, on])
                 | Node::AntiJoin([a, b, on]) => {
-                    let kind = match node {
-                        Node::LeftJoin(_) => "a left join",
-                        Node::FullJoin(_) => "a full join",
-                        Node::SemiJoin(_) => "a semi join (EXISTS, IN, INTERSECT)",
-                        _ => "an anti join (NOT EXISTS, EXCEPT)",
-                    };
+                    let kind = join_kind(node).unwrap_or_default();
                     let on: Vec<String> = list_items(egraph, *on)
                         .into_iter()
                         .map(|x| display(egraph, x))
@@ -912,6 +913,32 @@ fn diagnose(
             ),
         );
     }
+    let (query_conds, query_inputs) = crate::lang::unjoined(egraph, query.base);
+    let (mv_conds, mv_inputs) = crate::lang::unjoined(egraph, mv.base);
+    let alike =
+        |a: &[Id], b: &[Id]| a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x));
+    if alike(&query_conds, &mv_conds) && !alike(&query_inputs, &mv_inputs) {
+        let only = |of: &[Id], not_in: &[Id]| {
+            of.iter()
+                .filter(|i| !not_in.contains(i))
+                .map(|i| describe_input(egraph, *i, 0))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        let verb = if query_inputs.len() > 1 {
+            "joins"
+        } else {
+            "reads"
+        };
+        return Rejection::new(
+            ReasonCode::JoinNotMatched,
+            format!(
+                "the query {verb} {}, where {name} {verb} {}",
+                only(&query_inputs, &mv_inputs),
+                only(&mv_inputs, &query_inputs)
+            ),
+        );
+    }
     if egraph.find(query.base) != egraph.find(mv.base) {
         return Rejection::new(
             ReasonCode::FilterNotImplied,
@@ -932,6 +959,59 @@ fn diagnose(
         ReasonCode::UnsupportedQuery,
         format!("no rule relates the query to {name}"),
     )
+}
+
+/// An outer, semi or anti join's kind in words.
+fn join_kind(node: &Node) -> Option<&'static str> {
+    match node {
+        Node::LeftJoin(_) => Some("a left join"),
+        Node::FullJoin(_) => Some("a full join"),
+        Node::SemiJoin(_) => Some("a semi join (EXISTS, IN, INTERSECT)"),
+        Node::AntiJoin(_) => Some("an anti join (NOT EXISTS, EXCEPT)"),
+        _ => None,
+    }
+}
+
+/// A join input in words: `events where events.value > 10 grouped by events.user_id`.
+fn describe_input(egraph: &PlanGraph, class: Id, depth: usize) -> String {
+    let exprs = |list: Id, separator: &str| {
+        list_items(egraph, list)
+            .into_iter()
+            .map(|x| display(egraph, x))
+            .collect::<Vec<_>>()
+            .join(separator)
+    };
+    let described = (depth < 8)
+        .then(|| {
+            egraph[class].nodes.iter().find_map(|n| match n {
+                Node::Scan([name, _]) => crate::lang::name_of(egraph, *name).map(|s| s.to_string()),
+                Node::Agg([keys, _, input]) if list_items(egraph, *keys).is_empty() => Some(
+                    format!("one total of {}", describe_input(egraph, *input, depth + 1)),
+                ),
+                Node::Agg([keys, _, input]) => Some(format!(
+                    "{} grouped by {}",
+                    describe_input(egraph, *input, depth + 1),
+                    exprs(*keys, ", ")
+                )),
+                Node::LeftJoin([a, b, _])
+                | Node::FullJoin([a, b, _])
+                | Node::SemiJoin([a, b, _])
+                | Node::AntiJoin([a, b, _]) => Some(format!(
+                    "{} of {} with {}",
+                    join_kind(n)?,
+                    describe_input(egraph, *a, depth + 1),
+                    describe_input(egraph, *b, depth + 1)
+                )),
+                Node::Filter([conds, input]) => Some(format!(
+                    "{} where {}",
+                    describe_input(egraph, *input, depth + 1),
+                    exprs(*conds, " AND ")
+                )),
+                _ => None,
+            })
+        })
+        .flatten();
+    described.unwrap_or_else(|| "a subquery".to_string())
 }
 
 fn has_join(plan: &LogicalPlan) -> bool {

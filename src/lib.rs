@@ -68,6 +68,7 @@ pub mod timeseries;
 pub mod union;
 pub mod unparse;
 pub mod validate;
+pub mod wider_aggregates;
 
 pub use catalog::{Catalog, MaterializedView};
 pub use engine::{Engine, Limits, Outcome};

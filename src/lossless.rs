@@ -163,17 +163,7 @@ pub fn add_lossless_joins(
     conditions.extend(key_conditions);
     let conditions = add_set(egraph, &conditions);
     let base = egraph.add(Node::Filter([conditions, join]));
-    let consumers = query.consumers(egraph);
-    for node in consumers {
-        let original = egraph.add(node.clone());
-        let extended = egraph.add(match node {
-            Node::Agg([k, a, _]) => Node::Agg([k, a, base]),
-            Node::Proj([items, _]) => Node::Proj([items, base]),
-            other => other,
-        });
-        egraph.union(original, extended);
-    }
-    egraph.rebuild();
+    query.read_also_from(egraph, base);
     Ok(egraph.find(base))
 }
 

@@ -27,8 +27,8 @@ pub enum ReasonCode {
     /// A range on a timestamp whose bounds do not start buckets of the MV's (or the query's)
     /// grain, or whose upper bound is inclusive.
     TimeRangeNotAligned,
-    /// The query and the MV join their tables differently: outer joins on other conditions, or
-    /// an outer join the other side's join cannot be read from.
+    /// The query and the MV join their tables differently: other subqueries, outer joins on
+    /// other conditions, or an outer join the other side's join cannot be read from.
     JoinNotMatched,
     /// The MV is a UNION whose branches are not the query's (or the query is no UNION).
     UnionNotMatched,
@@ -136,7 +136,7 @@ impl ReasonCode {
                 "bound the range on bucket starts of the MV's grain: ts >= start AND ts < end"
             }
             ReasonCode::JoinNotMatched => {
-                "define the MV with the query's joins: the same outer, semi and anti joins on the same ON conditions"
+                "define the MV with the query's joins: the same inputs (subqueries alike), and the same outer, semi and anti joins on the same ON conditions"
             }
             ReasonCode::UnionNotMatched => {
                 "define the MV as the query's UNION: the same branches (in any order), UNION ALL answering both kinds"

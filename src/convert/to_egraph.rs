@@ -45,6 +45,22 @@ impl RegionInEGraph {
             .cloned()
             .collect()
     }
+
+    /// Lets the query's consumers also read `base`, another form of its base relation with
+    /// the same rows and at least its columns (columns are expression classes, so each
+    /// consumer names the same ones over either form).
+    pub fn read_also_from(&self, egraph: &mut PlanGraph, base: Id) {
+        for node in self.consumers(egraph) {
+            let original = egraph.add(node.clone());
+            let other = egraph.add(match node {
+                Node::Agg([k, a, _]) => Node::Agg([k, a, base]),
+                Node::Proj([items, _]) => Node::Proj([items, base]),
+                other => other,
+            });
+            egraph.union(original, other);
+        }
+        egraph.rebuild();
+    }
 }
 
 /// Adds regions to an e-graph, remembering the base tables' sources for converting back.
