@@ -12,13 +12,16 @@
 //! - a sort key naming a projection's output by the relation it is aliased into is written
 //!   as a column of no table: it is written by the output's name;
 //! - a projection below the root naming all its columns after one relation (an MV answering
-//!   a derived table `t`) loses that name: it becomes the derived table's alias.
+//!   a derived table `t`) loses that name: it becomes the derived table's alias;
+//! - a filtered table under an alias is written with the table's name, which the alias hides,
+//!   and a filtered table joined by other than an inner join has its filter folded into the
+//!   ON clause (or the NOT EXISTS), where on a preserved side it no longer drops rows: such a
+//!   table becomes a derived table of its own;
+//! - an alias of an alias is written with the inner one: only the outer one is kept.
 //!
 //! What still cannot be written (grouping-set ids, a projection naming its columns after
-//! several relations, a filter DataFusion pushed below a table's alias, which the unparser
-//! writes with the table's name; lifted above the alias, the unparser would fold it into an
-//! outer join's ON clause, where it no longer filters) is an error, or SQL that does not plan: [`checked_sql`] gives only text
-//! that plans.
+//! several relations, output names a SELECT repeats) is an error, or SQL that does not plan:
+//! [`checked_sql`] gives only text that plans.
 
 use std::sync::Arc;
 
@@ -32,7 +35,7 @@ use datafusion::common::{Column, Result, ScalarValue, TableReference};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::expr::Alias;
 use datafusion::logical_expr::{
-    Expr, LogicalPlan, Projection, SubqueryAlias, cast as cast_expr, lit,
+    Expr, JoinType, LogicalPlan, Projection, SubqueryAlias, cast as cast_expr, lit,
 };
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::unparser::Unparser;
@@ -55,6 +58,8 @@ pub fn plan_sql(plan: &LogicalPlan, dialect: &dyn Dialect) -> Result<Statement> 
         .transform_up(|node| node.map_expressions(|e| e.transform_up(literal_written_right)))?
         .data;
     let plan = plan.transform_up(sort_by_output_names)?.data;
+    let plan = plan.transform_up(outer_alias_only)?.data;
+    let plan = plan.transform_up(filtered_scans_derived)?.data;
     // The root's qualifiers name nothing above it: only its inputs' are kept as aliases.
     let plan = plan
         .map_children(|input| input.transform_up(aliased_projection))?
@@ -138,6 +143,76 @@ fn sort_by_output_names(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
             other => Ok(Transformed::no(other)),
         })
     })
+}
+
+/// An alias of an alias as the outer one alone (nothing reads the inner name): the unparser
+/// writes the inner one, and the columns named by the outer one no longer resolve (a
+/// decorrelated `EXISTS (SELECT .. FROM visits v ..)`).
+fn outer_alias_only(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    match plan {
+        LogicalPlan::SubqueryAlias(outer) => match outer.input.as_ref() {
+            LogicalPlan::SubqueryAlias(inner) => {
+                let alias = SubqueryAlias::try_new(Arc::clone(&inner.input), outer.alias)?;
+                Ok(Transformed::yes(LogicalPlan::SubqueryAlias(alias)))
+            }
+            _ => Ok(Transformed::no(LogicalPlan::SubqueryAlias(outer))),
+        },
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// A filtered table read through an alias, or as an input of a join other than an inner
+/// one, as a derived table of its own (under the alias, else the table's name). The unparser
+/// writes such a filter with the table's name, which the alias hides, and folds it into an
+/// outer join's ON clause, where on the preserved side it no longer drops rows (an anti join's
+/// NOT EXISTS then keeps them); a derived table keeps it where it applies.
+fn filtered_scans_derived(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let derived = |input: Arc<LogicalPlan>, alias: TableReference| -> Result<LogicalPlan> {
+        let columns = input.schema().columns().into_iter().map(Expr::Column);
+        let projection = Projection::try_new(columns.collect(), input)?;
+        let aliased = SubqueryAlias::try_new(Arc::new(LogicalPlan::Projection(projection)), alias)?;
+        Ok(LogicalPlan::SubqueryAlias(aliased))
+    };
+    match plan {
+        LogicalPlan::SubqueryAlias(a) if filtered_scan(&a.input).is_some() => {
+            Ok(Transformed::yes(derived(a.input, a.alias)?))
+        }
+        LogicalPlan::Join(mut join) if join.join_type != JoinType::Inner => {
+            let mut changed = false;
+            for input in [&mut join.left, &mut join.right] {
+                if let Some(table) = filtered_scan(input) {
+                    *input = Arc::new(derived(Arc::clone(input), table)?);
+                    changed = true;
+                }
+            }
+            let plan = LogicalPlan::Join(join);
+            Ok(if changed {
+                Transformed::yes(plan)
+            } else {
+                Transformed::no(plan)
+            })
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// The table `plan` reads if it is filters over a table scan, at least one filter in all
+/// (pushed into the scan or not).
+fn filtered_scan(plan: &LogicalPlan) -> Option<TableReference> {
+    let mut filtered = false;
+    let mut plan = plan;
+    loop {
+        match plan {
+            LogicalPlan::Filter(filter) => {
+                filtered = true;
+                plan = &filter.input;
+            }
+            LogicalPlan::TableScan(scan) => {
+                return (filtered || !scan.filters.is_empty()).then(|| scan.table_name.clone());
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// A projection whose columns are all aliased into one other relation, as that relation: a

@@ -109,3 +109,41 @@ async fn a_derived_table_answered_by_an_mv() {
     )
     .await;
 }
+
+/// A left join whose preserved side is a filtered table: the unparser folds a filter over a
+/// join's input into the ON clause, where on the preserved side it no longer drops rows.
+#[tokio::test]
+async fn a_left_join_of_a_filtered_table() {
+    let pair = common::sales_and_events();
+    text_returns_the_same_rows(
+        &pair,
+        "CREATE MATERIALIZED VIEW per_user AS SELECT user_id, sum(duration) AS total FROM visits GROUP BY user_id",
+        "SELECT users.user_id, users.name, users.country, users.tier, t.total FROM users LEFT JOIN (SELECT user_id, sum(duration) AS total FROM visits GROUP BY user_id) t ON users.user_id = t.user_id WHERE users.tier > 1",
+    )
+    .await;
+}
+
+/// The same over a table alias: the filter names the table, which the alias hides.
+#[tokio::test]
+async fn a_left_join_of_a_filtered_table_alias() {
+    let pair = common::sales_and_events();
+    text_returns_the_same_rows(
+        &pair,
+        "CREATE MATERIALIZED VIEW per_user AS SELECT user_id, sum(duration) AS total FROM visits GROUP BY user_id",
+        "SELECT u.user_id, u.name, u.country, u.tier, t.total FROM users u LEFT JOIN (SELECT user_id, sum(duration) AS total FROM visits GROUP BY user_id) t ON u.user_id = t.user_id WHERE u.tier > 1",
+    )
+    .await;
+}
+
+/// NOT EXISTS over a filtered table: the unparser would move the filter into the NOT EXISTS
+/// subquery, where it keeps the rows it should drop.
+#[tokio::test]
+async fn an_anti_join_of_a_filtered_table() {
+    let pair = common::sales_and_events();
+    text_returns_the_same_rows(
+        &pair,
+        "CREATE MATERIALIZED VIEW per_user AS SELECT user_id, sum(duration) AS total FROM visits GROUP BY user_id",
+        "SELECT users.user_id, users.name, users.country, users.tier FROM users WHERE users.tier > 1 AND NOT EXISTS (SELECT 1 FROM (SELECT user_id, sum(duration) AS total FROM visits GROUP BY user_id) t WHERE t.user_id = users.user_id AND t.total > 100)",
+    )
+    .await;
+}
