@@ -2,7 +2,8 @@
 //! NULL in some rows) with `users` (declared primary key, and `visits.user_id` a declared,
 //! NOT NULL foreign key to it) and `sites` (no key: some ids twice, some missing). Seeded pairs
 //! of an MV and a query, each over its own join shape (inner joins in any order, left joins,
-//! self-joins of `users` as visitor and referrer and of `visits`),
+//! self-joins of `users` as visitor and referrer and of `visits`, semi and anti joins, and
+//! joins of aggregates),
 //! GROUP BY, aggregates and filters, are registered and executed with and without rewriting;
 //! results must agree. `JOIN_CASES` (default 300) and `DIFF_SEED` choose the run; it prints
 //! `joins: N pairs, K rewritten`.
@@ -12,7 +13,7 @@ mod common;
 use mvrewrite::datagen::Rng;
 
 /// Join shapes: FROM clauses with the columns they offer as group keys.
-const SHAPES: [(&str, &[&str]); 16] = [
+const SHAPES: [(&str, &[&str]); 18] = [
     ("visits v", &["v.user_id", "v.site_id", "v.duration % 5"]),
     (
         "visits v JOIN users u ON v.user_id = u.user_id",
@@ -78,7 +79,19 @@ const SHAPES: [(&str, &[&str]); 16] = [
         "(SELECT * FROM visits EXCEPT SELECT * FROM visits WHERE duration > 200) v",
         &["v.site_id", "v.duration % 5"],
     ),
+    // A join of an aggregate, and the same join of one computing more (`WIDER`): the columns
+    // are named as the table's, so the aggregates above read them alike.
+    (
+        "(SELECT user_id, site_id, sum(duration) AS duration, count(referrer_id) AS referrer_id FROM visits GROUP BY user_id, site_id) v JOIN users u ON v.user_id = u.user_id",
+        &["u.country", "u.tier", "v.site_id", "v.user_id"],
+    ),
+    (
+        "(SELECT user_id, site_id, sum(duration) AS duration, count(referrer_id) AS referrer_id, count(*) AS n, max(duration) AS top FROM visits GROUP BY user_id, site_id) v JOIN users u ON v.user_id = u.user_id",
+        &["u.country", "u.tier", "v.site_id", "v.user_id"],
+    ),
 ];
+/// The shape computing more aggregates than `WIDER - 1`, over the same groups.
+const WIDER: usize = 17;
 const AGGS: [&str; 6] = [
     "count(*)",
     "sum(v.duration)",
@@ -141,7 +154,9 @@ impl Select {
     /// A query the MV may answer: often its shape, a subset of its keys and aggregates, its
     /// filter or a stronger one; sometimes something it cannot answer.
     fn derived(&self, rng: &mut Rng) -> Self {
-        let shape = if rng.chance(0.7) {
+        let shape = if self.shape == WIDER && rng.chance(0.5) {
+            WIDER - 1
+        } else if rng.chance(0.7) {
             self.shape
         } else {
             rng.below(SHAPES.len() as u64) as usize
