@@ -17,10 +17,13 @@
 //!   and a filtered table joined by other than an inner join has its filter folded into the
 //!   ON clause (or the NOT EXISTS), where on a preserved side it no longer drops rows: such a
 //!   table becomes a derived table of its own;
-//! - an alias of an alias is written with the inner one: only the outer one is kept.
+//! - an alias of an alias is written with the inner one: only the outer one is kept;
+//! - join keys that match NULLs (INTERSECT, EXCEPT) are written with `=`, which does not: they
+//!   are written as `IS NOT DISTINCT FROM` conditions.
 //!
-//! What still cannot be written (grouping-set ids, a projection naming its columns after
-//! several relations, output names a SELECT repeats) is an error, or SQL that does not plan:
+//! What still cannot be written (NOT IN, which the unparser writes as NOT EXISTS, grouping-set
+//! ids, a projection naming its columns after several relations, output names a SELECT
+//! repeats) is an error, or SQL that does not plan:
 //! [`checked_sql`] gives only text that plans.
 
 use std::sync::Arc;
@@ -31,11 +34,12 @@ use datafusion::arrow::temporal_conversions::{
     timestamp_us_to_datetime,
 };
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, Result, ScalarValue, TableReference};
+use datafusion::common::{Column, NullEquality, Result, ScalarValue, TableReference, not_impl_err};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::expr::Alias;
 use datafusion::logical_expr::{
-    Expr, JoinType, LogicalPlan, Projection, SubqueryAlias, cast as cast_expr, lit,
+    BinaryExpr, Expr, Join, JoinType, LogicalPlan, Operator, Projection, SubqueryAlias,
+    cast as cast_expr, lit,
 };
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::unparser::Unparser;
@@ -53,12 +57,18 @@ pub async fn checked_sql(plan: &LogicalPlan, state: &SessionState) -> Option<Str
 
 /// `plan` as a SQL statement in `dialect`.
 pub fn plan_sql(plan: &LogicalPlan, dialect: &dyn Dialect) -> Result<Statement> {
+    // A NOT IN join is empty when the subquery has a NULL; the unparser writes it as NOT
+    // EXISTS, which is not.
+    if plan.exists(|n| Ok(matches!(n, LogicalPlan::Join(j) if j.null_aware)))? {
+        return not_impl_err!("NOT IN is written as NOT EXISTS, which a NULL does not empty");
+    }
     let plan = projected_aggregates(plan.clone(), false)?.data;
     let plan = plan
         .transform_up(|node| node.map_expressions(|e| e.transform_up(literal_written_right)))?
         .data;
     let plan = plan.transform_up(sort_by_output_names)?.data;
     let plan = plan.transform_up(outer_alias_only)?.data;
+    let plan = plan.transform_up(null_equal_keys_as_conditions)?.data;
     let plan = plan.transform_up(filtered_scans_derived)?.data;
     // The root's qualifiers name nothing above it: only its inputs' are kept as aliases.
     let plan = plan
@@ -143,6 +153,36 @@ fn sort_by_output_names(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
             other => Ok(Transformed::no(other)),
         })
     })
+}
+
+/// A join whose keys match NULLs (INTERSECT, EXCEPT, `IS NOT DISTINCT FROM` conditions), with
+/// its keys as `IS NOT DISTINCT FROM` conditions: the unparser writes every key with `=`.
+fn null_equal_keys_as_conditions(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::Join(join) = &plan else {
+        return Ok(Transformed::no(plan));
+    };
+    if join.null_equality != NullEquality::NullEqualsNull || join.on.is_empty() {
+        return Ok(Transformed::no(plan));
+    }
+    let keys = join.on.iter().map(|(l, r)| {
+        Expr::BinaryExpr(BinaryExpr::new(
+            Box::new(l.clone()),
+            Operator::IsNotDistinctFrom,
+            Box::new(r.clone()),
+        ))
+    });
+    let filter = keys.chain(join.filter.clone()).reduce(Expr::and);
+    let rewritten = Join::try_new(
+        Arc::clone(&join.left),
+        Arc::clone(&join.right),
+        vec![],
+        filter,
+        join.join_type,
+        join.join_constraint,
+        NullEquality::NullEqualsNothing,
+        false,
+    )?;
+    Ok(Transformed::yes(LogicalPlan::Join(rewritten)))
 }
 
 /// An alias of an alias as the outer one alone (nothing reads the inner name): the unparser

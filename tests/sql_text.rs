@@ -147,3 +147,38 @@ async fn an_anti_join_of_a_filtered_table() {
     )
     .await;
 }
+
+/// NOT IN against a column with NULLs: the unparser writes NOT EXISTS, which a NULL does not
+/// empty, so there is no text (the plan itself is rewritten and right).
+#[tokio::test]
+async fn no_text_for_a_not_in() {
+    let pair = common::sales_and_events();
+    pair.session
+        .sql("CREATE MATERIALIZED VIEW per_user AS SELECT user_id, sum(duration) AS total FROM visits GROUP BY user_id")
+        .await
+        .unwrap();
+    let query = "SELECT t.user_id, t.total FROM (SELECT user_id, sum(duration) AS total FROM visits GROUP BY user_id) t WHERE t.user_id NOT IN (SELECT referrer_id FROM visits)";
+    assert_eq!(common::assert_same(&pair, query).await, vec!["per_user"]);
+    let plan = pair
+        .session
+        .context()
+        .sql(query)
+        .await
+        .unwrap()
+        .into_optimized_plan()
+        .unwrap();
+    let text = mvrewrite::unparse::checked_sql(&plan, &pair.plain.state()).await;
+    assert_eq!(text, None);
+}
+
+/// INTERSECT keeps a NULL both sides have: its join keys match NULLs, which `=` does not.
+#[tokio::test]
+async fn an_intersect_over_nulls() {
+    let pair = common::sales_and_events();
+    text_returns_the_same_rows(
+        &pair,
+        "CREATE MATERIALIZED VIEW per_ref AS SELECT referrer_id, count(*) AS n FROM visits GROUP BY referrer_id",
+        "SELECT referrer_id FROM visits GROUP BY referrer_id INTERSECT SELECT referrer_id FROM visits WHERE duration > 100",
+    )
+    .await;
+}
