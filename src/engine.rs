@@ -919,11 +919,16 @@ fn diagnose(
         |a: &[Id], b: &[Id]| a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x));
     if alike(&query_conds, &mv_conds) && !alike(&query_inputs, &mv_inputs) {
         let only = |of: &[Id], not_in: &[Id]| {
-            of.iter()
+            let described: Vec<String> = of
+                .iter()
                 .filter(|i| !not_in.contains(i))
                 .map(|i| describe_input(egraph, *i, 0))
-                .collect::<Vec<_>>()
-                .join(" and ")
+                .collect();
+            if described.is_empty() {
+                "nothing else".to_string()
+            } else {
+                described.join(" and ")
+            }
         };
         let verb = if query_inputs.len() > 1 {
             "joins"
