@@ -57,7 +57,7 @@ fn deep_expression() -> (Rewriter, LogicalPlan) {
         Field::new("v", DataType::Int64, true),
     ]));
     let source = provider_as_source(Arc::new(MemTable::try_new(schema, vec![vec![]]).unwrap()));
-    let plan = mvrewrite::datagen::deeply_nested_plan("t0", source, 500).unwrap();
+    let plan = mvrewrite::testkit::datagen::deeply_nested_plan("t0", source, 500).unwrap();
     (rw, plan)
 }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use datafusion::arrow::record_batch::RecordBatch;
 use mvrewrite::MvSession;
-use mvrewrite::datagen;
-use mvrewrite::session::RefreshMode;
+use mvrewrite::RefreshMode;
+use mvrewrite::testkit::datagen;
 
 const MV: &str = "CREATE MATERIALIZED VIEW hourly AS SELECT event_type, date_trunc('hour', ts) AS hour, count(*) AS n, sum(value) AS total, min(value) AS low, max(value) AS high FROM events GROUP BY 1, 2";
 

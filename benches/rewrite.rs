@@ -9,8 +9,9 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
-use mvrewrite::engine::Explain;
-use mvrewrite::{MvSession, Rewriter, datagen};
+use mvrewrite::Explain;
+use mvrewrite::testkit::datagen;
+use mvrewrite::{MvSession, Rewriter};
 
 const TABLES: usize = 10;
 const GROUP_COLUMNS: [&str; 4] = [
@@ -141,7 +142,7 @@ fn query_time(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (session, plain) = events_contexts(rows, rows);
     runtime.block_on(async {
-        for mv in mvrewrite::demo::DEMO_MVS {
+        for mv in mvrewrite::cli::demo::DEMO_MVS {
             session.sql(mv).await.unwrap();
         }
     });

@@ -3,7 +3,7 @@
 //! SQL rewritten by mvrewrite, and the answer written by hand against the MV.
 //!
 //! `cargo bench --bench tpch_speedup` (figures go to BENCHMARKS.md). The data is generated
-//! once with the `tpchgen` crates and `mvrewrite::datagen` and cached as Parquet in
+//! once with the `tpchgen` crates and `mvrewrite::testkit::datagen` and cached as Parquet in
 //! `$MVREWRITE_BENCH_DATA` (default `~/.cache/mvrewrite-bench`), then loaded into memory, so
 //! that every query reads the same in-memory tables. `TPCH_SF` changes the scale factor.
 //! Before timing, each rewritten query is checked to read its MV and to return the original's
@@ -20,7 +20,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::prelude::SessionContext;
-use mvrewrite::{MvSession, datagen};
+use mvrewrite::MvSession;
+use mvrewrite::testkit::datagen;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tpchgen::generators::{LineItemGenerator, OrderGenerator};

@@ -360,3 +360,12 @@ impl fmt::Display for Report {
         Ok(())
     }
 }
+
+/// Why the query's filter does not imply the MV's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotImplied {
+    /// What the query allows, as a condition (`price <= 100`, or the query's filter).
+    pub query_allows: String,
+    /// The MV conjunct it does not imply (`price > 200`).
+    pub mv_keeps: String,
+}

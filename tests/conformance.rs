@@ -19,7 +19,8 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use futures::FutureExt;
-use mvrewrite::{MvSession, datagen, rewrite::split_statements};
+use mvrewrite::MvSession;
+use mvrewrite::testkit::{datagen, split_statements};
 use serde_json::{Value, json};
 
 const ROWS_PER_TABLE: usize = 300;
@@ -257,7 +258,7 @@ async fn run_case(case: &Value, tables: &HashMap<String, Arc<MemTable>>) -> Outc
                     {
                         Some("row counts differ under LIMIT".into())
                     } else {
-                        mvrewrite::compare::contained(&a, &full).err()
+                        mvrewrite::testkit::compare::contained(&a, &full).err()
                     };
                 }
                 // Its SQL text too (a LIMIT over ties may pick other rows: left out).

@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 
 use futures::FutureExt;
-use mvrewrite::datagen::Rng;
+use mvrewrite::testkit::datagen::Rng;
 
 const KEYS: [&str; 6] = [
     "country",

@@ -13,7 +13,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
 use mvrewrite::MvSession;
-use mvrewrite::datagen::Rng;
+use mvrewrite::testkit::datagen::Rng;
 
 const INTS: [Option<i32>; 6] = [None, Some(0), Some(1), Some(2), Some(3), Some(4)];
 const STRINGS: [Option<&str>; 5] = [None, Some(""), Some("a"), Some("ab"), Some("b")];

@@ -92,7 +92,7 @@ async fn expressions_nested_five_hundred_deep() {
     let source = datafusion::datasource::provider_as_source(
         session.context().table_provider("t0").await.unwrap(),
     );
-    let plan = mvrewrite::datagen::deeply_nested_plan("t0", source, 500).unwrap();
+    let plan = mvrewrite::testkit::datagen::deeply_nested_plan("t0", source, 500).unwrap();
     let run = |ctx: SessionContext, plan| {
         // A thread with a large stack, as a server would give: the point is that the work is
         // bounded, not how deep a test thread's stack is.

@@ -10,7 +10,7 @@
 
 mod common;
 
-use mvrewrite::datagen::Rng;
+use mvrewrite::testkit::datagen::Rng;
 
 /// Join shapes: FROM clauses with the columns they offer as group keys.
 const SHAPES: [(&str, &[&str]); 18] = [

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
-use mvrewrite::datagen::{self, Rng};
-use mvrewrite::freshness::Staleness;
-use mvrewrite::session::{RefreshMode, Refreshed};
+use mvrewrite::Staleness;
+use mvrewrite::testkit::datagen::{self, Rng};
 use mvrewrite::{CandidateStatus, MvError, MvSession, ReasonCode};
+use mvrewrite::{RefreshMode, Refreshed};
 
 async fn collect(session: &MvSession, sql: &str) -> Vec<RecordBatch> {
     session.sql(sql).await.unwrap().collect().await.unwrap()
@@ -557,7 +557,7 @@ async fn an_mv_that_cannot_be_restored_fails_alone() {
         assert_eq!(answered_by(&s, by_country).await, ["by_country"]);
     }
     // by_type's file is gone, and users is not registered yet.
-    let data = mvrewrite::persist::DataDir::open(&dir).unwrap();
+    let data = mvrewrite::testkit::DataDir::open(&dir).unwrap();
     std::fs::remove_dir_all(data.mv_dir("by_type")).unwrap();
     let s = MvSession::with_data_dir(&dir).unwrap();
     register_base_tables(&s, events);

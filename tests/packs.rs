@@ -4,7 +4,7 @@
 
 mod common;
 
-use mvrewrite::rewrite::split_statements;
+use mvrewrite::testkit::split_statements;
 
 struct Case {
     name: String,
@@ -56,7 +56,7 @@ async fn run_pack(pack: &str) {
         let plan = pair
             .session
             .context()
-            .sql(&mvrewrite::sql::standard_sql(&case.query))
+            .sql(&mvrewrite::testkit::standard_sql(&case.query))
             .await
             .unwrap()
             .into_optimized_plan()

@@ -108,7 +108,7 @@ fn scenario(code: ReasonCode) -> (&'static str, &'static str) {
 async fn every_reason_code_is_reported_where_it_applies() {
     for code in ReasonCode::ALL {
         let session = MvSession::new();
-        for statement in mvrewrite::rewrite::split_statements(TABLES).unwrap() {
+        for statement in mvrewrite::testkit::split_statements(TABLES).unwrap() {
             session
                 .sql(&statement)
                 .await
@@ -126,7 +126,7 @@ async fn every_reason_code_is_reported_where_it_applies() {
                 .set_table_rows(table, rows);
         }
         let (setup, query) = scenario(code);
-        for statement in mvrewrite::rewrite::split_statements(setup).unwrap() {
+        for statement in mvrewrite::testkit::split_statements(setup).unwrap() {
             session
                 .sql(&statement)
                 .await

@@ -1206,7 +1206,7 @@ async fn like_on_a_number_runs_as_in_spark() {
 /// answered from the MV, and a DataFrame optimized twice is rewritten both times.
 #[tokio::test]
 async fn rewritten_whatever_the_number_of_optimizer_passes() {
-    let sales = mvrewrite::datagen::sales(3000, 7).unwrap();
+    let sales = mvrewrite::testkit::datagen::sales(3000, 7).unwrap();
     let query = "SELECT sex, sum(quantity) FROM sales WHERE country <> 'Tonga' GROUP BY sex";
     for passes in [1, 2, 3, 8] {
         let config = datafusion::prelude::SessionConfig::new()
@@ -1292,7 +1292,7 @@ async fn a_stale_mv_is_never_one_part_of_a_query() {
     let parts = |pair: &common::Pair| pair.session.last_report().map_or(0, |r| r.parts.len());
     assert_eq!(parts(&pair), 1);
     pair.session
-        .set_staleness(mvrewrite::freshness::Staleness::Tolerated)
+        .set_staleness(mvrewrite::Staleness::Tolerated)
         .unwrap();
     pair.session
         .sql("INSERT INTO visits VALUES (99999, 1, NULL, 1000, 1)")

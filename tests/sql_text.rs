@@ -22,7 +22,7 @@ async fn text_returns_the_same_rows(pair: &common::Pair, mv: &str, query: &str) 
         .unwrap()
         .into_optimized_plan()
         .unwrap();
-    let text = mvrewrite::unparse::checked_sql(&plan, &pair.plain.state())
+    let text = mvrewrite::testkit::checked_sql(&plan, &pair.plain.state())
         .await
         .unwrap_or_else(|| panic!("no SQL text that plans for\n{}", plan.display_indent()));
     let rows = pair
@@ -167,7 +167,7 @@ async fn no_text_for_a_not_in() {
         .unwrap()
         .into_optimized_plan()
         .unwrap();
-    let text = mvrewrite::unparse::checked_sql(&plan, &pair.plain.state()).await;
+    let text = mvrewrite::testkit::checked_sql(&plan, &pair.plain.state()).await;
     assert_eq!(text, None);
 }
 

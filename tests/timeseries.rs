@@ -11,7 +11,7 @@
 mod common;
 
 use mvrewrite::CandidateStatus;
-use mvrewrite::datagen::Rng;
+use mvrewrite::testkit::datagen::Rng;
 
 /// `(fine, coarse)`: the lattice edges; nesting is their transitive closure.
 const EDGES: [(&str, &str); 15] = [

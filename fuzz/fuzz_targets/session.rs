@@ -7,7 +7,8 @@ use std::sync::LazyLock;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use libfuzzer_sys::fuzz_target;
-use mvrewrite::{MvSession, datagen};
+use mvrewrite::testkit::datagen;
+use mvrewrite::MvSession;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()

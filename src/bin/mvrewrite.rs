@@ -1,5 +1,5 @@
 //! The `mvrewrite` command-line tool: argument parsing only; the commands are in
-//! `mvrewrite::cli` (and `mvrewrite::demo`).
+//! `mvrewrite::cli` (and `mvrewrite::cli::demo`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Demo { rows } => runtime
-            .block_on(mvrewrite::demo::run(rows, &mut std::io::stdout()))
+            .block_on(mvrewrite::cli::demo::run(rows, &mut std::io::stdout()))
             .map(|()| ExitCode::SUCCESS),
         Command::Rewrite {
             inputs,

@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
+use crate::frontend::rewrite::RewriteResult;
 use crate::report::CandidateStatus;
-use crate::rewrite::RewriteResult;
 
 /// The explanation, as printed.
 pub fn explain(result: &RewriteResult) -> String {

@@ -2,6 +2,7 @@
 //! and the tests drive: `rewrite` and `explain` over a schema file, an MV file and a query
 //! (no data needed: [`Rewriter`] plans against schemas), and `shell` over a live session.
 
+pub mod demo;
 pub mod explain;
 pub mod shell;
 
@@ -11,8 +12,8 @@ use datafusion::sql::sqlparser::dialect as parse;
 use datafusion::sql::unparser::dialect as unparse;
 
 use crate::error::{MvError, Result};
-use crate::rewrite::{RewriteResult, Rewriter};
-use crate::unparse::plan_sql;
+use crate::frontend::rewrite::{RewriteResult, Rewriter};
+use crate::frontend::unparse::plan_sql;
 
 /// What `rewrite` and `explain` read.
 #[derive(Clone, Debug, Default)]

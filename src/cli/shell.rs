@@ -11,8 +11,8 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::CsvReadOptions;
 
 use crate::error::{MvError, Result};
-use crate::rewrite::split_statements;
-use crate::session::MvSession;
+use crate::frontend::rewrite::split_statements;
+use crate::lifecycle::MvSession;
 
 /// Rows printed per result; the count says how many there were.
 const SHOWN_ROWS: usize = 40;

@@ -13,17 +13,19 @@ use datafusion::logical_expr::{Expr, lit};
 use egg::{Applier, Id, PatternAst, SearchMatches, Searcher, Subst, Symbol, Var};
 
 use super::var;
-use crate::lang::{
+use crate::egraph::lang::{
     HeadKind, Node, PlanAnalysis, PlanGraph, decompose, display, expr_nodes, list_items,
     placeholder,
 };
-use crate::predicate::atoms::{self, Atom};
-use crate::predicate::values::{HalfOpen, ValueSet};
+use crate::egraph::predicate::atoms::{self, Atom};
+use crate::egraph::predicate::values::{HalfOpen, ValueSet};
 use crate::report::{ReasonCode, Rejection};
 use crate::timeseries::{Grain, Lattice};
 
 /// The buckets in the e-graph by the class of the term they bucket: `(grain, head, class)`.
-fn buckets_by_term(egraph: &PlanGraph) -> BTreeMap<Id, Vec<(Grain, crate::lang::Head, Id)>> {
+fn buckets_by_term(
+    egraph: &PlanGraph,
+) -> BTreeMap<Id, Vec<(Grain, crate::egraph::lang::Head, Id)>> {
     let mut out: BTreeMap<Id, Vec<_>> = BTreeMap::new();
     if !egraph.analysis.has_buckets {
         return out;
@@ -296,7 +298,7 @@ impl FieldOfBucket {
 /// The grain whose buckets keep `date_part(field, ..)` (a `date_part` head `head`) constant:
 /// the field's own for year, quarter, month, ISO week, day, hour and minute, the day for the
 /// day of the week or year. `None` for other fields (seconds may have fractions) and heads.
-fn field_period(egraph: &PlanGraph, head: crate::lang::Head, field: Id) -> Option<Grain> {
+fn field_period(egraph: &PlanGraph, head: crate::egraph::lang::Head, field: Id) -> Option<Grain> {
     let Expr::ScalarFunction(call) = egraph.analysis.head(head) else {
         return None;
     };

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 
 use egg::{Applier, Condition, Id, PatternAst, SearchMatches, Subst, Symbol, Var};
 
-use crate::lang::{
+use crate::egraph::lang::{
     HeadKind, Node, PlanAnalysis, PlanGraph, expr_node, expr_nodes, list_items, mv_of,
 };
 use crate::report::{ReasonCode, Rejection};
@@ -66,7 +66,7 @@ impl Check {
     fn check(&self, egraph: &mut PlanGraph, subst: &Subst, query: Option<Id>) -> bool {
         let v = |i: usize| egraph.find(subst[self.vars[i]]);
         match self.kind {
-            Kind::InQuery => crate::lang::in_query(egraph, v(0)),
+            Kind::InQuery => crate::egraph::lang::in_query(egraph, v(0)),
             Kind::NonEmpty => !list_items(egraph, v(0)).is_empty(),
             Kind::IsMv => mv_of(egraph, v(0)).is_some(),
             Kind::Differ => v(0) != v(1),
@@ -89,8 +89,8 @@ impl Check {
                 for item in items {
                     if let Some(missing) = first_missing(egraph, item, &avail, rows) {
                         if let (Some(mv), Some(q)) = (mv_of(egraph, source), query) {
-                            let what = crate::lang::display(egraph, missing);
-                            crate::lang::reject(
+                            let what = crate::egraph::lang::display(egraph, missing);
+                            crate::egraph::lang::reject(
                                 egraph,
                                 q,
                                 mv,
@@ -117,7 +117,7 @@ thread_local! {
 /// All conditions must hold.
 pub struct AllOf(pub Vec<Check>);
 
-impl Condition<Node, crate::lang::PlanAnalysis> for AllOf {
+impl Condition<Node, crate::egraph::lang::PlanAnalysis> for AllOf {
     fn check(&self, egraph: &mut PlanGraph, _eclass: Id, subst: &Subst) -> bool {
         let query = QUERY_VAR.with(|q| subst.get(*q).copied());
         self.0.iter().all(|c| c.check(egraph, subst, query))

@@ -15,8 +15,10 @@ use super::var;
 use egg::{Applier, Id, PatternAst, Subst, Symbol, Var};
 
 use super::conditions::{available, first_missing};
-use crate::lang::{Node, PlanAnalysis, PlanGraph, add_set, display, list_items, mv_of, reject};
-use crate::predicate::cached_compensation;
+use crate::egraph::lang::{
+    Node, PlanAnalysis, PlanGraph, add_set, display, list_items, mv_of, reject,
+};
+use crate::egraph::predicate::cached_compensation;
 use crate::report::{ReasonCode, Rejection};
 
 pub struct HavingApplier {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use egg::{MultiPattern, Rewrite, Var};
 
-use crate::lang::{Node, PlanAnalysis};
+use crate::egraph::lang::{Node, PlanAnalysis};
 use crate::timeseries::Lattice;
 use bucket::{AlignedRange, CoarserBucket, FieldOfBucket};
 use conditions::{AllOf, Check, Guarded};
@@ -206,6 +206,31 @@ fn bind_root(pattern: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The pack's edges claim no nesting the arithmetic denies, and miss none it allows.
+    #[test]
+    fn the_pack_agrees_with_the_arithmetic() {
+        let lattice = RuleSet::builtin().lattice;
+        let grains = lattice.grains();
+        assert!(grains.len() >= 14, "{grains:?}");
+        for &fine in &grains {
+            for &coarse in &grains {
+                if fine != coarse {
+                    assert_eq!(
+                        lattice.nests(fine, coarse),
+                        fine.divides(coarse),
+                        "{fine:?} in {coarse:?}"
+                    );
+                }
+            }
+        }
+        let g = |n: &str| lattice.grain(n).unwrap();
+        assert!(!lattice.nests(g("week"), g("month")));
+        assert!(!lattice.nests(g("iso_week"), g("year")));
+        assert!(!lattice.nests(g("ten_minute"), g("fifteen_minute")));
+        assert!(lattice.nests(g("second"), g("year")));
+        assert!(!lattice.nests(g("month"), g("hour")));
+    }
+
     use super::*;
 
     #[test]

@@ -19,10 +19,10 @@ use datafusion::logical_expr::{AggregateUDF, Cast, Expr, Operator, lit};
 use egg::{Applier, Id, PatternAst, Subst, Symbol, Var};
 
 use super::conditions::{first_missing, has_aggregate};
-use crate::dimensions::{AggregateCall, MvAggregates};
-use crate::lang::{
+use crate::egraph::lang::{
     HeadKind, Node, PlanAnalysis, PlanGraph, display, expr_node, list_items, mv_of, placeholder,
 };
+use crate::plan::dimensions::{AggregateCall, MvAggregates};
 use crate::report::{ReasonCode, Rejection};
 
 /// How one aggregate function rolls up.
@@ -162,7 +162,7 @@ impl Applier<Node, PlanAnalysis> for RollupApplier {
             Ok(Some(new)) if plan.egraph.union(q, new) => vec![q],
             Ok(_) => vec![],
             Err(rejection) => {
-                crate::lang::reject(plan.egraph, q, mv, rejection);
+                crate::egraph::lang::reject(plan.egraph, q, mv, rejection);
                 vec![]
             }
         }
@@ -726,7 +726,7 @@ impl Rollup<'_> {
     }
 
     fn set(&mut self, ids: Vec<Id>) -> Id {
-        crate::lang::add_set(self.egraph, &ids)
+        crate::egraph::lang::add_set(self.egraph, &ids)
     }
 
     fn missing(&self, a: Id) -> Rejection {
@@ -743,7 +743,7 @@ fn casts_of(
     class: Id,
     to: impl Fn(&DataType) -> bool,
 ) -> impl Iterator<Item = Id> {
-    crate::lang::expr_nodes(egraph, class).filter_map(move |(head, children)| {
+    crate::egraph::lang::expr_nodes(egraph, class).filter_map(move |(head, children)| {
         match (egraph.analysis.head(head), children) {
             (Expr::Cast(cast), [x]) if to(cast.field.data_type()) => Some(*x),
             _ => None,

@@ -5,7 +5,7 @@
 
 use egg::{Id, Pattern, SearchMatches, Searcher, Subst, Var};
 
-use crate::lang::{Node, PlanAnalysis, PlanGraph};
+use crate::egraph::lang::{Node, PlanAnalysis, PlanGraph};
 
 pub struct MvQuerySearcher {
     mv: Pattern<Node>,

@@ -1,6 +1,6 @@
 //! The filter-subsumption applier: when the query's filter implies an MV's filter over the same
 //! input, the query's filtered relation is also "the MV's filtered relation, filtered by what
-//! is left" (the residual, [`crate::predicate::compensation`]). Adding that equivalent form to
+//! is left" (the residual, [`crate::egraph::predicate::compensation`]). Adding that equivalent form to
 //! the query's class lets the projection and rollup rules read the MV as if the filters had
 //! been equal.
 //!
@@ -10,8 +10,8 @@
 use super::var;
 use egg::{Applier, Id, PatternAst, Subst, Symbol, Var};
 
-use crate::lang::{Node, PlanAnalysis, PlanGraph, add_set, list_items, mv_of, reject};
-use crate::predicate::cached_compensation;
+use crate::egraph::lang::{Node, PlanAnalysis, PlanGraph, add_set, list_items, mv_of, reject};
+use crate::egraph::predicate::cached_compensation;
 use crate::report::{ReasonCode, Rejection};
 
 pub struct SubsumeApplier {

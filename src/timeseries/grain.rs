@@ -1,7 +1,7 @@
 //! Time-bucket grains and the one canonical spelling each has in the e-graph.
 //!
 //! Every bucket spelling (`date_trunc`, `date_bin`, CarbonData's `timeseries`, ClickHouse's
-//! `toStartOf*`; the last two simplify to the first two, see [`super::functions`]) is read as a
+//! `toStartOf*`; the last two simplify to the first two, see `frontend::time_functions`) is read as a
 //! [`Grain`] over a timestamp term and written back as one canonical DataFusion expression, so
 //! equal buckets are one e-class whatever their spelling.
 

@@ -148,7 +148,6 @@ fn days_since_epoch(date: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::RuleSet;
 
     #[test]
     fn dates_count_from_the_epoch() {
@@ -156,31 +155,6 @@ mod tests {
         assert_eq!(days_since_epoch("1970-01-04"), Ok(3));
         assert_eq!(days_since_epoch("2024-03-01"), Ok(19_783));
         assert!(days_since_epoch("2024-13-01").is_err());
-    }
-
-    /// The pack's edges claim no nesting the arithmetic denies, and miss none it allows.
-    #[test]
-    fn the_pack_agrees_with_the_arithmetic() {
-        let lattice = RuleSet::builtin().lattice;
-        let grains = lattice.grains();
-        assert!(grains.len() >= 14, "{grains:?}");
-        for &fine in &grains {
-            for &coarse in &grains {
-                if fine != coarse {
-                    assert_eq!(
-                        lattice.nests(fine, coarse),
-                        fine.divides(coarse),
-                        "{fine:?} in {coarse:?}"
-                    );
-                }
-            }
-        }
-        let g = |n: &str| lattice.grain(n).unwrap();
-        assert!(!lattice.nests(g("week"), g("month")));
-        assert!(!lattice.nests(g("iso_week"), g("year")));
-        assert!(!lattice.nests(g("ten_minute"), g("fifteen_minute")));
-        assert!(lattice.nests(g("second"), g("year")));
-        assert!(!lattice.nests(g("month"), g("hour")));
     }
 
     #[test]

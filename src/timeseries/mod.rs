@@ -1,11 +1,11 @@
-//! Time buckets across dialects: the grains ([`grain`]), the nesting lattice read from the
-//! `timeseries` pack ([`lattice`]), and CarbonData's and ClickHouse's bucket functions as
-//! DataFusion UDFs ([`functions`]). The rewrites that use them are in `rules/bucket.rs`.
+//! Time buckets: the grains ([`grain`]) and the nesting lattice read from the `timeseries`
+//! pack ([`lattice`]). It sits below the e-graph, whose bucket node carries a [`Grain`]; the
+//! rewrites that use them are in `rules/bucket.rs`, and CarbonData's and ClickHouse's bucket
+//! functions (DataFusion UDFs that simplify to `date_trunc`/`date_bin`) in
+//! `frontend/time_functions.rs`.
 
-pub mod functions;
 pub mod grain;
 pub mod lattice;
 
-pub use functions::register;
 pub use grain::{Grain, grain_of_call, recognize};
 pub use lattice::Lattice;

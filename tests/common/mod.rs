@@ -6,8 +6,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
-pub use mvrewrite::compare::compare;
-use mvrewrite::{MvSession, datagen};
+use mvrewrite::MvSession;
+pub use mvrewrite::testkit::compare::compare;
+use mvrewrite::testkit::datagen;
 
 /// A session with MVs and a plain DataFusion context over the same data.
 pub struct Pair {
@@ -96,7 +97,7 @@ pub async fn assert_not_rewritten(pair: &Pair, queries: &[&str]) {
 
 /// [`assert_same`] for a session and a context over the same tables that does not rewrite.
 pub async fn assert_same_in(session: &MvSession, plain: &SessionContext, sql: &str) -> Vec<String> {
-    let sql = &*mvrewrite::sql::standard_sql(sql);
+    let sql = &*mvrewrite::testkit::standard_sql(sql);
     session.clear_report();
     let original = plain.sql(sql).await.unwrap();
     let rewritten = session.context().sql(sql).await.unwrap();
@@ -150,7 +151,7 @@ pub async fn same_from_text(
     expected: &[datafusion::arrow::record_batch::RecordBatch],
 ) -> Result<(), String> {
     let reader = session.without_rewrites();
-    let Some(text) = mvrewrite::unparse::checked_sql(plan, &reader.state()).await else {
+    let Some(text) = mvrewrite::testkit::checked_sql(plan, &reader.state()).await else {
         return Ok(());
     };
     let rows = match reader.sql(&text).await {

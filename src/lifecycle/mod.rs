@@ -1,0 +1,272 @@
+//! A ready DataFusion session with materialized views: `CREATE MATERIALIZED VIEW` runs the
+//! definition, stores the result (in memory, and in Parquet files with a data directory), and
+//! queries are rewritten to use it. Writes through the session are versioned, so a stale MV
+//! never answers unless its staleness setting allows it (`crate::catalog::freshness`).
+//!
+//! `writes.rs` holds the writes to base tables, `refresh.rs` creating, refreshing (full or
+//! incremental) and dropping MVs, `restore.rs` saving and restoring the data directory;
+//! `incremental.rs` what an MV takes from appended rows, `storage.rs` an MV's rows in memory,
+//! `persist.rs` the data directory's files, `dependencies.rs` the graph of MVs.
+//!
+//! May use: `frontend`, `engine`, `catalog` and everything below. Used by `cli`.
+
+pub mod dependencies;
+pub mod incremental;
+pub mod persist;
+mod refresh;
+mod restore;
+pub mod storage;
+mod writes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use datafusion::arrow::array::{StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{FunctionRegistry, SessionState};
+use datafusion::optimizer::Optimizer;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::catalog::Catalog;
+use crate::catalog::constraints::DeclaredKey;
+use crate::catalog::freshness::Staleness;
+use crate::engine::Engine;
+use crate::error::{MvError, Result};
+use crate::frontend::optimizer_rule::MvRewriteRule;
+use crate::frontend::sql::{MvStatement, parse_mv_statement, standard_sql};
+use crate::lifecycle::persist::{DataDir, SavedMv};
+use crate::lifecycle::storage::Stored;
+use crate::report::Report;
+
+use refresh::Install;
+pub use refresh::{RefreshMode, Refreshed};
+pub use restore::Restored;
+
+/// A `SessionContext` with the mvrewrite rule and an MV catalog.
+pub struct MvSession {
+    ctx: SessionContext,
+    catalog: Arc<RwLock<Catalog>>,
+    rule: Arc<MvRewriteRule>,
+    /// The same configuration without the rule: MV definitions are normalized here.
+    plain: SessionState,
+    /// Each MV's rows.
+    stored: Mutex<HashMap<String, Stored>>,
+    /// Held by every write and every refresh: a refresh never interleaves with a write.
+    maintenance: tokio::sync::Mutex<()>,
+    /// Where MVs are persisted, if anywhere, and the MVs saved there not restored yet (every
+    /// MV after those it reads): they stay saved until restored, replaced (OR REPLACE) or
+    /// dropped, and their names are taken.
+    data_dir: Option<DataDir>,
+    pending: Mutex<Vec<SavedMv>>,
+}
+
+impl Default for MvSession {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MvSession {
+    pub fn new() -> Self {
+        Self::with_config(SessionConfig::new())
+    }
+
+    pub fn with_config(config: SessionConfig) -> Self {
+        let catalog = Arc::new(RwLock::new(Catalog::new()));
+        let rule = Arc::new(MvRewriteRule::new(
+            Arc::clone(&catalog),
+            Arc::new(Engine::default()),
+        ));
+        let state = SessionStateBuilder::new()
+            .with_config(config.clone())
+            .with_default_features()
+            .with_analyzer_rules(crate::frontend::spark_like::analyzer_rules())
+            .with_optimizer_rule(Arc::clone(&rule) as _)
+            .build();
+        let mut plain = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_analyzer_rules(crate::frontend::spark_like::analyzer_rules())
+            .build();
+        // CarbonData's and ClickHouse's bucket functions, in MV definitions and queries alike.
+        for f in crate::frontend::time_functions::functions() {
+            // Registering a function replaces one of the same name; there is no failure path.
+            let _ = plain.register_udf(Arc::new(f));
+        }
+        let ctx = SessionContext::new_with_state(state);
+        crate::frontend::time_functions::register(&ctx);
+        MvSession {
+            ctx,
+            catalog,
+            rule,
+            plain,
+            stored: Mutex::new(HashMap::new()),
+            maintenance: tokio::sync::Mutex::new(()),
+            data_dir: None,
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A session whose MVs (definitions, rows as Parquet, freshness) are kept in `dir` and
+    /// survive a restart: register the base tables, then call [`MvSession::restore`].
+    pub fn with_data_dir(dir: impl Into<std::path::PathBuf>) -> Result<Self> {
+        let mut session = Self::new();
+        let data = DataDir::open(dir)?;
+        let saved = data.load()?;
+        if let Some(saved) = &saved {
+            session
+                .write_catalog()?
+                .restore_versions(saved.versions.clone());
+        }
+        session.data_dir = Some(data);
+        session.pending = Mutex::new(saved.map(|s| s.mvs).unwrap_or_default());
+        Ok(session)
+    }
+
+    /// The data directory MVs are kept in, if any.
+    pub fn data_dir(&self) -> Option<&DataDir> {
+        self.data_dir.as_ref()
+    }
+
+    /// How stale an MV without its own setting may be and still answer (default: enforced).
+    pub fn set_staleness(&self, staleness: Staleness) -> Result<()> {
+        self.write_catalog()?.set_staleness(staleness);
+        Ok(())
+    }
+
+    /// The underlying DataFusion context: everything DataFusion offers works on it, and its
+    /// queries (SQL or DataFrame) are rewritten.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// A context over the same tables, MVs and functions that never rewrites: what the queries
+    /// would return and cost without mvrewrite, to compare with.
+    pub fn without_rewrites(&self) -> SessionContext {
+        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_optimizer_rules(Optimizer::new().rules)
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    pub fn catalog(&self) -> Arc<RwLock<Catalog>> {
+        Arc::clone(&self.catalog)
+    }
+
+    /// The report of the last query for which an MV was considered.
+    pub fn last_report(&self) -> Option<Report> {
+        self.rule.last_report()
+    }
+
+    /// Forgets the last report.
+    pub fn clear_report(&self) {
+        self.rule.clear_report();
+    }
+
+    /// Runs one SQL statement: MV statements are handled here, writes are versioned, the rest
+    /// is DataFusion's.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        let sql = standard_sql(sql);
+        let sql = sql.as_ref();
+        match parse_mv_statement(sql) {
+            Ok(Some(MvStatement::Create(create))) => {
+                self.create_materialized_view(&create).await?;
+                Ok(self.ctx.read_empty()?)
+            }
+            Ok(Some(MvStatement::Refresh { name })) => {
+                let done = self.refresh_materialized_view(&name).await?;
+                Ok(self.ctx.read_batch(refreshed_batch(&done)?)?)
+            }
+            Ok(Some(MvStatement::SetStaleness(staleness))) => {
+                self.set_staleness(staleness)?;
+                Ok(self.ctx.read_empty()?)
+            }
+            Ok(Some(MvStatement::AddKeys(keys))) => {
+                for key in keys {
+                    self.declare_key(key)?;
+                }
+                Ok(self.ctx.read_empty()?)
+            }
+            Ok(Some(MvStatement::Drop {
+                names,
+                if_exists,
+                cascade,
+            })) => {
+                for name in names {
+                    if cascade {
+                        self.drop_materialized_view_cascade(&name, if_exists)?;
+                    } else {
+                        self.drop_materialized_view(&name, if_exists)?;
+                    }
+                }
+                Ok(self.ctx.read_empty()?)
+            }
+            // An MV statement mvrewrite read but cannot take.
+            Err(e @ MvError::UnexpectedStatement { .. }) if parses_as_one_statement(sql) => Err(e),
+            // Anything mvrewrite does not parse goes to DataFusion, which reports its own errors.
+            Ok(None) | Err(_) => {
+                let plan = self.ctx.state().create_logical_plan(sql).await?;
+                self.run_plan(plan).await
+            }
+        }
+    }
+
+    /// Declares a unique or foreign key on registered tables (what `ALTER TABLE .. ADD PRIMARY
+    /// KEY | UNIQUE | FOREIGN KEY` does): MVs joining more tables than a query may then answer
+    /// it, through NOT NULL foreign keys to unique keys. Keys are trusted, not checked.
+    pub fn declare_key(&self, key: DeclaredKey) -> Result<()> {
+        let tables = match &key {
+            DeclaredKey::Unique { table, .. } => vec![table.clone()],
+            DeclaredKey::Foreign(fk) => vec![fk.table.clone(), fk.references.clone()],
+        };
+        for t in tables {
+            if !self.ctx.table_exist(t.as_str())? {
+                return Err(MvError::UnknownTable(t));
+            }
+        }
+        self.write_catalog()?.declare_key(key)
+    }
+
+    fn read_catalog(&self) -> Result<std::sync::RwLockReadGuard<'_, Catalog>> {
+        self.catalog
+            .read()
+            .map_err(|_| MvError::Internal("MV catalog lock poisoned".into()))
+    }
+
+    fn write_catalog(&self) -> Result<std::sync::RwLockWriteGuard<'_, Catalog>> {
+        self.catalog
+            .write()
+            .map_err(|_| MvError::Internal("MV catalog lock poisoned".into()))
+    }
+}
+
+/// What `REFRESH MATERIALIZED VIEW` returns: one row per MV refreshed (inputs first), with how
+/// and why.
+fn refreshed_batch(done: &[Refreshed]) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("mv", DataType::Utf8, false),
+        Field::new("mode", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("rows", DataType::UInt64, false),
+    ]));
+    let strings =
+        |f: fn(&Refreshed) -> String| Arc::new(StringArray::from_iter_values(done.iter().map(f)));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            strings(|r| r.mv.clone()),
+            strings(|r| r.mode.to_string()),
+            strings(|r| r.reason.clone()),
+            Arc::new(UInt64Array::from_iter_values(done.iter().map(|r| r.rows))),
+        ],
+    )?)
+}
+
+/// Whether sqlparser reads `sql` as exactly one statement.
+fn parses_as_one_statement(sql: &str) -> bool {
+    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+    Parser::parse_sql(&GenericDialect {}, sql).is_ok_and(|s| s.len() == 1)
+}

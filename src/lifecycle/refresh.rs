@@ -1,0 +1,647 @@
+//! Creating, refreshing and dropping MVs in the session.
+//!
+//! A refresh is incremental when exactly one input only gained rows since the last one and the
+//! definition takes appended rows (`crate::lifecycle::incremental`); otherwise the MV is recomputed in
+//! full. Either way the new rows are computed (and written to the data directory) before
+//! anything is replaced: a refresh that fails leaves the previous rows in place and the MV
+//! stale, with the failure as the reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemTable;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, TableReference};
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+
+use super::MvSession;
+use crate::catalog::average_states::with_average_states;
+use crate::catalog::definition::{StoredNames, normalize_definition, plan_stored_definition};
+use crate::catalog::freshness::Change;
+use crate::catalog::{MaterializedView, stored_schema};
+use crate::error::{MvError, Result};
+use crate::frontend::sql::CreateMv;
+use crate::lifecycle::dependencies::Dependencies;
+use crate::lifecycle::incremental::{self, Shape};
+use crate::lifecycle::storage::{MAX_FRAGMENTS, Stored};
+
+/// How a refresh was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshMode {
+    /// Recomputed from its definition.
+    Full,
+    /// Only the new rows of one input were computed and added.
+    Incremental,
+    /// Nothing it reads had changed.
+    UpToDate,
+}
+
+impl fmt::Display for RefreshMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RefreshMode::Full => "full",
+            RefreshMode::Incremental => "incremental",
+            RefreshMode::UpToDate => "up_to_date",
+        })
+    }
+}
+
+/// What a refresh did to one MV, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refreshed {
+    pub mv: String,
+    pub mode: RefreshMode,
+    pub reason: String,
+    /// Rows stored after it.
+    pub rows: u64,
+}
+
+/// The rows one input gained since an MV's last refresh, the version they bring it to, and
+/// how the MV takes them.
+struct NewRows {
+    table: String,
+    rows: Vec<RecordBatch>,
+    version: u64,
+    shape: Shape,
+}
+
+/// An MV's new contents, ready to replace the old.
+pub(super) struct Install {
+    pub(super) name: String,
+    pub(super) sql: Option<String>,
+    pub(super) definition: LogicalPlan,
+    pub(super) stored: Stored,
+    pub(super) computed_from: BTreeMap<String, u64>,
+    pub(super) computed_at: SystemTime,
+    /// What its readers see changed (`None` when restoring).
+    pub(super) change: Option<Change>,
+    /// Whether to save the catalog now (a restore saves once, at the end).
+    pub(super) save: bool,
+}
+
+impl MvSession {
+    /// Executes the definition, stores the result and registers the MV.
+    pub async fn create_materialized_view(&self, create: &CreateMv) -> Result<()> {
+        let _maintenance = self.maintenance.lock().await;
+        let exists = self.mv_exists(&create.name)?;
+        if exists && create.if_not_exists {
+            return Ok(());
+        }
+        if exists && !create.or_replace {
+            return Err(MvError::DuplicateMv(create.name.clone()));
+        }
+        if !exists
+            && self
+                .ctx
+                .table_exist(TableReference::bare(create.name.as_str()))?
+        {
+            return Err(MvError::NameTaken {
+                name: create.name.clone(),
+            });
+        }
+        let plan = plan_stored_definition(
+            &self.ctx.state(),
+            &self.plain,
+            &create.query,
+            StoredNames::Created(&create.columns),
+        )
+        .await?;
+        let inputs = crate::plan::region::base_tables(&plan);
+        if Dependencies::of(&*self.read_catalog()?, Some((&create.name, &inputs))).has_cycle() {
+            return Err(MvError::Cycle(create.name.clone()));
+        }
+        self.recompute(&create.name, Some(create.query.clone()), plan)
+            .await?;
+        {
+            let mut catalog = self.write_catalog()?;
+            catalog.set_on_commit(&create.name, create.on_commit);
+            catalog.set_mv_staleness(&create.name, create.staleness);
+        }
+        self.save()
+    }
+
+    /// Registers an MV from a logical plan (for example a DataFrame's), materializing it. It
+    /// has no SQL, so it is not saved in a data directory.
+    pub async fn create_materialized_view_from_plan(
+        &self,
+        name: &str,
+        plan: LogicalPlan,
+    ) -> Result<()> {
+        let _maintenance = self.maintenance.lock().await;
+        if self.mv_exists(name)? {
+            return Err(MvError::DuplicateMv(name.to_string()));
+        }
+        if self.ctx.table_exist(TableReference::bare(name))? {
+            return Err(MvError::NameTaken {
+                name: name.to_string(),
+            });
+        }
+        let plan = normalize_definition(&self.plain, with_average_states(plan))?;
+        self.recompute(name, None, plan).await?;
+        Ok(())
+    }
+
+    /// `REFRESH MATERIALIZED VIEW name`: brings `name` up to date, refreshing first the stale
+    /// MVs it reads (in dependency order). Returns what was done to each.
+    pub async fn refresh_materialized_view(&self, name: &str) -> Result<Vec<Refreshed>> {
+        let _maintenance = self.maintenance.lock().await;
+        let order: Vec<String> = {
+            let catalog = self.read_catalog()?;
+            if !catalog.contains(name) {
+                return Err(MvError::UnknownMv(name.to_string()));
+            }
+            Dependencies::of(&catalog, None)
+                .inputs_of(name)
+                .into_iter()
+                .filter(|m| catalog.contains(m) && catalog.stale(m).is_some())
+                .chain([name.to_string()])
+                .collect()
+        };
+        let mut done = Vec::with_capacity(order.len());
+        for mv in order {
+            done.push(self.refresh_one(&mv).await?);
+        }
+        Ok(done)
+    }
+
+    /// Refreshes the on-commit MVs that read `table`, directly or through other MVs, each
+    /// after those it reads.
+    pub(super) async fn refresh_on_commit(&self, table: &str) -> Result<()> {
+        if !self.ctx.table_exist(TableReference::bare(table))? {
+            return Ok(());
+        }
+        let order: Vec<String> = {
+            let catalog = self.read_catalog()?;
+            Dependencies::of(&catalog, None)
+                .readers_of(table)
+                .into_iter()
+                .filter(|m| catalog.is_on_commit(m))
+                .collect()
+        };
+        for mv in order {
+            self.refresh_one(&mv).await?;
+        }
+        Ok(())
+    }
+
+    /// Refreshes one MV from what it reads now; a failure marks it stale.
+    async fn refresh_one(&self, name: &str) -> Result<Refreshed> {
+        let result = self.try_refresh(name).await;
+        if let Err(e) = &result {
+            self.write_catalog()?.refresh_failed(name, &e.to_string());
+        }
+        result
+    }
+
+    async fn try_refresh(&self, name: &str) -> Result<Refreshed> {
+        let (sql, plan, computed, stale) = {
+            let catalog = self.read_catalog()?;
+            let mv = catalog
+                .get(name)
+                .ok_or_else(|| MvError::UnknownMv(name.to_string()))?;
+            (
+                mv.sql.clone(),
+                mv.plan.clone(),
+                catalog.computed(name).cloned(),
+                catalog.stale(name),
+            )
+        };
+        // Re-planned from its SQL, so that replaced tables are read anew.
+        let definition = match &sql {
+            Some(query) => {
+                // The stored names: unique even where the plan's repeat (`SELECT *` over a join).
+                let columns: Vec<String> = stored_schema(plan.schema())
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                plan_stored_definition(
+                    &self.ctx.state(),
+                    &self.plain,
+                    query,
+                    StoredNames::Stored(&columns),
+                )
+                .await?
+            }
+            None => plan,
+        };
+        let (computed, stale, stored) = match (computed, stale, self.stored_rows(name)?) {
+            (Some(_), None, Some(stored)) => {
+                return Ok(Refreshed {
+                    mv: name.to_string(),
+                    mode: RefreshMode::UpToDate,
+                    reason: "nothing it reads changed since it was computed".into(),
+                    rows: stored.rows(),
+                });
+            }
+            (Some(computed), Some(stale), Some(stored)) => (computed, stale, stored),
+            _ => {
+                let rows = self.recompute(name, sql, definition).await?;
+                return Ok(Refreshed {
+                    mv: name.to_string(),
+                    mode: RefreshMode::Full,
+                    reason: "no record of what it was computed from".into(),
+                    rows,
+                });
+            }
+        };
+        let changed: Vec<(String, u64)> = {
+            let catalog = self.read_catalog()?;
+            computed
+                .from
+                .iter()
+                .filter(|(t, v)| catalog.versions().current(t) != **v)
+                .map(|(t, v)| (t.clone(), *v))
+                .collect()
+        };
+        let why_full = match changed.as_slice() {
+            _ if stored.computed_by != definition => {
+                "its definition plans differently now (a view or function it reads changed)"
+                    .to_string()
+            }
+            [] => format!("{name} is {stale}"),
+            [(table, since)] => {
+                // The rows and the version they bring the table to, read together.
+                let appended = {
+                    let catalog = self.read_catalog()?;
+                    let versions = catalog.versions();
+                    versions
+                        .appended_since(table, *since)
+                        .map(|rows| (rows, versions.current(table)))
+                };
+                let new_rows = appended.and_then(|(rows, version)| {
+                    incremental::shape(&definition).map(|shape| NewRows {
+                        table: table.clone(),
+                        rows,
+                        version,
+                        shape,
+                    })
+                });
+                match new_rows {
+                    Ok(new_rows) => {
+                        let added = self
+                            .add_new_rows(
+                                name,
+                                sql.clone(),
+                                &definition,
+                                stored,
+                                &computed.from,
+                                new_rows,
+                            )
+                            .await?;
+                        match added {
+                            Ok(done) => return Ok(done),
+                            Err(why) => why,
+                        }
+                    }
+                    Err(why) => why,
+                }
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|(t, _)| t.as_str()).collect();
+                format!("{} changed", names.join(" and "))
+            }
+        };
+        let rows = self.recompute(name, sql, definition).await?;
+        Ok(Refreshed {
+            mv: name.to_string(),
+            mode: RefreshMode::Full,
+            reason: why_full,
+            rows,
+        })
+    }
+
+    /// The incremental refresh: the definition over the new rows alone, appended as rows or
+    /// as a fragment. `Ok(Err(why))` when the definition cannot read the new rows alone.
+    async fn add_new_rows(
+        &self,
+        name: &str,
+        sql: Option<String>,
+        definition: &LogicalPlan,
+        mut stored: Stored,
+        from: &BTreeMap<String, u64>,
+        new: NewRows,
+    ) -> Result<std::result::Result<Refreshed, String>> {
+        let NewRows {
+            table,
+            rows,
+            version,
+            shape,
+        } = new;
+        let table = table.as_str();
+        let schema = self
+            .ctx
+            .table_provider(TableReference::bare(table))
+            .await?
+            .schema();
+        let new_rows: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
+        let source = provider_as_source(Arc::new(MemTable::try_new(schema, vec![rows])?));
+        let over_new = match incremental::over_new_rows(definition, table, source) {
+            Ok(plan) => plan,
+            Err(why) => return Ok(Err(why)),
+        };
+        let added = self.execute(over_new, &stored.schema).await?;
+        let mut from = from.clone();
+        from.insert(table.to_string(), version);
+        // How the fragments merge follows from the definition as planned now.
+        let change = match shape {
+            Shape::Rows => {
+                stored.regroup = None;
+                Change::Append(added.clone())
+            }
+            Shape::Aggregate(regroup) => {
+                stored.regroup = Some(regroup);
+                Change::Rewrite("refreshed incrementally".into())
+            }
+        };
+        let persisted = sql.is_some();
+        let mut written = self.persist_fragment(name, persisted, &stored.schema, &added)?;
+        stored.fragments.push(added);
+        let mut reason = format!("only {table} changed, by {new_rows} appended rows");
+        if stored.needs_regroup() && stored.fragments.len() > MAX_FRAGMENTS {
+            // Compaction: the regrouped rows become the only fragment.
+            let regrouped = self
+                .ctx
+                .read_table(stored.provider()?)?
+                .logical_plan()
+                .clone();
+            let merged = self.execute(regrouped, &stored.schema).await?;
+            written = self.persist_fragment(name, persisted, &stored.schema, &merged)?;
+            stored.fragments = vec![merged];
+            stored.files.clear();
+            reason.push_str(&format!(
+                "; {} fragments compacted into one",
+                MAX_FRAGMENTS + 1
+            ));
+        }
+        stored.files.extend(written);
+        self.install(Install {
+            name: name.to_string(),
+            sql,
+            definition: definition.clone(),
+            stored,
+            computed_from: from,
+            computed_at: SystemTime::now(),
+            change: Some(change),
+            save: true,
+        })
+        .map(|rows| {
+            Ok(Refreshed {
+                mv: name.to_string(),
+                mode: RefreshMode::Incremental,
+                reason,
+                rows,
+            })
+        })
+    }
+
+    /// Computes the MV from its definition and replaces what it held. Returns its rows.
+    async fn recompute(
+        &self,
+        name: &str,
+        sql: Option<String>,
+        definition: LogicalPlan,
+    ) -> Result<u64> {
+        let inputs = crate::plan::region::base_tables(&definition);
+        let computed_from: BTreeMap<String, u64> = {
+            let catalog = self.read_catalog()?;
+            inputs
+                .iter()
+                .map(|t| (t.clone(), catalog.versions().current(t)))
+                .collect()
+        };
+        let schema = stored_schema(definition.schema());
+        let batches = self.execute(definition.clone(), &schema).await?;
+        let regroup = match incremental::shape(&definition) {
+            Ok(Shape::Aggregate(r)) => Some(r),
+            _ => None,
+        };
+        let files = self.persist_fragment(name, sql.is_some(), &schema, &batches)?;
+        self.install(Install {
+            name: name.to_string(),
+            sql,
+            definition: definition.clone(),
+            stored: Stored {
+                schema,
+                fragments: vec![batches],
+                regroup,
+                files,
+                computed_by: definition.clone(),
+            },
+            computed_from,
+            computed_at: SystemTime::now(),
+            change: Some(Change::Rewrite("recomputed".into())),
+            save: true,
+        })
+    }
+
+    /// Runs `plan` and returns its rows with `schema` (the MV's stored column names). Never
+    /// rewritten: an MV computed from other MVs (stale ones, where tolerated, or itself) would
+    /// be recorded as fresh with stale rows.
+    async fn execute(
+        &self,
+        plan: LogicalPlan,
+        schema: &datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<Vec<RecordBatch>> {
+        let batches = self
+            .without_rewrites()
+            .execute_logical_plan(plan)
+            .await?
+            .collect()
+            .await?;
+        Ok(batches
+            .into_iter()
+            .map(|b| RecordBatch::try_new(Arc::clone(schema), b.columns().to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// Writes rows of `name` to the data directory, if there is one and the MV is `persisted`
+    /// (it has SQL to be restored from): the new file's name.
+    fn persist_fragment(
+        &self,
+        name: &str,
+        persisted: bool,
+        schema: &datafusion::arrow::datatypes::SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<Vec<String>> {
+        match &self.data_dir {
+            Some(dir) if persisted => Ok(vec![dir.write_fragment(name, schema, batches)?]),
+            _ => Ok(vec![]),
+        }
+    }
+
+    /// Replaces the MV's contents and registration with `new`, records what it was computed
+    /// from, and saves the catalog. Returns its rows.
+    pub(super) fn install(&self, new: Install) -> Result<u64> {
+        let inputs: BTreeSet<String> = crate::plan::region::base_tables(&new.definition);
+        let plan = self.expand_nested(&new.definition)?;
+        let rows = new.stored.rows();
+        let provider = new.stored.provider()?;
+        let mv = MaterializedView::new(
+            &new.name,
+            new.sql,
+            plan,
+            provider_as_source(Arc::clone(&provider)),
+            Some(rows),
+        )
+        .with_inputs(inputs);
+        {
+            let mut catalog = self.write_catalog()?;
+            let replace = catalog.contains(&new.name);
+            // Checked before anything is registered: an MV in the catalog without its table
+            // would be neither queryable nor ever stale.
+            if !replace
+                && self
+                    .ctx
+                    .table_exist(TableReference::bare(new.name.as_str()))?
+            {
+                return Err(MvError::NameTaken { name: new.name });
+            }
+            if replace {
+                self.ctx
+                    .deregister_table(TableReference::bare(new.name.as_str()))?;
+            }
+            catalog.register(mv, replace)?;
+            self.ctx
+                .register_table(TableReference::bare(new.name.as_str()), provider)?;
+            catalog.set_computed(&new.name, new.computed_from, new.computed_at);
+            if let Some(change) = new.change {
+                catalog.record_write(&new.name, change);
+            }
+        }
+        let files = new.stored.files.clone();
+        self.lock_stored()?.insert(new.name.clone(), new.stored);
+        if new.save {
+            self.save()?;
+            if let Some(dir) = &self.data_dir {
+                dir.remove_unlisted(&new.name, &files);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// `definition` over base tables only: each MV it reads replaced by that MV's own
+    /// definition, so that the rewriter can answer queries over the base tables from it.
+    fn expand_nested(&self, definition: &LogicalPlan) -> Result<LogicalPlan> {
+        let catalog = self.read_catalog()?;
+        let reads_an_mv = crate::plan::region::base_tables(definition)
+            .iter()
+            .any(|t| catalog.contains(t));
+        if !reads_an_mv {
+            return Ok(definition.clone());
+        }
+        let expanded = definition.clone().transform_up(|node| {
+            let LogicalPlan::TableScan(scan) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(parent) = catalog.get(scan.table_name.table()) else {
+                return Ok(Transformed::no(node));
+            };
+            let stored = stored_schema(parent.plan.schema());
+            let as_stored: Vec<Expr> = parent
+                .plan
+                .schema()
+                .iter()
+                .zip(stored.fields())
+                .map(|((q, f), s)| Expr::Column(Column::new(q.cloned(), f.name())).alias(s.name()))
+                .collect();
+            let mut b = LogicalPlanBuilder::from(parent.plan.clone())
+                .project(as_stored)?
+                .alias(scan.table_name.clone())?;
+            // Filters first: they may read columns the projection drops.
+            if let Some(predicate) = conjunction(scan.filters.clone()) {
+                b = b.filter(predicate)?;
+            }
+            if let Some(projection) = &scan.projection {
+                let columns = projection.iter().map(|i| {
+                    Expr::Column(Column::new(
+                        Some(scan.table_name.clone()),
+                        stored.field(*i).name(),
+                    ))
+                });
+                b = b.project(columns)?;
+            }
+            Ok(Transformed::yes(b.build()?))
+        })?;
+        normalize_definition(&self.plain, expanded.data)
+    }
+
+    /// `DROP MATERIALIZED VIEW [IF EXISTS] name`: an error when other MVs read it. An MV saved
+    /// in the data directory but not restored is dropped from there.
+    pub fn drop_materialized_view(&self, name: &str, if_exists: bool) -> Result<()> {
+        let _maintenance = self.maintenance_now()?;
+        let readers: Vec<String> = {
+            let catalog = self.read_catalog()?;
+            Dependencies::of(&catalog, None)
+                .direct_readers(name)
+                .into_iter()
+                .filter(|m| catalog.contains(m))
+                .collect()
+        };
+        if !readers.is_empty() {
+            return Err(MvError::HasDependents {
+                name: name.to_string(),
+                dependents: readers,
+            });
+        }
+        self.drop_one(name, if_exists)
+    }
+
+    /// `DROP MATERIALIZED VIEW [IF EXISTS] name CASCADE`: the MVs that read it, directly or
+    /// not, are dropped first.
+    pub fn drop_materialized_view_cascade(&self, name: &str, if_exists: bool) -> Result<()> {
+        let _maintenance = self.maintenance_now()?;
+        let readers = Dependencies::of(&*self.read_catalog()?, None).readers_of(name);
+        for reader in readers.iter().rev() {
+            self.drop_one(reader, true)?;
+        }
+        self.drop_one(name, if_exists)
+    }
+
+    fn drop_one(&self, name: &str, if_exists: bool) -> Result<()> {
+        let existed = self.write_catalog()?.drop_mv(name);
+        if existed {
+            self.ctx.deregister_table(TableReference::bare(name))?;
+            self.lock_stored()?.remove(name);
+        } else if !self.forget_unrestored(name)? {
+            return if if_exists {
+                Ok(())
+            } else {
+                Err(MvError::UnknownMv(name.to_string()))
+            };
+        }
+        self.save()?;
+        if let Some(dir) = &self.data_dir {
+            dir.remove_unlisted(name, &[]);
+        }
+        Ok(())
+    }
+
+    /// The maintenance lock for a call that cannot wait (dropping is not async): an error
+    /// while a write or refresh runs.
+    fn maintenance_now(&self) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        self.maintenance.try_lock().map_err(|_| {
+            MvError::Input(
+                "a write or refresh is running in this session; try again after it".into(),
+            )
+        })
+    }
+
+    /// The MV's stored rows, if the session holds them.
+    fn stored_rows(&self, name: &str) -> Result<Option<Stored>> {
+        Ok(self.lock_stored()?.get(name).cloned())
+    }
+
+    pub(super) fn lock_stored(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, std::collections::HashMap<String, Stored>>> {
+        self.stored
+            .lock()
+            .map_err(|_| MvError::Internal("MV storage lock poisoned".into()))
+    }
+}

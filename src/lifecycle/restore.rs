@@ -1,0 +1,187 @@
+//! Saving the session's MVs to its data directory and restoring them after a restart
+//! (`crate::lifecycle::persist` writes the files).
+
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::{Install, MvSession};
+use crate::catalog::definition::{StoredNames, plan_stored_definition};
+use crate::catalog::stored_schema;
+use crate::error::{MvError, Result};
+use crate::lifecycle::dependencies::Dependencies;
+use crate::lifecycle::incremental::{self, Shape};
+use crate::lifecycle::persist::{DataDir, SavedCatalog, SavedMv};
+use crate::lifecycle::storage::Stored;
+
+impl MvSession {
+    /// Saves the catalog (MVs with their SQL, files and freshness; table versions) to the data
+    /// directory, if there is one. MVs defined from a plan rather than SQL are not saved. The
+    /// MVs not restored yet are saved as they were, unless an MV of the same name replaced them.
+    pub(super) fn save(&self) -> Result<()> {
+        let Some(dir) = &self.data_dir else {
+            return Ok(());
+        };
+        let catalog = self.read_catalog()?;
+        let stored = self.lock_stored()?;
+        let mut pending = self.lock_pending()?;
+        pending.retain(|mv| !catalog.contains(&mv.name));
+        let mut order = Dependencies::of(&catalog, None).mvs_in_order();
+        order.extend(
+            catalog
+                .iter()
+                .map(|mv| mv.name.clone())
+                .filter(|n| !order.contains(n))
+                .collect::<Vec<_>>(),
+        );
+        let mut saved = SavedCatalog {
+            versions: catalog.versions().all(),
+            mvs: Vec::new(),
+        };
+        for name in order {
+            let (Some(mv), Some(computed), Some(data)) = (
+                catalog.get(&name),
+                catalog.computed(&name),
+                stored.get(&name),
+            ) else {
+                continue;
+            };
+            let Some(sql) = &mv.sql else {
+                continue;
+            };
+            saved.mvs.push(SavedMv {
+                name: name.clone(),
+                sql: sql.clone(),
+                columns: data
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect(),
+                on_commit: catalog.is_on_commit(&name),
+                staleness: catalog.own_staleness(&name).map(|s| s.to_string()),
+                computed_from: computed.from.clone(),
+                computed_at: computed.at,
+                files: data.files.clone(),
+            });
+        }
+        // After the live ones, which an MV not restored may read (never the other way).
+        saved.mvs.extend(pending.iter().cloned());
+        dir.save(&saved)
+    }
+
+    /// Restores the MVs saved in the data directory (the base tables they read must be
+    /// registered first), with the rows and freshness they had: an MV stale before the
+    /// restart is stale after it.
+    ///
+    /// An MV that cannot be restored (a base table it reads is not registered or has changed,
+    /// one of its files is missing or unreadable, an MV it reads was not restored) is reported
+    /// in [`Restored::failed`] and does not stop the others. It stays in the data directory:
+    /// calling `restore` again, once what it needs is back, restores it.
+    pub async fn restore(&self) -> Result<Restored> {
+        let Some(dir) = &self.data_dir else {
+            return Ok(Restored::default());
+        };
+        let _maintenance = self.maintenance.lock().await;
+        // Each MV leaves the pending list once restored: a restore cut short (its future
+        // dropped) loses nothing.
+        let saved = self.lock_pending()?.clone();
+        let mut outcome = Restored::default();
+        for mv in saved {
+            match self.restore_one(dir, &mv).await {
+                Ok(()) => {
+                    self.forget_unrestored(&mv.name)?;
+                    outcome.restored.push(mv.name);
+                }
+                Err(e) => outcome.failed.push((mv.name, e)),
+            }
+        }
+        self.save()?;
+        Ok(outcome)
+    }
+
+    /// Plans one saved MV again, reads its files and installs it with its saved freshness.
+    async fn restore_one(&self, dir: &DataDir, mv: &SavedMv) -> Result<()> {
+        if self.read_catalog()?.contains(&mv.name) {
+            // Never replace a live MV (one created OR REPLACE replaced this one already).
+            return Err(MvError::DuplicateMv(mv.name.clone()));
+        }
+        let names = StoredNames::Stored(&mv.columns);
+        let definition =
+            plan_stored_definition(&self.ctx.state(), &self.plain, &mv.sql, names).await?;
+        let schema = stored_schema(definition.schema());
+        let fragments = mv
+            .files
+            .iter()
+            .map(|f| {
+                dir.read_fragment(&mv.name, f)?
+                    .into_iter()
+                    .map(|b| {
+                        RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())
+                            .map_err(MvError::from)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let regroup = match incremental::shape(&definition) {
+            Ok(Shape::Aggregate(r)) => Some(r),
+            _ => None,
+        };
+        let staleness = mv
+            .staleness
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(MvError::Storage)?;
+        self.install(Install {
+            name: mv.name.clone(),
+            sql: Some(mv.sql.clone()),
+            definition: definition.clone(),
+            stored: Stored {
+                schema,
+                fragments,
+                regroup,
+                files: mv.files.clone(),
+                computed_by: definition,
+            },
+            computed_from: mv.computed_from.clone(),
+            computed_at: mv.computed_at,
+            change: None,
+            save: false,
+        })?;
+        let mut catalog = self.write_catalog()?;
+        catalog.set_on_commit(&mv.name, mv.on_commit);
+        catalog.set_mv_staleness(&mv.name, staleness);
+        Ok(())
+    }
+
+    /// Whether `name` is an MV: in the catalog, or saved and not restored yet.
+    pub(super) fn mv_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.read_catalog()?.contains(name)
+            || self.lock_pending()?.iter().any(|mv| mv.name == name))
+    }
+
+    /// Forgets a saved MV not restored (restored, replaced or dropped): whether there was one.
+    pub(super) fn forget_unrestored(&self, name: &str) -> Result<bool> {
+        let mut pending = self.lock_pending()?;
+        let before = pending.len();
+        pending.retain(|mv| mv.name != name);
+        Ok(pending.len() < before)
+    }
+
+    fn lock_pending(&self) -> Result<std::sync::MutexGuard<'_, Vec<SavedMv>>> {
+        self.pending
+            .lock()
+            .map_err(|_| MvError::Internal("restore lock poisoned".into()))
+    }
+}
+
+/// What [`MvSession::restore`] brought back.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The MVs restored, every MV after those it reads.
+    pub restored: Vec<String>,
+    /// The MVs that could not be, each with why. They stay saved, to be restored by a later
+    /// call once what they need is back.
+    pub failed: Vec<(String, MvError)>,
+}
