@@ -3,29 +3,50 @@
 
 use datafusion::error::DataFusionError;
 
+/// Everything mvrewrite's API can fail with. Each variant names what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum MvError {
+    /// SQL that does not parse.
     #[error("SQL parse error: {0}")]
     Parse(String),
+    /// A table no statement or registration defined.
     #[error("unknown table '{0}'")]
     UnknownTable(String),
+    /// A column the table does not have.
     #[error("unknown column '{0}'")]
     UnknownColumn(String),
+    /// `CREATE MATERIALIZED VIEW` of a name already registered (without `OR REPLACE`).
     #[error("materialized view '{0}' already exists")]
     DuplicateMv(String),
+    /// An MV name that is not registered.
     #[error("materialized view '{0}' does not exist")]
     UnknownMv(String),
+    /// An MV named like an existing table.
     #[error("'{name}' is already a table; a materialized view needs a name of its own")]
-    NameTaken { name: String },
+    NameTaken {
+        /// The name asked for.
+        name: String,
+    },
+    /// A statement of another kind than the call expects.
     #[error("expected {expected}, got: {got}")]
-    UnexpectedStatement { expected: &'static str, got: String },
+    UnexpectedStatement {
+        /// What the call takes.
+        expected: &'static str,
+        /// The statement given.
+        got: String,
+    },
+    /// A declared key over unknown columns, or a foreign key that references no unique key.
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// `DROP MATERIALIZED VIEW` of an MV other MVs read, without `CASCADE`.
     #[error("materialized view '{name}' is read by {}; drop them first or use DROP MATERIALIZED VIEW {name} CASCADE", dependents.join(", "))]
     HasDependents {
+        /// The MV to drop.
         name: String,
+        /// The MVs that read it.
         dependents: Vec<String>,
     },
+    /// An MV definition that would read itself through other MVs.
     #[error("materialized view '{0}' would read itself through other materialized views")]
     Cycle(String),
     /// A write succeeded (do not repeat it), but refreshing an on-commit MV after it failed:
@@ -33,15 +54,22 @@ pub enum MvError {
     #[error(
         "the write to {table} was made, but refreshing its on-commit MVs failed (they stay stale): {error}"
     )]
-    RefreshAfterWrite { table: String, error: Box<MvError> },
+    RefreshAfterWrite {
+        /// The table written.
+        table: String,
+        /// Why the refresh failed.
+        error: Box<MvError>,
+    },
     /// Reading or writing the data directory failed; what was stored before is intact.
     #[error("storage: {0}")]
     Storage(String),
     /// A command-line input that cannot be used (unreadable file, unknown option value).
     #[error("{0}")]
     Input(String),
+    /// A defect in mvrewrite; the state before the call is kept.
     #[error("internal error: {0}")]
     Internal(String),
+    /// An error from DataFusion (planning or execution).
     #[error(transparent)]
     DataFusion(DataFusionError),
 }
@@ -73,4 +101,5 @@ impl From<DataFusionError> for MvError {
     }
 }
 
+/// `Result` with [`MvError`].
 pub type Result<T, E = MvError> = std::result::Result<T, E>;

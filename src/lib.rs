@@ -1,18 +1,25 @@
 //! # mvrewrite
 //!
-//! Answers SQL queries over base tables from registered materialized views (MVs),
-//! transparently and never wrongly. Queries are planned by DataFusion; each maximal
-//! select-project-aggregate region of the plan goes into an e-graph (egg) together with the
-//! definitions of the MVs over the same tables, rule packs (`rules/*.rules`) saturate it, and
-//! the cheapest equivalent plan (cells read: rows × columns) is extracted — an MV scan with whatever
-//! re-aggregation, filter or expression it needs, or the original plan.
+//! Answers SQL queries over fact tables from registered materialized views (MVs),
+//! transparently and never wrongly. You register MVs with `CREATE MATERIALIZED VIEW` and keep
+//! writing queries against the base tables; each query is rewritten to read the cheapest MV
+//! that can answer it (re-aggregated to a coarser GROUP BY, a finer time bucket rolled up,
+//! filtered again, joined back to dimensions, or answered in parts), or left alone.
 //!
-//! Three ways to use it:
-//! - [`MvSession`]: a DataFusion `SessionContext` where `CREATE MATERIALIZED VIEW` works and
-//!   queries are rewritten (or add [`MvRewriteRule`] to your own `SessionState`);
-//! - [`Rewriter`]: the standalone call, SQL or `LogicalPlan` in, rewritten plan, SQL and
-//!   [`Report`] out;
-//! - the `mvrewrite` command-line tool.
+//! Queries are planned by DataFusion; each maximal select-project-join-aggregate region of the
+//! plan goes into an e-graph (egg) with the definitions of the MVs over its tables, rule packs
+//! saturate it, and the cheapest equivalent plan (cells read) is extracted.
+//!
+//! ## Three ways in
+//!
+//! - [`MvSession`]: a DataFusion `SessionContext` where `CREATE / REFRESH / DROP MATERIALIZED
+//!   VIEW` work, writes are tracked and queries are rewritten; `EXPLAIN` shows the MV.
+//! - [`MvRewriteRule`]: the same rewrite as an `OptimizerRule` in your own `SessionState`.
+//! - [`Rewriter`]: the standalone call, SQL or a `LogicalPlan` in; the rewritten plan, its SQL
+//!   text and a [`Report`] (every MV: used, more expensive, or rejected with a
+//!   [`ReasonCode`]) out. No data needed.
+//!
+//! The `mvrewrite` binary wraps them (`rewrite`, `explain`, `shell`, `demo`).
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -20,10 +27,32 @@
 //! let session = MvSession::new();
 //! session.sql("CREATE TABLE events (kind VARCHAR, value BIGINT) AS VALUES ('a', 1), ('b', 2), ('a', 3)").await.unwrap().collect().await.unwrap();
 //! session.sql("CREATE MATERIALIZED VIEW by_kind AS SELECT kind, count(*) AS n, sum(value) AS total FROM events GROUP BY kind").await.unwrap();
+//! // count(*) over the whole table: the sum of the MV's counts.
 //! let rows = session.sql("SELECT count(*) FROM events").await.unwrap().collect().await.unwrap();
 //! assert_eq!(session.last_report().unwrap().used_mvs(), vec!["by_kind"]);
 //! # });
 //! ```
+//!
+//! ```
+//! use mvrewrite::{CandidateStatus, ReasonCode, Rewriter};
+//! let mut rw = Rewriter::new();
+//! rw.execute("CREATE TABLE sales (country VARCHAR, sex VARCHAR, quantity INT, price DOUBLE);
+//!             CREATE MATERIALIZED VIEW by_country AS
+//!               SELECT country, sum(quantity) AS q FROM sales GROUP BY country").unwrap();
+//! // The MV has no `sex` column: not used, and the report says why.
+//! let r = rw.rewrite_sql("SELECT sex, sum(quantity) FROM sales GROUP BY sex").unwrap();
+//! assert!(!r.rewritten);
+//! let CandidateStatus::Rejected(why) = &r.report.candidates[0].status else { panic!() };
+//! assert_eq!(why.code, ReasonCode::GroupByNotKept);
+//! ```
+//!
+//! ## The guide
+//!
+//! [`guide::rewriting`] (aggregates, rollup, grouping sets, unions, parts),
+//! [`guide::filters`], [`guide::joins`], [`guide::time_buckets`] (CarbonData, ClickHouse,
+//! `date_trunc`, `date_bin`), [`guide::lifecycle`] (freshness, refresh, persistence),
+//! [`guide::cli`], [`guide::testing`]. How the code is laid out: `ARCHITECTURE.md` in the
+//! repository.
 
 #![warn(missing_docs)]
 
@@ -45,7 +74,7 @@ pub mod testkit;
 pub(crate) mod timeseries;
 
 pub use catalog::constraints::{DeclaredKey, ForeignKey};
-pub use catalog::freshness::Staleness;
+pub use catalog::freshness::{Stale, Staleness};
 pub use catalog::{Catalog, MaterializedView};
 pub use engine::{Engine, Explain, Limits, Outcome};
 pub use error::{MvError, Result};
@@ -56,25 +85,28 @@ pub use frontend::time_functions::{
     functions as time_bucket_functions, register as register_time_functions,
 };
 pub use lifecycle::{MvSession, RefreshMode, Refreshed, Restored};
-pub use report::{CandidateStatus, ReasonCode, Rejection, Report};
+pub use report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 
-/// The README's and the guide pages' examples, compiled and run as doctests so they stay true.
-#[cfg(doctest)]
-mod guide_doctests {
-    #[doc = include_str!("../README.md")]
-    struct Readme;
+/// The user guide: the pages of `docs/` in the repository, rendered here so that their
+/// examples are compiled and run as doctests.
+pub mod guide {
     #[doc = include_str!("../docs/rewriting.md")]
-    struct Rewriting;
+    pub mod rewriting {}
     #[doc = include_str!("../docs/filters.md")]
-    struct Filters;
+    pub mod filters {}
     #[doc = include_str!("../docs/joins.md")]
-    struct Joins;
+    pub mod joins {}
     #[doc = include_str!("../docs/time-buckets.md")]
-    struct TimeBuckets;
+    pub mod time_buckets {}
     #[doc = include_str!("../docs/lifecycle.md")]
-    struct Lifecycle;
+    pub mod lifecycle {}
     #[doc = include_str!("../docs/cli.md")]
-    struct Cli;
+    pub mod cli {}
     #[doc = include_str!("../docs/testing.md")]
-    struct Testing;
+    pub mod testing {}
 }
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -170,11 +170,14 @@ impl fmt::Display for ReasonCode {
 /// A reason code with its sentence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
+    /// The stable code, for programs.
     pub code: ReasonCode,
+    /// The sentence, for people: what the query needs that the MV does not give.
     pub reason: String,
 }
 
 impl Rejection {
+    /// A rejection with this code and sentence.
     pub fn new(code: ReasonCode, reason: impl Into<String>) -> Self {
         Rejection {
             code,
@@ -197,6 +200,7 @@ pub enum CandidateStatus {
 }
 
 impl CandidateStatus {
+    /// The status as the report and the CLI's JSON spell it.
     pub fn as_str(&self) -> &'static str {
         match self {
             CandidateStatus::Used => "used",
@@ -210,22 +214,29 @@ impl CandidateStatus {
 /// One MV's line in the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Candidate {
+    /// The MV's name.
     pub mv: String,
+    /// Whether it was used, and why not.
     pub status: CandidateStatus,
 }
 
 /// How saturation went for one rewritable region.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaturationStats {
+    /// Iterations the rules ran.
     pub iterations: usize,
+    /// E-nodes at the end.
     pub nodes: usize,
+    /// E-classes at the end.
     pub classes: usize,
+    /// Why saturation stopped (saturated, or the limit it hit).
     pub stop_reason: String,
 }
 
 /// Everything the rewriter decided about one query.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
+    /// Every MV considered, with its status.
     pub candidates: Vec<Candidate>,
     /// One entry per region that entered an e-graph.
     pub saturation: Vec<SaturationStats>,
@@ -234,7 +245,7 @@ pub struct Report {
     /// What the user should know about the MVs used (a stale MV answering because its
     /// staleness allows it).
     pub notes: Vec<String>,
-    /// Regions answered in two parts (src/parts.rs): which MV answers which rows, and where
+    /// Regions answered in two parts (src/forms/parts.rs): which MV answers which rows, and where
     /// the others are read from.
     pub parts: Vec<String>,
 }

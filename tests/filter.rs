@@ -209,7 +209,7 @@ async fn claimed_implications_hold_on_every_row() {
         )
         .await;
         // A query that only filters one table is never answered in parts: the other part
-        // would read the whole table again (src/parts.rs).
+        // would read the whole table again (src/forms/parts.rs).
         let in_parts = pair_for
             .session
             .last_report()

@@ -1,5 +1,5 @@
 //! The rewritten plan as SQL text (what `rewrite` returns and the command line prints), for
-//! the plans DataFusion's unparser does not write right by itself (src/unparse.rs): each text
+//! the plans DataFusion's unparser does not write right by itself (src/frontend/unparse.rs): each text
 //! must plan and return the original query's rows. (Every other test comparing a rewrite also
 //! runs its text where it plans: tests/common/mod.rs.)
 

@@ -33,7 +33,7 @@ pub enum StoredNames<'a> {
 }
 
 /// Plans an MV the session stores: [`plan_definition`] with its averages' states appended
-/// (their `sum` and `count`, `src/average_states.rs`).
+/// (their `sum` and `count`, `src/catalog/average_states.rs`).
 pub async fn plan_stored_definition(
     planner: &SessionState,
     normalizer: &SessionState,

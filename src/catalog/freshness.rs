@@ -191,6 +191,7 @@ impl fmt::Display for Staleness {
 /// Why and since when an MV is stale.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stale {
+    /// When it became stale (the first change after it was computed).
     pub since: SystemTime,
     /// What changed: `events was written`, `daily is stale`.
     pub cause: String,

@@ -52,6 +52,7 @@ pub fn stored_schema(
 
 /// A registered materialized view.
 pub struct MaterializedView {
+    /// Its name, as queries and the report spell it.
     pub name: String,
     /// The SQL it was defined with, when it came from SQL.
     pub sql: Option<String>,
@@ -62,25 +63,25 @@ pub struct MaterializedView {
     /// The tables and MVs the definition reads as written: what it is computed from.
     pub inputs: BTreeSet<String>,
     /// Base-table columns the definition reads (`table.column`).
-    pub base_columns: BTreeSet<String>,
+    pub(crate) base_columns: BTreeSet<String>,
     /// What it filters on, groups by and aggregates ([`crate::plan::region::signature`]).
-    pub signature: Vec<u64>,
+    pub(crate) signature: Vec<u64>,
     /// How many times it reads each table (self-joins), computed once for every rewrite.
-    pub occurrences: BTreeMap<String, usize>,
+    pub(crate) occurrences: BTreeMap<String, usize>,
     /// For an aggregate over one table, the columns its keys and filters mention
     /// ([`crate::plan::dimensions`]).
-    pub dimensions: Option<BTreeSet<String>>,
+    pub(crate) dimensions: Option<BTreeSet<String>>,
     /// For an aggregate over one table, its key columns and aggregate functions
     /// ([`crate::plan::dimensions`]).
-    pub aggregates: Option<crate::plan::dimensions::MvAggregates>,
+    pub(crate) aggregates: Option<crate::plan::dimensions::MvAggregates>,
     /// Whether it is a UNION, which answers only a UNION of the same branches.
-    pub is_union: bool,
+    pub(crate) is_union: bool,
     /// `Err` when the definition can never answer a query; the reason is reported.
     pub eligibility: std::result::Result<(), Rejection>,
     /// Rows stored, when known (the session records it when it materializes the MV).
     pub row_count: Option<u64>,
     /// How a rewritten plan scans the MV.
-    pub source: Arc<dyn TableSource>,
+    pub(crate) source: Arc<dyn TableSource>,
 }
 
 impl MaterializedView {
@@ -168,6 +169,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// An empty catalog.
     pub fn new() -> Self {
         Self::default()
     }
@@ -232,33 +234,38 @@ impl Catalog {
     }
 
     /// Changes whenever the catalog changes in a way that can change a rewrite.
-    pub fn version(&self) -> u64 {
+    pub(crate) fn version(&self) -> u64 {
         self.version
     }
 
+    /// The MV of this name.
     pub fn get(&self, name: &str) -> Option<&Arc<MaterializedView>> {
         self.mvs.get(name)
     }
 
+    /// Whether an MV of this name is registered.
     pub fn contains(&self, name: &str) -> bool {
         self.mvs.contains_key(name)
     }
 
+    /// How many MVs are registered.
     pub fn len(&self) -> usize {
         self.mvs.len()
     }
 
+    /// Whether no MV is registered.
     pub fn is_empty(&self) -> bool {
         self.mvs.is_empty()
     }
 
+    /// Every registered MV.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<MaterializedView>> {
         self.mvs.values()
     }
 
     /// The MVs over exactly `tables` (a union MV answers only a union of the same branches
     /// over them). A hash lookup, so thousands of unrelated MVs cost nothing.
-    pub fn candidates(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
+    pub(crate) fn candidates(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
         self.by_tables
             .get(tables)
             .into_iter()
@@ -267,7 +274,7 @@ impl Catalog {
     }
 
     /// Whether any MV reads one of `tables` (a cheap test before any rewriting work).
-    pub fn has_mvs_over(&self, tables: &BTreeSet<String>) -> bool {
+    pub(crate) fn has_mvs_over(&self, tables: &BTreeSet<String>) -> bool {
         tables
             .iter()
             .any(|t| self.by_table.get(t).is_some_and(|mvs| !mvs.is_empty()))
@@ -295,7 +302,7 @@ impl Catalog {
     }
 
     /// MVs that read some of `tables`, by name.
-    pub fn reading_any(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
+    pub(crate) fn reading_any(&self, tables: &BTreeSet<String>) -> Vec<Arc<MaterializedView>> {
         let mut found: Vec<&Arc<MaterializedView>> = tables
             .iter()
             .filter_map(|t| self.by_table.get(t))
@@ -310,7 +317,7 @@ impl Catalog {
 
     /// Records a write to a table (or an MV's recomputation) and returns its new version: the
     /// MVs computed from an older one are stale from now on.
-    pub fn record_write(&mut self, table: &str, change: Change) -> u64 {
+    pub(crate) fn record_write(&mut self, table: &str, change: Change) -> u64 {
         self.version += 1;
         let version = self.versions.record(table, change);
         // No MV computed from the table needs the write (MVs created later start from now).
@@ -320,18 +327,18 @@ impl Catalog {
         version
     }
 
-    pub fn versions(&self) -> &Versions {
+    pub(crate) fn versions(&self) -> &Versions {
         &self.versions
     }
 
     /// Restores table versions saved before a restart.
-    pub fn restore_versions(&mut self, versions: BTreeMap<String, u64>) {
+    pub(crate) fn restore_versions(&mut self, versions: BTreeMap<String, u64>) {
         self.versions.restore(versions);
     }
 
     /// Records that `mv` was computed from these versions of its inputs (now), and forgets
     /// writes no MV needs any more.
-    pub fn set_computed(&mut self, mv: &str, from: BTreeMap<String, u64>, at: SystemTime) {
+    pub(crate) fn set_computed(&mut self, mv: &str, from: BTreeMap<String, u64>, at: SystemTime) {
         self.version += 1;
         self.failed.remove(mv);
         self.computed.insert(mv.to_string(), Computed { from, at });
@@ -349,13 +356,13 @@ impl Catalog {
     }
 
     /// The versions `mv` was computed from, and when (none for MVs registered without data).
-    pub fn computed(&self, mv: &str) -> Option<&Computed> {
+    pub(crate) fn computed(&self, mv: &str) -> Option<&Computed> {
         self.computed.get(mv)
     }
 
     /// Marks `mv` stale because its refresh failed: its previous data stays, and it does not
     /// answer until a refresh succeeds.
-    pub fn refresh_failed(&mut self, mv: &str, why: &str) {
+    pub(crate) fn refresh_failed(&mut self, mv: &str, why: &str) {
         self.version += 1;
         self.failed.insert(
             mv.to_string(),
@@ -439,7 +446,7 @@ impl Catalog {
     }
 
     /// Why `mv` may not answer because it is stale, if so.
-    pub fn stale_rejection(&self, mv: &str) -> Option<String> {
+    pub(crate) fn stale_rejection(&self, mv: &str) -> Option<String> {
         let stale = self.stale(mv)?;
         let mode = self.staleness_of(mv);
         (!mode.allows(stale.since)).then(|| {
@@ -448,7 +455,7 @@ impl Catalog {
     }
 
     /// What to report when a stale `mv` answers because its staleness allows it.
-    pub fn stale_note(&self, mv: &str) -> Option<String> {
+    pub(crate) fn stale_note(&self, mv: &str) -> Option<String> {
         let stale = self.stale(mv)?;
         let mode = self.staleness_of(mv);
         mode.allows(stale.since)
@@ -461,11 +468,12 @@ impl Catalog {
         self.table_rows.insert(table.into(), rows);
     }
 
+    /// A base table's row count, when recorded.
     pub fn table_rows(&self, table: &str) -> Option<u64> {
         self.table_rows.get(table).copied()
     }
 
-    /// Declares a unique or foreign key (trusted: see [`crate::catalog::constraints`]).
+    /// Declares a unique or foreign key (trusted: a wrong key gives wrong answers, see the joins guide).
     pub fn declare_key(&mut self, key: DeclaredKey) -> Result<()> {
         self.version += 1;
         match key {
@@ -481,7 +489,7 @@ impl Catalog {
         }
     }
 
-    pub fn constraints(&self) -> &Constraints {
+    pub(crate) fn constraints(&self) -> &Constraints {
         &self.constraints
     }
 

@@ -9,8 +9,8 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 use fixedbitset::FixedBitSet;
 
+use super::candidates::column_missing;
 use crate::catalog::{Catalog, MaterializedView};
-use crate::engine::column_missing;
 use crate::forms::lossless;
 use crate::plan::dimensions::AggregateCall;
 use crate::plan::{dimensions, region};

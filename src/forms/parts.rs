@@ -6,7 +6,7 @@
 //! Why the parts are the region's rows: the region reads the table once, and only through
 //! inner joins or the preserved side of outer, semi and anti joins, so each of its rows comes
 //! from exactly one row of the table, which is in exactly one part. An aggregate's groups
-//! merge both parts' partial aggregates (src/reaggregate.rs); no aggregate may sit below the
+//! merge both parts' partial aggregates (src/forms/reaggregate.rs); no aggregate may sit below the
 //! split, whose groups would be cut. Which `C` is tried is only a guess (the MVs whose filter
 //! the region's does not imply, if the two may meet): whatever it is, the parts partition the
 //! rows, and the engine decides whether an MV answers the first, filtering its rows again

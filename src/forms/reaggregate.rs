@@ -4,11 +4,11 @@
 //! sums and counts). Calcite answers the same two questions this way:
 //!
 //! - a GROUPING SETS, ROLLUP or CUBE aggregate over a plain aggregate by every key it names
-//!   (src/engine.rs): the plain aggregate is a region an MV may answer, and each grouping set
+//!   (src/engine/walk.rs): the plain aggregate is a region an MV may answer, and each grouping set
 //!   groups its rows, which partition the input by a superset of the set's keys, so each group
 //!   merges the same input rows whole. Only the empty key list differs (an aggregate without
 //!   GROUP BY has a row even over no input), so it is not split;
-//! - a plain aggregate over input rows taken in disjoint parts (src/parts.rs): each part's
+//! - a plain aggregate over input rows taken in disjoint parts (src/forms/parts.rs): each part's
 //!   partial aggregate, the final one over all their rows.
 
 use std::sync::Arc;

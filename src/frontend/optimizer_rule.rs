@@ -94,6 +94,8 @@ impl std::fmt::Debug for MvRewriteRule {
 }
 
 impl MvRewriteRule {
+    /// The rule over a catalog shared with whoever registers MVs in it (an [`crate::MvSession`]
+    /// gives its own with `catalog()`).
     pub fn new(catalog: Arc<RwLock<Catalog>>, engine: Arc<Engine>) -> Self {
         MvRewriteRule {
             catalog,

@@ -29,8 +29,11 @@ pub struct RewriteResult {
     /// `plan` as SQL, by DataFusion's unparser (`None` if it cannot write the plan, or writes
     /// text that does not plan).
     pub sql: Option<String>,
+    /// Whether an MV answers any part of the query.
     pub rewritten: bool,
+    /// The MVs `plan` reads.
     pub used_mvs: Vec<String>,
+    /// Which MVs were used, and why the others were not.
     pub report: Report,
 }
 
@@ -58,6 +61,7 @@ impl Default for Rewriter {
 }
 
 impl Rewriter {
+    /// A rewriter with no tables and no MVs, and the built-in rule packs.
     pub fn new() -> Self {
         let state = SessionStateBuilder::new()
             .with_default_features()
@@ -176,6 +180,7 @@ impl Rewriter {
         Ok(())
     }
 
+    /// The MVs registered so far.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
@@ -198,7 +203,7 @@ impl Rewriter {
         } else {
             original.clone()
         };
-        // Text only if it plans again: not every plan can be written (src/unparse.rs).
+        // Text only if it plans again: not every plan can be written (src/frontend/unparse.rs).
         let sql = block_on(crate::frontend::unparse::checked_sql(&plan, &state));
         Ok(RewriteResult {
             original,

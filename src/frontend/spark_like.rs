@@ -110,7 +110,7 @@ fn casts_to_string(t: &DataType) -> bool {
     t.is_numeric() || matches!(t, DataType::Boolean)
 }
 
-/// DataFusion's analyzer rules with [`LikeCastsToString`] first: it must run before type
+/// DataFusion's analyzer rules with `LikeCastsToString` first: it must run before type
 /// coercion, which would reject the LIKE.
 pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![Arc::new(LikeCastsToString)];

@@ -70,10 +70,13 @@ impl Default for MvSession {
 }
 
 impl MvSession {
+    /// A session with DataFusion's default configuration.
     pub fn new() -> Self {
         Self::with_config(SessionConfig::new())
     }
 
+    /// A session with this configuration (the rule, the time-bucket functions and Spark's
+    /// LIKE are added to it).
     pub fn with_config(config: SessionConfig) -> Self {
         let catalog = Arc::new(RwLock::new(Catalog::new()));
         let rule = Arc::new(MvRewriteRule::new(
@@ -152,6 +155,8 @@ impl MvSession {
         SessionContext::new_with_state(state)
     }
 
+    /// The session's MV catalog, shared with its rule: to install the same rule elsewhere
+    /// ([`crate::MvRewriteRule::new`]) or to inspect MVs.
     pub fn catalog(&self) -> Arc<RwLock<Catalog>> {
         Arc::clone(&self.catalog)
     }

@@ -61,6 +61,7 @@ impl DataDir {
         Ok(DataDir { root })
     }
 
+    /// The directory.
     pub fn path(&self) -> &Path {
         &self.root
     }

@@ -54,8 +54,11 @@ impl fmt::Display for RefreshMode {
 /// What a refresh did to one MV, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refreshed {
+    /// The MV refreshed.
     pub mv: String,
+    /// Full or incremental.
     pub mode: RefreshMode,
+    /// Why that mode (what changed since the last refresh).
     pub reason: String,
     /// Rows stored after it.
     pub rows: u64,

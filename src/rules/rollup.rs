@@ -52,7 +52,7 @@ impl RollupTable {
     /// answer the query's aggregate `call` at all, by any rule: it computes the same function
     /// (same GROUP BY, or re-aggregated), or all that the function rolls up from, or the
     /// aggregate ignores duplicates and reads only columns the MV groups by. A necessary
-    /// condition, for the screen (src/screen.rs).
+    /// condition, for the screen (src/engine/screen.rs).
     pub fn may_provide(&self, call: &AggregateCall, mv: &MvAggregates) -> bool {
         let Some(function) = &call.function else {
             return true;
