@@ -10,7 +10,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, DFSchema, NullEquality};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    BinaryExpr, Expr, ExprSchemable, JoinType, LogicalPlan, Operator, TableSource, cast,
+    Aggregate, BinaryExpr, Expr, ExprSchemable, Filter, Join, JoinType, LogicalPlan, Operator,
+    Projection, TableScan, TableSource, cast,
 };
 use egg::{Id, Symbol};
 
@@ -152,93 +153,10 @@ impl<'a> ToEGraph<'a> {
     /// Converts a relational node: its class and the expression classes of its output columns.
     fn rel(&mut self, plan: &LogicalPlan) -> Out<(Id, Vec<Id>)> {
         match plan {
-            LogicalPlan::TableScan(scan) => {
-                let table = scan.table_name.table().to_string();
-                let schema = scan.source.schema();
-                let k = self.scans.entry(table.clone()).or_default();
-                let base = qualifier(&table, self.mapping.occurrence(&table, *k));
-                *k += 1;
-                let mut cols = Vec::with_capacity(schema.fields().len());
-                for field in schema.fields() {
-                    let column = Expr::Column(Column::new(Some(base.clone()), field.name()));
-                    let h = self.egraph.analysis.intern(column);
-                    let id = self.egraph.add(Node::Expr(h, vec![]));
-                    self.egraph[id].data.data_type = Some(field.data_type().clone());
-                    if !field.is_nullable() {
-                        self.egraph.analysis.not_null.push(id);
-                    }
-                    cols.push(id);
-                }
-                self.tables
-                    .insert(Symbol::from(&table), Arc::clone(&scan.source));
-                let name = self.egraph.add(Node::Name(Symbol::from(&table)));
-                let list = self.egraph.add(Node::List(cols.clone().into()));
-                let mut rel = self.egraph.add(Node::Scan([name, list]));
-                if !scan.filters.is_empty() {
-                    let full =
-                        DFSchema::try_from_qualified_schema(scan.table_name.clone(), &schema)
-                            .map_err(|e| e.to_string())?;
-                    let conjuncts = scan
-                        .filters
-                        .iter()
-                        .flat_map(split_conjunction)
-                        .map(|e| self.expr(e, &full, &cols))
-                        .collect::<Out<Vec<_>>>()?;
-                    rel = self.filter(conjuncts, rel);
-                }
-                let outputs = match &scan.projection {
-                    Some(p) => p.iter().map(|i| cols[*i]).collect(),
-                    None => cols,
-                };
-                Ok((rel, outputs))
-            }
-            LogicalPlan::Filter(filter) => {
-                let (input, outs) = self.rel(&filter.input)?;
-                let conjuncts = split_conjunction(&filter.predicate)
-                    .into_iter()
-                    .map(|e| self.expr(e, filter.input.schema(), &outs))
-                    .collect::<Out<Vec<_>>>()?;
-                Ok((self.filter(conjuncts, input), outs))
-            }
-            LogicalPlan::Projection(p) => {
-                let (input, outs) = self.rel(&p.input)?;
-                let exprs = p
-                    .expr
-                    .iter()
-                    .map(|e| self.expr(e, p.input.schema(), &outs))
-                    .collect::<Out<Vec<_>>>()?;
-                Ok((input, exprs))
-            }
-            LogicalPlan::Aggregate(agg) => {
-                let (input, outs) = self.rel(&agg.input)?;
-                let schema = agg.input.schema();
-                let keys = agg
-                    .group_expr
-                    .iter()
-                    .map(|e| self.expr(e, schema, &outs))
-                    .collect::<Out<Vec<_>>>()?;
-                let aggs = agg
-                    .aggr_expr
-                    .iter()
-                    .map(|e| self.expr(e, schema, &outs))
-                    .collect::<Out<Vec<_>>>()?;
-                // An aggregate is one class whatever rows it reads (`count(*)` of two inputs,
-                // `sum(x)` over a table and over groups of it): computed by two aggregates of
-                // one region, the two could not be told apart.
-                let mine: std::collections::HashSet<Id> =
-                    aggs.iter().map(|a| self.egraph.find(*a)).collect();
-                if let Some(twice) = mine.iter().find(|a| self.aggregates.contains(a)) {
-                    return Err(format!(
-                        "it computes {} over two different inputs",
-                        crate::egraph::lang::display(self.egraph, *twice)
-                    ));
-                }
-                self.aggregates.extend(mine);
-                let key_list = self.set(&keys);
-                let agg_list = self.set(&aggs);
-                let rel = self.egraph.add(Node::Agg([key_list, agg_list, input]));
-                Ok((rel, keys.into_iter().chain(aggs).collect()))
-            }
+            LogicalPlan::TableScan(scan) => self.scan(scan),
+            LogicalPlan::Filter(filter) => self.filter_plan(filter),
+            LogicalPlan::Projection(p) => self.projection(p),
+            LogicalPlan::Aggregate(agg) => self.aggregate(agg),
             LogicalPlan::SubqueryAlias(alias) => self.rel(&alias.input),
             LogicalPlan::Join(join)
                 if matches!(
@@ -252,146 +170,240 @@ impl<'a> ToEGraph<'a> {
                         | JoinType::RightAnti
                 ) =>
             {
-                let (left, left_outs) = self.rel(&join.left)?;
-                let (right, right_outs) = self.rel(&join.right)?;
-                // Column identity by expression holds for base columns only: `x IS NULL`
-                // computed below the NULL-supplying side is NULL on an unmatched row, the
-                // same expression computed above the join is true.
-                let nullable: &[&[Id]] = match join.join_type {
-                    JoinType::Left => &[&right_outs],
-                    JoinType::Right => &[&left_outs],
-                    JoinType::Full => &[&left_outs, &right_outs],
-                    _ => &[],
-                };
-                if let Some(computed) = nullable
-                    .iter()
-                    .flat_map(|outs| outs.iter())
-                    .find(|c| !self.is_base_column(**c))
-                {
-                    return Err(format!(
-                        "it computes {} on the NULL-supplying side of an outer join",
-                        crate::egraph::lang::display(self.egraph, *computed)
-                    ));
-                }
-                let both: Vec<Id> = left_outs.iter().chain(&right_outs).copied().collect();
-                // A semi or anti join outputs its kept side's columns only; its conditions
-                // read both sides, as the join sees them.
-                let (outs, both_schema) = match join.join_type {
-                    JoinType::LeftSemi | JoinType::LeftAnti => (left_outs, None),
-                    JoinType::RightSemi | JoinType::RightAnti => (right_outs, None),
-                    _ => (both.clone(), Some(Arc::clone(&join.schema))),
-                };
-                let both_schema = match both_schema {
-                    Some(schema) => schema,
-                    None => Arc::new(
-                        join.left
-                            .schema()
-                            .join(join.right.schema())
-                            .map_err(|e| e.to_string())?,
-                    ),
-                };
-                let mut on = Vec::new();
-                let conditions = join
-                    .on
-                    .iter()
-                    .map(|(l, r)| key_condition(join, l, r))
-                    .chain(join.filter.iter().flat_map(|f| {
-                        split_conjunction(f)
-                            .into_iter()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                    }));
-                for condition in conditions {
-                    on.push(self.expr(&condition, &both_schema, &both)?);
-                }
-                let rel = match join.join_type {
-                    JoinType::Full => {
-                        let (a, b) = if self.egraph.find(left) <= self.egraph.find(right) {
-                            (left, right)
-                        } else {
-                            (right, left)
-                        };
-                        let on = self.set(&on);
-                        self.egraph.add(Node::FullJoin([a, b, on]))
-                    }
-                    kind => {
-                        let (preserved, nullable) = match kind {
-                            JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti => {
-                                (left, right)
-                            }
-                            _ => (right, left),
-                        };
-                        // Filters on the preserved side keep or drop its rows whether or not
-                        // they match: they go above. Filters on the other side only decide
-                        // what matches: they are ON conditions.
-                        let (above, preserved) = unfiltered(self.egraph, preserved);
-                        let (more_on, nullable) = unfiltered(self.egraph, nullable);
-                        // DataFusion copies a filter on the preserved side across the join's
-                        // equalities (`a.x = 'v'` gives `b.x = 'v'` below the nullable side):
-                        // such a condition is implied by the others and the filter above, and
-                        // is dropped so that it does not tell this join from one without it.
-                        for c in more_on {
-                            let mut premise = on.clone();
-                            premise.extend(&above);
-                            if crate::egraph::predicate::compensation(self.egraph, &premise, &[c])
-                                .is_err()
-                            {
-                                on.push(c);
-                            }
-                        }
-                        let on = self.set(&on);
-                        let join = self.egraph.add(match kind {
-                            JoinType::LeftSemi | JoinType::RightSemi => {
-                                Node::SemiJoin([preserved, nullable, on])
-                            }
-                            JoinType::LeftAnti | JoinType::RightAnti => {
-                                Node::AntiJoin([preserved, nullable, on])
-                            }
-                            _ => Node::LeftJoin([preserved, nullable, on]),
-                        });
-                        if above.is_empty() {
-                            join
-                        } else {
-                            self.filter(above, join)
-                        }
-                    }
-                };
-                Ok((rel, outs))
+                self.outer_join(join)
             }
-            LogicalPlan::Join(join) if join.join_type == JoinType::Inner => {
-                let (left, left_outs) = self.rel(&join.left)?;
-                let (right, right_outs) = self.rel(&join.right)?;
-                let outs: Vec<Id> = left_outs.into_iter().chain(right_outs).collect();
-                // Inner joins commute, associate and let filters through: one filter over one
-                // set of inputs, whatever the join order and wherever a condition was written.
-                let (mut conjuncts, mut inputs) = unjoined(self.egraph, left);
-                let (more, right_inputs) = unjoined(self.egraph, right);
-                conjuncts.extend(more);
-                inputs.extend(right_inputs);
-                let on = join
-                    .on
-                    .iter()
-                    .map(|(l, r)| key_condition(join, l, r))
-                    .chain(join.filter.iter().flat_map(|f| {
-                        split_conjunction(f)
-                            .into_iter()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                    }));
-                for condition in on {
-                    conjuncts.push(self.expr(&condition, &join.schema, &outs)?);
-                }
-                let inputs = self.set(&inputs);
-                let product = self.egraph.add(Node::Join([inputs]));
-                let rel = if conjuncts.is_empty() {
-                    product
-                } else {
-                    self.filter(conjuncts, product)
-                };
-                Ok((rel, outs))
-            }
+            LogicalPlan::Join(join) if join.join_type == JoinType::Inner => self.inner_join(join),
             other => Err(format!("unsupported plan node {}", other.display())),
         }
+    }
+
+    /// A table scan as `(scan name cols)`: its columns named by the occurrence the scan
+    /// stands for, its pushed-down filters as a filter over it.
+    fn scan(&mut self, scan: &TableScan) -> Out<(Id, Vec<Id>)> {
+        let table = scan.table_name.table().to_string();
+        let schema = scan.source.schema();
+        let k = self.scans.entry(table.clone()).or_default();
+        let base = qualifier(&table, self.mapping.occurrence(&table, *k));
+        *k += 1;
+        let mut cols = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            let column = Expr::Column(Column::new(Some(base.clone()), field.name()));
+            let h = self.egraph.analysis.intern(column);
+            let id = self.egraph.add(Node::Expr(h, vec![]));
+            self.egraph[id].data.data_type = Some(field.data_type().clone());
+            if !field.is_nullable() {
+                self.egraph.analysis.not_null.push(id);
+            }
+            cols.push(id);
+        }
+        self.tables
+            .insert(Symbol::from(&table), Arc::clone(&scan.source));
+        let name = self.egraph.add(Node::Name(Symbol::from(&table)));
+        let list = self.egraph.add(Node::List(cols.clone().into()));
+        let mut rel = self.egraph.add(Node::Scan([name, list]));
+        if !scan.filters.is_empty() {
+            let full = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &schema)
+                .map_err(|e| e.to_string())?;
+            let conjuncts = scan
+                .filters
+                .iter()
+                .flat_map(split_conjunction)
+                .map(|e| self.expr(e, &full, &cols))
+                .collect::<Out<Vec<_>>>()?;
+            rel = self.filter(conjuncts, rel);
+        }
+        let outputs = match &scan.projection {
+            Some(p) => p.iter().map(|i| cols[*i]).collect(),
+            None => cols,
+        };
+        Ok((rel, outputs))
+    }
+
+    /// A `Filter` plan node: its predicate's conjuncts, merged into any filter below.
+    fn filter_plan(&mut self, filter: &Filter) -> Out<(Id, Vec<Id>)> {
+        let (input, outs) = self.rel(&filter.input)?;
+        let conjuncts = split_conjunction(&filter.predicate)
+            .into_iter()
+            .map(|e| self.expr(e, filter.input.schema(), &outs))
+            .collect::<Out<Vec<_>>>()?;
+        Ok((self.filter(conjuncts, input), outs))
+    }
+
+    /// A projection adds no node: its expressions become the input's output columns.
+    fn projection(&mut self, p: &Projection) -> Out<(Id, Vec<Id>)> {
+        let (input, outs) = self.rel(&p.input)?;
+        let exprs = p
+            .expr
+            .iter()
+            .map(|e| self.expr(e, p.input.schema(), &outs))
+            .collect::<Out<Vec<_>>>()?;
+        Ok((input, exprs))
+    }
+
+    /// An aggregate as `(agg keys aggs input)`, outputting its keys then its aggregates.
+    fn aggregate(&mut self, agg: &Aggregate) -> Out<(Id, Vec<Id>)> {
+        let (input, outs) = self.rel(&agg.input)?;
+        let schema = agg.input.schema();
+        let keys = agg
+            .group_expr
+            .iter()
+            .map(|e| self.expr(e, schema, &outs))
+            .collect::<Out<Vec<_>>>()?;
+        let aggs = agg
+            .aggr_expr
+            .iter()
+            .map(|e| self.expr(e, schema, &outs))
+            .collect::<Out<Vec<_>>>()?;
+        // An aggregate is one class whatever rows it reads (`count(*)` of two inputs,
+        // `sum(x)` over a table and over groups of it): computed by two aggregates of
+        // one region, the two could not be told apart.
+        let mine: std::collections::HashSet<Id> =
+            aggs.iter().map(|a| self.egraph.find(*a)).collect();
+        if let Some(twice) = mine.iter().find(|a| self.aggregates.contains(a)) {
+            return Err(format!(
+                "it computes {} over two different inputs",
+                crate::egraph::lang::display(self.egraph, *twice)
+            ));
+        }
+        self.aggregates.extend(mine);
+        let key_list = self.set(&keys);
+        let agg_list = self.set(&aggs);
+        let rel = self.egraph.add(Node::Agg([key_list, agg_list, input]));
+        Ok((rel, keys.into_iter().chain(aggs).collect()))
+    }
+
+    /// A join other than inner (left, right, full, semi, anti): its conditions over both
+    /// sides, then the full join or the one-sided join it is.
+    fn outer_join(&mut self, join: &Join) -> Out<(Id, Vec<Id>)> {
+        let (left, left_outs) = self.rel(&join.left)?;
+        let (right, right_outs) = self.rel(&join.right)?;
+        self.check_null_supplying_side(join.join_type, &left_outs, &right_outs)?;
+        let both: Vec<Id> = left_outs.iter().chain(&right_outs).copied().collect();
+        // A semi or anti join outputs its kept side's columns only; its conditions
+        // read both sides, as the join sees them.
+        let (outs, both_schema) = match join.join_type {
+            JoinType::LeftSemi | JoinType::LeftAnti => (left_outs, None),
+            JoinType::RightSemi | JoinType::RightAnti => (right_outs, None),
+            _ => (both.clone(), Some(Arc::clone(&join.schema))),
+        };
+        let both_schema = match both_schema {
+            Some(schema) => schema,
+            None => Arc::new(
+                join.left
+                    .schema()
+                    .join(join.right.schema())
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let mut on = Vec::new();
+        for condition in join_conditions(join) {
+            on.push(self.expr(&condition, &both_schema, &both)?);
+        }
+        let rel = match join.join_type {
+            JoinType::Full => self.full_join(left, right, &on),
+            kind => self.one_sided_join(kind, left, right, on),
+        };
+        Ok((rel, outs))
+    }
+
+    /// Refuses an outer join whose NULL-supplying side outputs anything but base columns.
+    fn check_null_supplying_side(
+        &self,
+        join_type: JoinType,
+        left_outs: &[Id],
+        right_outs: &[Id],
+    ) -> Out<()> {
+        // Column identity by expression holds for base columns only: `x IS NULL`
+        // computed below the NULL-supplying side is NULL on an unmatched row, the
+        // same expression computed above the join is true.
+        let nullable: &[&[Id]] = match join_type {
+            JoinType::Left => &[right_outs],
+            JoinType::Right => &[left_outs],
+            JoinType::Full => &[left_outs, right_outs],
+            _ => &[],
+        };
+        if let Some(computed) = nullable
+            .iter()
+            .flat_map(|outs| outs.iter())
+            .find(|c| !self.is_base_column(**c))
+        {
+            return Err(format!(
+                "it computes {} on the NULL-supplying side of an outer join",
+                crate::egraph::lang::display(self.egraph, *computed)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A full join as `(fulljoin a b on)`, its two sides in class order since it commutes.
+    fn full_join(&mut self, left: Id, right: Id, on: &[Id]) -> Id {
+        let (a, b) = if self.egraph.find(left) <= self.egraph.find(right) {
+            (left, right)
+        } else {
+            (right, left)
+        };
+        let on = self.set(on);
+        self.egraph.add(Node::FullJoin([a, b, on]))
+    }
+
+    /// A left, semi or anti join (a right one with its sides swapped) as the join of its
+    /// preserved side, under the filters that side had.
+    fn one_sided_join(&mut self, kind: JoinType, left: Id, right: Id, mut on: Vec<Id>) -> Id {
+        let (preserved, nullable) = match kind {
+            JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti => (left, right),
+            _ => (right, left),
+        };
+        // Filters on the preserved side keep or drop its rows whether or not
+        // they match: they go above. Filters on the other side only decide
+        // what matches: they are ON conditions.
+        let (above, preserved) = unfiltered(self.egraph, preserved);
+        let (more_on, nullable) = unfiltered(self.egraph, nullable);
+        // DataFusion copies a filter on the preserved side across the join's
+        // equalities (`a.x = 'v'` gives `b.x = 'v'` below the nullable side):
+        // such a condition is implied by the others and the filter above, and
+        // is dropped so that it does not tell this join from one without it.
+        for c in more_on {
+            let mut premise = on.clone();
+            premise.extend(&above);
+            if crate::egraph::predicate::compensation(self.egraph, &premise, &[c]).is_err() {
+                on.push(c);
+            }
+        }
+        let on = self.set(&on);
+        let join = self.egraph.add(match kind {
+            JoinType::LeftSemi | JoinType::RightSemi => Node::SemiJoin([preserved, nullable, on]),
+            JoinType::LeftAnti | JoinType::RightAnti => Node::AntiJoin([preserved, nullable, on]),
+            _ => Node::LeftJoin([preserved, nullable, on]),
+        });
+        if above.is_empty() {
+            join
+        } else {
+            self.filter(above, join)
+        }
+    }
+
+    /// An inner join as one filter over the product of all the inputs it joins.
+    fn inner_join(&mut self, join: &Join) -> Out<(Id, Vec<Id>)> {
+        let (left, left_outs) = self.rel(&join.left)?;
+        let (right, right_outs) = self.rel(&join.right)?;
+        let outs: Vec<Id> = left_outs.into_iter().chain(right_outs).collect();
+        // Inner joins commute, associate and let filters through: one filter over one
+        // set of inputs, whatever the join order and wherever a condition was written.
+        let (mut conjuncts, mut inputs) = unjoined(self.egraph, left);
+        let (more, right_inputs) = unjoined(self.egraph, right);
+        conjuncts.extend(more);
+        inputs.extend(right_inputs);
+        for condition in join_conditions(join) {
+            conjuncts.push(self.expr(&condition, &join.schema, &outs)?);
+        }
+        let inputs = self.set(&inputs);
+        let product = self.egraph.add(Node::Join([inputs]));
+        let rel = if conjuncts.is_empty() {
+            product
+        } else {
+            self.filter(conjuncts, product)
+        };
+        Ok((rel, outs))
     }
 
     /// Whether `class` is a base table's column.
@@ -576,4 +588,18 @@ fn key_condition(join: &datafusion::logical_expr::Join, l: &Expr, r: &Expr) -> E
             r.clone(),
         ),
     }
+}
+
+/// A join's conditions, keys first then its filter's conjuncts: the inner and the other joins
+/// read them alike.
+fn join_conditions(join: &Join) -> impl Iterator<Item = Expr> + '_ {
+    join.on
+        .iter()
+        .map(|(l, r)| key_condition(join, l, r))
+        .chain(join.filter.iter().flat_map(|f| {
+            split_conjunction(f)
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        }))
 }

@@ -41,136 +41,151 @@ impl ToPlan<'_> {
     /// A relation and the expression classes of its output columns, positionally.
     fn rel(&self, class: Id) -> Out<(LogicalPlan, Vec<Id>)> {
         let node = self.best.find_best_node(class);
-        let build = |b: datafusion::common::Result<LogicalPlanBuilder>| {
-            b.and_then(|b| b.build()).map_err(|e| e.to_string())
-        };
         match node {
-            Node::Scan([name, cols]) | Node::Mv([name, cols]) => {
-                let name = name_of(self.egraph, *name).ok_or("scan without a name")?;
-                let sources = if matches!(node, Node::Scan(_)) {
-                    self.tables
-                } else {
-                    self.mvs
-                };
-                let source = sources
-                    .get(&name)
-                    .ok_or_else(|| format!("no source for {name}"))?;
-                let cols = list_items(self.egraph, *cols);
-                if source.schema().fields().len() != cols.len() {
-                    return Err(format!(
-                        "{name} does not have the columns it was defined with"
-                    ));
-                }
-                let scan = LogicalPlanBuilder::scan(
-                    TableReference::bare(name.as_str()),
-                    Arc::clone(source),
-                    None,
-                );
-                // A later occurrence of a table read twice keeps its own qualifier, so that
-                // the two sides of a self-join stay apart (`crate::plan::occurrences`).
-                let alias = match node {
-                    Node::Scan(_) => self.qualifier(&cols),
-                    _ => None,
-                };
-                let plan = match alias {
-                    Some(q) if q.table() != name.as_str() => build(scan.and_then(|s| s.alias(q)))?,
-                    _ => build(scan)?,
-                };
-                Ok((plan, cols))
-            }
-            Node::Join([inputs]) => {
-                let mut ids = Vec::new();
-                let mut plan: Option<LogicalPlanBuilder> = None;
-                for input in list_items(self.egraph, *inputs) {
-                    let (p, cols) = self.rel(input)?;
-                    ids.extend(cols);
-                    plan = Some(match plan {
-                        None => LogicalPlanBuilder::from(p),
-                        Some(b) => b.cross_join(p).map_err(|e| e.to_string())?,
-                    });
-                }
-                let plan = plan.ok_or("a join without inputs")?;
-                Ok((build(Ok(plan))?, ids))
-            }
+            Node::Scan([name, cols]) | Node::Mv([name, cols]) => self.scan(node, *name, *cols),
+            Node::Join([inputs]) => self.product(*inputs),
             Node::LeftJoin([a, b, on])
             | Node::FullJoin([a, b, on])
             | Node::SemiJoin([a, b, on])
-            | Node::AntiJoin([a, b, on]) => {
-                let kind = match node {
-                    Node::LeftJoin(_) => JoinType::Left,
-                    Node::FullJoin(_) => JoinType::Full,
-                    Node::SemiJoin(_) => JoinType::LeftSemi,
-                    _ => JoinType::LeftAnti,
-                };
-                let (left, left_ids) = self.rel(*a)?;
-                let (right, right_ids) = self.rel(*b)?;
-                let kept = left_ids.len();
-                let mut ids: Vec<Id> = left_ids.into_iter().chain(right_ids).collect();
-                // The conditions are resolved over both inputs' columns, as the join sees them.
-                let both = build(LogicalPlanBuilder::from(left.clone()).cross_join(right.clone()))?;
-                let on = list_items(self.egraph, *on)
-                    .into_iter()
-                    .map(|c| self.expr(c, &both, &ids))
-                    .collect::<Out<Vec<_>>>()?;
-                let plan = build(LogicalPlanBuilder::from(left).join_on(right, kind, on))?;
-                if matches!(kind, JoinType::LeftSemi | JoinType::LeftAnti) {
-                    ids.truncate(kept);
-                }
-                Ok((plan, ids))
-            }
-            Node::Filter([conjuncts, input]) => {
-                let (input, ids) = self.rel(*input)?;
-                let predicate = list_items(self.egraph, *conjuncts)
-                    .into_iter()
-                    .map(|c| self.expr(c, &input, &ids))
-                    .collect::<Out<Vec<_>>>()?
-                    .into_iter()
-                    .reduce(Expr::and)
-                    .ok_or("empty filter")?;
-                Ok((
-                    build(LogicalPlanBuilder::from(input).filter(predicate))?,
-                    ids,
-                ))
-            }
-            Node::Agg([keys, aggs, input]) => {
-                let (input, ids) = self.rel(*input)?;
-                let keys = list_items(self.egraph, *keys);
-                let aggs = list_items(self.egraph, *aggs);
-                let key_exprs = keys
-                    .iter()
-                    .map(|k| self.expr(*k, &input, &ids))
-                    .collect::<Out<Vec<_>>>()?;
-                let agg_exprs = aggs
-                    .iter()
-                    .map(|a| self.rebuild(*a, &input, &ids))
-                    .collect::<Out<Vec<_>>>()?;
-                let plan = build(LogicalPlanBuilder::from(input).aggregate(key_exprs, agg_exprs))?;
-                Ok((plan, keys.into_iter().chain(aggs).collect()))
-            }
-            Node::Proj([items, input]) => {
-                let (input, ids) = self.rel(*input)?;
-                let mut names = HashSet::new();
-                let mut out_ids = Vec::new();
-                let mut exprs = Vec::new();
-                for (i, item) in list_items(self.egraph, *items).into_iter().enumerate() {
-                    let (target, value) = self.as_parts(item);
-                    let e = self.expr(value, &input, &ids)?;
-                    let name = e.schema_name().to_string();
-                    let e = if target != value || !names.insert(name) {
-                        e.alias(format!("__mvr_{i}"))
-                    } else {
-                        e
-                    };
-                    exprs.push(e);
-                    out_ids.push(target);
-                }
-                Ok((
-                    build(LogicalPlanBuilder::from(input).project(exprs))?,
-                    out_ids,
-                ))
-            }
+            | Node::AntiJoin([a, b, on]) => self.outer_join(node, *a, *b, *on),
+            Node::Filter([conjuncts, input]) => self.filter(*conjuncts, *input),
+            Node::Agg([keys, aggs, input]) => self.aggregate(*keys, *aggs, *input),
+            Node::Proj([items, input]) => self.projection(*items, *input),
             other => Err(format!("not a relation: {other}")),
         }
+    }
+
+    /// A scan of a base table or of an MV (`node` tells which), checked against its source.
+    fn scan(&self, node: &Node, name: Id, cols: Id) -> Out<(LogicalPlan, Vec<Id>)> {
+        let name = name_of(self.egraph, name).ok_or("scan without a name")?;
+        let sources = if matches!(node, Node::Scan(_)) {
+            self.tables
+        } else {
+            self.mvs
+        };
+        let source = sources
+            .get(&name)
+            .ok_or_else(|| format!("no source for {name}"))?;
+        let cols = list_items(self.egraph, cols);
+        if source.schema().fields().len() != cols.len() {
+            return Err(format!(
+                "{name} does not have the columns it was defined with"
+            ));
+        }
+        let scan = LogicalPlanBuilder::scan(
+            TableReference::bare(name.as_str()),
+            Arc::clone(source),
+            None,
+        );
+        // A later occurrence of a table read twice keeps its own qualifier, so that
+        // the two sides of a self-join stay apart (`crate::plan::occurrences`).
+        let alias = match node {
+            Node::Scan(_) => self.qualifier(&cols),
+            _ => None,
+        };
+        let plan = match alias {
+            Some(q) if q.table() != name.as_str() => build(scan.and_then(|s| s.alias(q)))?,
+            _ => build(scan)?,
+        };
+        Ok((plan, cols))
+    }
+
+    /// An inner join's inputs as a chain of cross joins (its conditions are the filter above).
+    fn product(&self, inputs: Id) -> Out<(LogicalPlan, Vec<Id>)> {
+        let mut ids = Vec::new();
+        let mut plan: Option<LogicalPlanBuilder> = None;
+        for input in list_items(self.egraph, inputs) {
+            let (p, cols) = self.rel(input)?;
+            ids.extend(cols);
+            plan = Some(match plan {
+                None => LogicalPlanBuilder::from(p),
+                Some(b) => b.cross_join(p).map_err(|e| e.to_string())?,
+            });
+        }
+        let plan = plan.ok_or("a join without inputs")?;
+        Ok((build(Ok(plan))?, ids))
+    }
+
+    /// A left, full, semi or anti join (`node` tells which) of `a` and `b` on `on`.
+    fn outer_join(&self, node: &Node, a: Id, b: Id, on: Id) -> Out<(LogicalPlan, Vec<Id>)> {
+        let kind = match node {
+            Node::LeftJoin(_) => JoinType::Left,
+            Node::FullJoin(_) => JoinType::Full,
+            Node::SemiJoin(_) => JoinType::LeftSemi,
+            _ => JoinType::LeftAnti,
+        };
+        let (left, left_ids) = self.rel(a)?;
+        let (right, right_ids) = self.rel(b)?;
+        let kept = left_ids.len();
+        let mut ids: Vec<Id> = left_ids.into_iter().chain(right_ids).collect();
+        // The conditions are resolved over both inputs' columns, as the join sees them.
+        let both = build(LogicalPlanBuilder::from(left.clone()).cross_join(right.clone()))?;
+        let on = list_items(self.egraph, on)
+            .into_iter()
+            .map(|c| self.expr(c, &both, &ids))
+            .collect::<Out<Vec<_>>>()?;
+        let plan = build(LogicalPlanBuilder::from(left).join_on(right, kind, on))?;
+        if matches!(kind, JoinType::LeftSemi | JoinType::LeftAnti) {
+            ids.truncate(kept);
+        }
+        Ok((plan, ids))
+    }
+
+    /// A filter of `input` by the conjunction of `conjuncts`.
+    fn filter(&self, conjuncts: Id, input: Id) -> Out<(LogicalPlan, Vec<Id>)> {
+        let (input, ids) = self.rel(input)?;
+        let predicate = list_items(self.egraph, conjuncts)
+            .into_iter()
+            .map(|c| self.expr(c, &input, &ids))
+            .collect::<Out<Vec<_>>>()?
+            .into_iter()
+            .reduce(Expr::and)
+            .ok_or("empty filter")?;
+        Ok((
+            build(LogicalPlanBuilder::from(input).filter(predicate))?,
+            ids,
+        ))
+    }
+
+    /// An aggregate of `input`, outputting its keys then its aggregates.
+    fn aggregate(&self, keys: Id, aggs: Id, input: Id) -> Out<(LogicalPlan, Vec<Id>)> {
+        let (input, ids) = self.rel(input)?;
+        let keys = list_items(self.egraph, keys);
+        let aggs = list_items(self.egraph, aggs);
+        let key_exprs = keys
+            .iter()
+            .map(|k| self.expr(*k, &input, &ids))
+            .collect::<Out<Vec<_>>>()?;
+        let agg_exprs = aggs
+            .iter()
+            .map(|a| self.rebuild(*a, &input, &ids))
+            .collect::<Out<Vec<_>>>()?;
+        let plan = build(LogicalPlanBuilder::from(input).aggregate(key_exprs, agg_exprs))?;
+        Ok((plan, keys.into_iter().chain(aggs).collect()))
+    }
+
+    /// A projection of `items` over `input`, aliasing renamed or repeated names apart.
+    fn projection(&self, items: Id, input: Id) -> Out<(LogicalPlan, Vec<Id>)> {
+        let (input, ids) = self.rel(input)?;
+        let mut names = HashSet::new();
+        let mut out_ids = Vec::new();
+        let mut exprs = Vec::new();
+        for (i, item) in list_items(self.egraph, items).into_iter().enumerate() {
+            let (target, value) = self.as_parts(item);
+            let e = self.expr(value, &input, &ids)?;
+            let name = e.schema_name().to_string();
+            let e = if target != value || !names.insert(name) {
+                e.alias(format!("__mvr_{i}"))
+            } else {
+                e
+            };
+            exprs.push(e);
+            out_ids.push(target);
+        }
+        Ok((
+            build(LogicalPlanBuilder::from(input).project(exprs))?,
+            out_ids,
+        ))
     }
 
     /// The qualifier of the base-table columns `cols` (a scan's).
@@ -248,6 +263,11 @@ impl ToPlan<'_> {
         }
         Ok(e)
     }
+}
+
+/// A built plan, DataFusion's error as text: every relation ends in one.
+fn build(b: datafusion::common::Result<LogicalPlanBuilder>) -> Out<LogicalPlan> {
+    b.and_then(|b| b.build()).map_err(|e| e.to_string())
 }
 
 /// `input` with the names, qualifiers and types of `target`, column by column: a rewritten
