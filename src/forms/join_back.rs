@@ -56,19 +56,7 @@ pub fn add_join_back(
             .iter()
             .all(|x| inside.contains(x))
     });
-    let part = match mv_inputs.as_slice() {
-        [single] => *single,
-        many => {
-            let set = add_set(egraph, many);
-            egraph.add(Node::Join([set]))
-        }
-    };
-    let part = if conds_in.is_empty() {
-        part
-    } else {
-        let set = add_set(egraph, &conds_in);
-        egraph.add(Node::Filter([set, part]))
-    };
+    let part = mv_part(egraph, &mv_inputs, &conds_in);
     let rest: Vec<Id> = query_inputs
         .iter()
         .copied()
@@ -76,18 +64,18 @@ pub fn add_join_back(
         .collect();
     let consumers = query.consumers(egraph);
     let mv_outputs: HashSet<Id> = mv.outputs.iter().map(|o| egraph.find(*o)).collect();
+    let split = Split {
+        part,
+        rest: &rest,
+        conds_out: &conds_out,
+        inside: &inside,
+        mv_outputs: &mv_outputs,
+    };
     let mut why_not = None;
     for node in consumers {
         if mv.aggregated {
             // The MV's groups must be joined back: aggregate the query's part first.
             if let Node::Agg([k, a, _]) = node {
-                let split = Split {
-                    part,
-                    rest: &rest,
-                    conds_out: &conds_out,
-                    inside: &inside,
-                    mv_outputs: &mv_outputs,
-                };
                 match split.eager(egraph, k, a, mv_name, rollups) {
                     Ok(answer) => {
                         let original = egraph.add(node.clone());
@@ -98,33 +86,7 @@ pub fn add_join_back(
             }
             continue;
         }
-        let mut used: Vec<Id> = match &node {
-            Node::Agg([k, a, _]) => [*k, *a]
-                .iter()
-                .flat_map(|l| list_items(egraph, *l))
-                .collect(),
-            Node::Proj([items, _]) => list_items(egraph, *items),
-            _ => continue,
-        };
-        used.extend(&conds_out);
-        let needed = frontier(egraph, &used, &inside);
-        let needed = egraph.add(Node::List(needed.into()));
-        let narrowed = egraph.add(Node::Proj([needed, part]));
-        let mut inputs = rest.clone();
-        inputs.push(narrowed);
-        let inputs = add_set(egraph, &inputs);
-        let mut joined = egraph.add(Node::Join([inputs]));
-        if !conds_out.is_empty() {
-            let set = add_set(egraph, &conds_out);
-            joined = egraph.add(Node::Filter([set, joined]));
-        }
-        let original = egraph.add(node.clone());
-        let alternative = egraph.add(match node {
-            Node::Agg([k, a, _]) => Node::Agg([k, a, joined]),
-            Node::Proj([items, _]) => Node::Proj([items, joined]),
-            other => other,
-        });
-        egraph.union(original, alternative);
+        split.rows(egraph, node);
     }
     egraph.rebuild();
     match why_not {
@@ -134,6 +96,23 @@ pub fn add_join_back(
             format!("{mv_name} holds groups, but the query reads individual rows"),
         )),
         None => Ok(()),
+    }
+}
+
+/// The part the MV answers: the join of its tables, filtered by the conditions on them alone.
+fn mv_part(egraph: &mut PlanGraph, mv_inputs: &[Id], conds_in: &[Id]) -> Id {
+    let part = match mv_inputs {
+        [single] => *single,
+        many => {
+            let set = add_set(egraph, many);
+            egraph.add(Node::Join([set]))
+        }
+    };
+    if conds_in.is_empty() {
+        part
+    } else {
+        let set = add_set(egraph, conds_in);
+        egraph.add(Node::Filter([set, part]))
     }
 }
 
@@ -149,6 +128,43 @@ struct Split<'a> {
 }
 
 impl Split<'_> {
+    /// An MV of rows: `node` over the part narrowed to what is used above, joined to the rest.
+    fn rows(&self, egraph: &mut PlanGraph, node: Node) {
+        let mut used: Vec<Id> = match &node {
+            Node::Agg([k, a, _]) => [*k, *a]
+                .iter()
+                .flat_map(|l| list_items(egraph, *l))
+                .collect(),
+            Node::Proj([items, _]) => list_items(egraph, *items),
+            _ => return,
+        };
+        used.extend(self.conds_out);
+        let needed = frontier(egraph, &used, self.inside);
+        let needed = egraph.add(Node::List(needed.into()));
+        let narrowed = egraph.add(Node::Proj([needed, self.part]));
+        let joined = self.joined(egraph, narrowed);
+        let original = egraph.add(node.clone());
+        let alternative = egraph.add(match node {
+            Node::Agg([k, a, _]) => Node::Agg([k, a, joined]),
+            Node::Proj([items, _]) => Node::Proj([items, joined]),
+            other => other,
+        });
+        egraph.union(original, alternative);
+    }
+
+    /// `filter(P_out, join(mv_side, rest))`: what stands for the query's join in both forms.
+    fn joined(&self, egraph: &mut PlanGraph, mv_side: Id) -> Id {
+        let mut inputs = self.rest.to_vec();
+        inputs.push(mv_side);
+        let inputs = add_set(egraph, &inputs);
+        let mut joined = egraph.add(Node::Join([inputs]));
+        if !self.conds_out.is_empty() {
+            let set = add_set(egraph, self.conds_out);
+            joined = egraph.add(Node::Filter([set, joined]));
+        }
+        joined
+    }
+
     /// Eager aggregation: `agg(K, A, filter(P_out, join(part, rest)))` equals
     /// `agg(K, re-aggregated A, filter(P_out, join(agg(K_in, A_in, part), rest)))`, where
     /// `K_in` are the part's expressions used above (its group keys and join columns) and
@@ -174,42 +190,12 @@ impl Split<'_> {
         // Aggregates of the other tables' columns, computed above the join.
         let mut computed = HashMap::new();
         for a in &aggs {
-            let (head, args) = expr_nodes(egraph, *a)
-                .next()
-                .map(|(h, c)| (h, c.to_vec()))
-                .ok_or_else(|| unsupported(mv, "an aggregate is not an expression"))?;
-            let read = columns(egraph, &args, self.inside);
-            let reads_part = read.iter().all(|c| self.inside.contains(c));
-            let reads_rest = !read.is_empty() && read.iter().all(|c| !self.inside.contains(c));
-            let (name, distinct) = match egraph.analysis.kind(head) {
-                HeadKind::Aggregate { name, distinct } if reads_part || reads_rest => {
-                    (name.clone(), *distinct)
-                }
-                _ => {
-                    return Err(unsupported(
-                        mv,
-                        &format!(
-                            "{} is not a plain aggregate of the MV's tables' columns, nor of the others'",
-                            display(egraph, *a)
-                        ),
-                    ));
-                }
-            };
+            let (name, distinct, args, reads_rest) = self.classify(egraph, *a, mv)?;
             if reads_rest {
                 // A partial group joins the same rows of the others as each of its rows: the
                 // same values (min, max, DISTINCT), each as many times as the group has rows.
                 if !distinct && !rollups.duplicate_insensitive.contains(&name) {
-                    let by_rows = count_star(egraph)
-                        .and_then(|rows| Some((rows, weighted(egraph, &name, &args, rows, *a)?)));
-                    let Some((rows, c)) = by_rows else {
-                        return Err(unsupported(
-                            mv,
-                            &format!(
-                                "{} of the other tables' columns is computed above the join only as min, max, a DISTINCT aggregate, count, the sum of a DOUBLE or an integer of at most 32 bits, or an average",
-                                display(egraph, *a)
-                            ),
-                        ));
-                    };
+                    let (rows, c) = by_rows(egraph, &name, &args, *a, mv)?;
                     partials.push(rows);
                     computed.insert(*a, c);
                 }
@@ -220,29 +206,7 @@ impl Split<'_> {
                 distinct_args.extend(&args);
                 continue;
             }
-            match rollups.rules.get(&name) {
-                Some(rule) if rule.via == "divide" => {
-                    // The MV's own sum and count when they rebuild the average (an integer's
-                    // `sum(i)`, a NOT NULL column's `count(*)`), else those of its argument.
-                    if let Ok(Some((sum, count))) =
-                        average_parts(egraph, rollups, mv, self.part, *a, self.mv_outputs)
-                    {
-                        partials.extend([sum, count]);
-                        continue;
-                    }
-                    for part in &rule.from {
-                        let arg = args
-                            .first()
-                            .copied()
-                            .ok_or_else(|| unsupported(mv, "avg() has no argument"))?;
-                        partials.extend(aggregate(egraph, part, arg));
-                    }
-                }
-                Some(_) => partials.push(*a),
-                None => {
-                    return Err(unsupported(mv, &format!("{name} does not roll up")));
-                }
-            }
+            partials.extend(self.part_partials(egraph, *a, &name, &args, mv, rollups)?);
         }
         let mut partials: Vec<Id> = partials.iter().map(|p| egraph.find(*p)).collect();
         partials.sort();
@@ -259,32 +223,10 @@ impl Split<'_> {
                 "the query's aggregate has no key on the MV's tables (a cross join)",
             ));
         }
-        let inner_key_list = add_set(egraph, &inner_keys);
-        let partial_list = add_set(egraph, &partials);
-        let grouped = egraph.add(Node::Agg([inner_key_list, partial_list, self.part]));
-        // Projected, so that an inner aggregate equal to the MV's reads the MV's columns.
-        let mut outputs = inner_keys.clone();
-        outputs.extend(&partials);
-        let outputs = egraph.add(Node::List(outputs.into()));
-        let grouped = egraph.add(Node::Proj([outputs, grouped]));
-        let mut inputs = self.rest.to_vec();
-        inputs.push(grouped);
-        let inputs = add_set(egraph, &inputs);
-        let mut joined = egraph.add(Node::Join([inputs]));
-        if !self.conds_out.is_empty() {
-            let set = add_set(egraph, self.conds_out);
-            joined = egraph.add(Node::Filter([set, joined]));
-        }
+        let grouped = self.inner_aggregate(egraph, &inner_keys, &partials);
+        let joined = self.joined(egraph, grouped);
         let stored: HashSet<Id> = partials.iter().map(|p| egraph.find(*p)).collect();
-        let mut key_outputs: HashSet<Id> = egraph[joined]
-            .data
-            .schema
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| egraph.find(c))
-            .collect();
-        key_outputs.retain(|c| !stored.contains(c));
+        let key_outputs = key_outputs(egraph, joined, &stored);
         regroup(
             egraph,
             rollups,
@@ -297,6 +239,122 @@ impl Split<'_> {
             &computed,
         )
     }
+
+    /// The inner aggregate `agg(K_in, A_in, part)`, the MV's to answer.
+    fn inner_aggregate(&self, egraph: &mut PlanGraph, inner_keys: &[Id], partials: &[Id]) -> Id {
+        let inner_key_list = add_set(egraph, inner_keys);
+        let partial_list = add_set(egraph, partials);
+        let grouped = egraph.add(Node::Agg([inner_key_list, partial_list, self.part]));
+        // Projected, so that an inner aggregate equal to the MV's reads the MV's columns.
+        let mut outputs = inner_keys.to_vec();
+        outputs.extend(partials);
+        let outputs = egraph.add(Node::List(outputs.into()));
+        egraph.add(Node::Proj([outputs, grouped]))
+    }
+
+    /// Only plain aggregates of one side's columns split: `a`'s name, DISTINCT, args, side.
+    fn classify(
+        &self,
+        egraph: &PlanGraph,
+        a: Id,
+        mv: &str,
+    ) -> Result<(String, bool, Vec<Id>, bool), Rejection> {
+        let (head, args) = expr_nodes(egraph, a)
+            .next()
+            .map(|(h, c)| (h, c.to_vec()))
+            .ok_or_else(|| unsupported(mv, "an aggregate is not an expression"))?;
+        let read = columns(egraph, &args, self.inside);
+        let reads_part = read.iter().all(|c| self.inside.contains(c));
+        let reads_rest = !read.is_empty() && read.iter().all(|c| !self.inside.contains(c));
+        let (name, distinct) = match egraph.analysis.kind(head) {
+            HeadKind::Aggregate { name, distinct } if reads_part || reads_rest => {
+                (name.clone(), *distinct)
+            }
+            _ => {
+                return Err(unsupported(
+                    mv,
+                    &format!(
+                        "{} is not a plain aggregate of the MV's tables' columns, nor of the others'",
+                        display(egraph, a)
+                    ),
+                ));
+            }
+        };
+        Ok((name, distinct, args, reads_rest))
+    }
+
+    /// The partial aggregates the inner aggregate computes for `a`, an aggregate of the part.
+    fn part_partials(
+        &self,
+        egraph: &mut PlanGraph,
+        a: Id,
+        name: &str,
+        args: &[Id],
+        mv: &str,
+        rollups: &RollupTable,
+    ) -> Result<Vec<Id>, Rejection> {
+        let mut partials = Vec::new();
+        match rollups.rules.get(name) {
+            Some(rule) if rule.via == "divide" => {
+                // The MV's own sum and count when they rebuild the average (an integer's
+                // `sum(i)`, a NOT NULL column's `count(*)`), else those of its argument.
+                if let Ok(Some((sum, count))) =
+                    average_parts(egraph, rollups, mv, self.part, a, self.mv_outputs)
+                {
+                    partials.extend([sum, count]);
+                    return Ok(partials);
+                }
+                for part in &rule.from {
+                    let arg = args
+                        .first()
+                        .copied()
+                        .ok_or_else(|| unsupported(mv, "avg() has no argument"))?;
+                    partials.extend(aggregate(egraph, part, arg));
+                }
+            }
+            Some(_) => partials.push(a),
+            None => {
+                return Err(unsupported(mv, &format!("{name} does not roll up")));
+            }
+        }
+        Ok(partials)
+    }
+}
+
+/// What `regroup` may read as keys: the joined relation's columns that are not partials.
+fn key_outputs(egraph: &PlanGraph, joined: Id, stored: &HashSet<Id>) -> HashSet<Id> {
+    let mut key_outputs: HashSet<Id> = egraph[joined]
+        .data
+        .schema
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| egraph.find(c))
+        .collect();
+    key_outputs.retain(|c| !stored.contains(c));
+    key_outputs
+}
+
+/// The rest's aggregate `a` weighted by each partial group's `count(*)`: that count, and `a`.
+fn by_rows(
+    egraph: &mut PlanGraph,
+    name: &str,
+    args: &[Id],
+    a: Id,
+    mv: &str,
+) -> Result<(Id, Computed), Rejection> {
+    let by_rows =
+        count_star(egraph).and_then(|rows| Some((rows, weighted(egraph, name, args, rows, a)?)));
+    let Some((rows, c)) = by_rows else {
+        return Err(unsupported(
+            mv,
+            &format!(
+                "{} of the other tables' columns is computed above the join only as min, max, a DISTINCT aggregate, count, the sum of a DOUBLE or an integer of at most 32 bits, or an average",
+                display(egraph, a)
+            ),
+        ));
+    };
+    Ok((rows, c))
 }
 
 /// `count(*)`, DataFusion's `count(Int64(1))`.

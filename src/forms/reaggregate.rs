@@ -95,83 +95,10 @@ fn split_aggregate(
     let mut partials: Vec<Expr> = Vec::new();
     let mut finals = Vec::new();
     for expr in &agg.aggr_expr {
-        let f = match expr {
-            Expr::Alias(a) => &*a.expr,
-            e => e,
-        };
-        let Expr::AggregateFunction(f) = f else {
-            return Err(format!("{expr} is not an aggregate function"));
-        };
-        let name = f.func.name();
-        if f.params.filter.is_some() || !f.params.order_by.is_empty() {
-            return Err(format!("{name}() has a FILTER or an ORDER BY"));
-        }
-        if f.params.distinct {
-            // A literal argument (`string_agg(DISTINCT x, ',')`'s delimiter) must stay one.
-            if f.params.args.iter().any(|a| matches!(a, Expr::Literal(..))) {
-                return Err(format!("{name}(DISTINCT ..) has a literal argument"));
-            }
-            let args = f
-                .params
-                .args
-                .iter()
-                .map(|a| position_or_push(&mut inner_keys, a))
-                .collect();
-            finals.push(Final::Distinct {
-                func: Arc::clone(&f.func),
-                args,
-            });
-            continue;
-        }
-        let rule = table
-            .rules
-            .get(name)
-            .ok_or_else(|| format!("{name}() is not computed from partial aggregates"))?;
-        let mut partial = |from: &str| {
-            let udf = aggregate_udf(from).ok_or_else(|| format!("no aggregate {from}"))?;
-            let call = Expr::AggregateFunction(AggregateFunction::new_udf(
-                udf,
-                f.params.args.clone(),
-                false,
-                None,
-                vec![],
-                None,
-            ));
-            Ok::<_, String>(position_or_push(&mut partials, &call))
-        };
-        // An average as exactly as the rollup rebuilds one (a DOUBLE, or a DECIMAL's).
-        let rebuilt = || {
-            let schema = agg.input.schema();
-            match (f.params.args.as_slice(), expr.get_type(schema)) {
-                ([arg], Ok(result)) => rebuilt_average(arg.get_type(schema).ok().as_ref(), &result),
-                _ => false,
-            }
-        };
-        finals.push(match (rule.from.as_slice(), rule.via.as_str()) {
-            ([sum, count], "divide") if rebuilt() => Final::Average {
-                sum: partial(sum)?,
-                count: partial(count)?,
-            },
-            (_, "divide") => {
-                return Err(format!("{name}() of this type is not rebuilt exactly"));
-            }
-            ([from], via) => Final::Reaggregate {
-                via: aggregate_udf(via).ok_or_else(|| format!("no aggregate {via}"))?,
-                partial: partial(from)?,
-                zero_on_empty: rule.zero_on_empty,
-            },
-            _ => return Err(format!("{name}() has no rollup rule this form takes")),
-        });
+        finals.push(final_of(agg, expr, table, &mut inner_keys, &mut partials)?);
     }
     // Partial aggregates follow the keys: shift them past the DISTINCT arguments added.
-    let shift = inner_keys.len();
-    for f in &mut finals {
-        match f {
-            Final::Reaggregate { partial, .. } => *partial += shift,
-            Final::Average { sum, count } => (*sum, *count) = (*sum + shift, *count + shift),
-            Final::Distinct { .. } => {}
-        }
-    }
+    shift_partials(&mut finals, inner_keys.len());
     let inner = Aggregate::try_new(Arc::clone(&agg.input), inner_keys, partials)
         .map_err(|e| format!("its keys cannot be grouped alone: {e}"))?;
     Ok(Reaggregation {
@@ -181,6 +108,105 @@ fn split_aggregate(
         finals,
         schema: Arc::clone(&agg.schema),
     })
+}
+
+/// Splits one aggregate: its final, adding what it reads to the inner keys or the partials.
+fn final_of(
+    agg: &Aggregate,
+    expr: &Expr,
+    table: &RollupTable,
+    inner_keys: &mut Vec<Expr>,
+    partials: &mut Vec<Expr>,
+) -> Result<Final, String> {
+    let f = match expr {
+        Expr::Alias(a) => &*a.expr,
+        e => e,
+    };
+    let Expr::AggregateFunction(f) = f else {
+        return Err(format!("{expr} is not an aggregate function"));
+    };
+    let name = f.func.name();
+    if f.params.filter.is_some() || !f.params.order_by.is_empty() {
+        return Err(format!("{name}() has a FILTER or an ORDER BY"));
+    }
+    if f.params.distinct {
+        // A literal argument (`string_agg(DISTINCT x, ',')`'s delimiter) must stay one.
+        if f.params.args.iter().any(|a| matches!(a, Expr::Literal(..))) {
+            return Err(format!("{name}(DISTINCT ..) has a literal argument"));
+        }
+        let args = f
+            .params
+            .args
+            .iter()
+            .map(|a| position_or_push(inner_keys, a))
+            .collect();
+        return Ok(Final::Distinct {
+            func: Arc::clone(&f.func),
+            args,
+        });
+    }
+    rolled_up(agg, expr, f, table, partials)
+}
+
+/// A plain aggregate's final, computed from the partial aggregates its rollup rule names.
+fn rolled_up(
+    agg: &Aggregate,
+    expr: &Expr,
+    f: &AggregateFunction,
+    table: &RollupTable,
+    partials: &mut Vec<Expr>,
+) -> Result<Final, String> {
+    let name = f.func.name();
+    let rule = table
+        .rules
+        .get(name)
+        .ok_or_else(|| format!("{name}() is not computed from partial aggregates"))?;
+    let mut partial = |from: &str| {
+        let udf = aggregate_udf(from).ok_or_else(|| format!("no aggregate {from}"))?;
+        let call = Expr::AggregateFunction(AggregateFunction::new_udf(
+            udf,
+            f.params.args.clone(),
+            false,
+            None,
+            vec![],
+            None,
+        ));
+        Ok::<_, String>(position_or_push(partials, &call))
+    };
+    // An average as exactly as the rollup rebuilds one (a DOUBLE, or a DECIMAL's).
+    let rebuilt = || {
+        let schema = agg.input.schema();
+        match (f.params.args.as_slice(), expr.get_type(schema)) {
+            ([arg], Ok(result)) => rebuilt_average(arg.get_type(schema).ok().as_ref(), &result),
+            _ => false,
+        }
+    };
+    Ok(match (rule.from.as_slice(), rule.via.as_str()) {
+        ([sum, count], "divide") if rebuilt() => Final::Average {
+            sum: partial(sum)?,
+            count: partial(count)?,
+        },
+        (_, "divide") => {
+            return Err(format!("{name}() of this type is not rebuilt exactly"));
+        }
+        ([from], via) => Final::Reaggregate {
+            via: aggregate_udf(via).ok_or_else(|| format!("no aggregate {via}"))?,
+            partial: partial(from)?,
+            zero_on_empty: rule.zero_on_empty,
+        },
+        _ => return Err(format!("{name}() has no rollup rule this form takes")),
+    })
+}
+
+/// Partials were numbered before the DISTINCT arguments joined the keys: renumbered here.
+fn shift_partials(finals: &mut [Final], shift: usize) {
+    for f in finals {
+        match f {
+            Final::Reaggregate { partial, .. } => *partial += shift,
+            Final::Average { sum, count } => (*sum, *count) = (*sum + shift, *count + shift),
+            Final::Distinct { .. } => {}
+        }
+    }
 }
 
 /// The position of `expr` in `exprs`, added at the end if absent.
@@ -196,16 +222,24 @@ impl Reaggregation {
     /// fields (in order), with the original aggregate's schema; `None` if it cannot be built.
     pub fn over(&self, answered: LogicalPlan) -> Option<LogicalPlan> {
         let input = Arc::new(answered);
-        let field = |i: usize| {
-            (i < input.schema().fields().len())
-                .then(|| Expr::Column(Column::from(input.schema().qualified_field(i))))
-        };
-        let key_columns: Vec<Expr> = (0..self.keys.len()).map(field).collect::<Option<_>>()?;
+        let group_expr = self.group_expr(&input)?;
+        let (aggregates, outputs) = self.final_aggregates(&input)?;
+        let aggregate = Arc::new(LogicalPlan::Aggregate(
+            Aggregate::try_new(input, group_expr, aggregates).ok()?,
+        ));
+        self.projected(aggregate, outputs)
+    }
+
+    /// The final aggregate groups as the original does, by `input`'s key columns.
+    fn group_expr(&self, input: &LogicalPlan) -> Option<Vec<Expr>> {
+        let key_columns: Vec<Expr> = (0..self.keys.len())
+            .map(|i| field(input, i))
+            .collect::<Option<_>>()?;
         let as_column = |e: &Expr| {
             let i = self.keys.iter().position(|k| k == e)?;
             Some(key_columns[i].clone())
         };
-        let group_expr = match &self.grouping {
+        Some(match &self.grouping {
             None => key_columns,
             Some(GroupingSet::Rollup(es)) => vec![Expr::GroupingSet(GroupingSet::Rollup(
                 es.iter().map(as_column).collect::<Option<_>>()?,
@@ -220,7 +254,11 @@ impl Reaggregation {
                         .collect::<Option<_>>()?,
                 ))]
             }
-        };
+        })
+    }
+
+    /// The final aggregates over `input`, and the [`Output`] each original aggregate reads.
+    fn final_aggregates(&self, input: &LogicalPlan) -> Option<(Vec<Expr>, Vec<Output>)> {
         // Each final aggregate, deduplicated (an average and a sum share the sum of sums).
         let mut aggregates: Vec<Expr> = Vec::new();
         let mut call = |func: Arc<AggregateUDF>, args: Vec<Expr>, distinct: bool| {
@@ -243,27 +281,32 @@ impl Reaggregation {
                     partial,
                     zero_on_empty,
                 } => (
-                    call(Arc::clone(via), vec![field(*partial)?], false),
+                    call(Arc::clone(via), vec![field(input, *partial)?], false),
                     None,
                     *zero_on_empty,
                 ),
                 Final::Average { sum: s, count: c } => {
-                    let s = call(Arc::clone(&sum), vec![field(*s)?], false);
+                    let s = call(Arc::clone(&sum), vec![field(input, *s)?], false);
                     (
                         s,
-                        Some(call(Arc::clone(&sum), vec![field(*c)?], false)),
+                        Some(call(Arc::clone(&sum), vec![field(input, *c)?], false)),
                         false,
                     )
                 }
                 Final::Distinct { func, args } => {
-                    let args = args.iter().map(|i| field(*i)).collect::<Option<_>>()?;
+                    let args = args
+                        .iter()
+                        .map(|i| field(input, *i))
+                        .collect::<Option<_>>()?;
                     (call(Arc::clone(func), args, true), None, false)
                 }
             });
         }
-        let aggregate = Arc::new(LogicalPlan::Aggregate(
-            Aggregate::try_new(input, group_expr, aggregates).ok()?,
-        ));
+        Some((aggregates, outputs))
+    }
+
+    /// The final aggregate's outputs, named and typed as the original aggregate's.
+    fn projected(&self, aggregate: Arc<LogicalPlan>, outputs: Vec<Output>) -> Option<LogicalPlan> {
         let out = aggregate.schema();
         let column = |i: usize| Expr::Column(Column::from(out.qualified_field(i)));
         // The keys, then grouping sets' `__grouping_id`.
@@ -296,4 +339,14 @@ impl Reaggregation {
             .logically_equivalent_names_and_types(&self.schema)
             .then_some(LogicalPlan::Projection(projection))
     }
+}
+
+/// An original aggregate over the final ones: the position of its value (an average's sum),
+/// of an average's count, and whether it is 0 rather than NULL over no rows.
+type Output = (usize, Option<usize>, bool);
+
+/// Field `i` of `input`, if it has one: the final aggregate reads the answer by position.
+fn field(input: &LogicalPlan, i: usize) -> Option<Expr> {
+    (i < input.schema().fields().len())
+        .then(|| Expr::Column(Column::from(input.schema().qualified_field(i))))
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result};
-use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams};
+use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams, Alias};
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
 
 /// The name DataFusion gives the distinct argument in the inner aggregate.
@@ -37,6 +37,34 @@ pub fn distinct_aggregates_as_one(plan: &LogicalPlan) -> Result<Option<LogicalPl
 
 /// The one aggregate `node` was split from, if it is the outer half of a split.
 fn as_one(node: &LogicalPlan) -> Option<Result<LogicalPlan>> {
+    let (outer, inner, distinct, kept_keys) = split_pair(node)?;
+    let partial = partials_by_name(inner)?;
+    let mut aggregates = Vec::with_capacity(outer.aggr_expr.len());
+    for (e, (qualifier, field)) in outer
+        .aggr_expr
+        .iter()
+        .zip(outer.schema.iter().skip(outer.group_expr.len()))
+    {
+        let whole = whole_aggregate(e, distinct, &partial)?;
+        aggregates.push(whole.alias_qualified(qualifier.cloned(), field.name()));
+    }
+    let one = match Aggregate::try_new(Arc::clone(&inner.input), kept_keys.to_vec(), aggregates) {
+        Ok(one) => one,
+        Err(e) => return Some(Err(e)),
+    };
+    // A two-phase DECIMAL sum is wider than the sum itself: such a split stays as it is, since
+    // what reads the outputs expects their types.
+    let same_types = one
+        .schema
+        .fields()
+        .iter()
+        .zip(outer.schema.fields())
+        .all(|(a, b)| a.data_type() == b.data_type());
+    same_types.then_some(Ok(LogicalPlan::Aggregate(one)))
+}
+
+/// The split's shape, checked first: outer, inner, the inner's `x AS alias1`, the shared keys.
+fn split_pair(node: &LogicalPlan) -> Option<(&Aggregate, &Aggregate, &Alias, &[Expr])> {
     let LogicalPlan::Aggregate(outer) = node else {
         return None;
     };
@@ -58,6 +86,11 @@ fn as_one(node: &LogicalPlan) -> Option<Result<LogicalPlan>> {
     if !keys_kept {
         return None;
     }
+    Some((outer, inner, distinct, kept_keys))
+}
+
+/// The outer aggregates read the inner ones by name: `None` if one of them has none.
+fn partials_by_name(inner: &Aggregate) -> Option<HashMap<String, &Expr>> {
     // The inner aggregates, by the name the outer ones read them with (`alias2`, ...).
     let partial: HashMap<String, &Expr> = inner
         .aggr_expr
@@ -70,58 +103,43 @@ fn as_one(node: &LogicalPlan) -> Option<Result<LogicalPlan>> {
     if partial.len() != inner.aggr_expr.len() {
         return None;
     }
-    let mut aggregates = Vec::with_capacity(outer.aggr_expr.len());
-    for (e, (qualifier, field)) in outer
-        .aggr_expr
-        .iter()
-        .zip(outer.schema.iter().skip(outer.group_expr.len()))
-    {
-        let Expr::AggregateFunction(f) = e else {
+    Some(partial)
+}
+
+/// Each outer aggregate must be one the split makes: it becomes the aggregate it came from.
+fn whole_aggregate(e: &Expr, distinct: &Alias, partial: &HashMap<String, &Expr>) -> Option<Expr> {
+    let Expr::AggregateFunction(f) = e else {
+        return None;
+    };
+    let [Expr::Column(arg)] = f.params.args.as_slice() else {
+        return None;
+    };
+    let plain = !f.params.distinct
+        && f.params.filter.is_none()
+        && f.params.order_by.is_empty()
+        && arg.relation.is_none();
+    if !plain {
+        return None;
+    }
+    let whole = if arg.name == DISTINCT_ALIAS {
+        // `f(alias1)` over the distinct values of each group: `f(DISTINCT x)`.
+        with_params(f, vec![distinct.expr.as_ref().clone()], true)
+    } else {
+        // `g(aliasN)` over `g(y) AS aliasN`: two-phase `sum`, `min` or `max`, which is `g(y)`.
+        let Expr::AggregateFunction(g) = partial.get(&arg.name)? else {
             return None;
         };
-        let [Expr::Column(arg)] = f.params.args.as_slice() else {
-            return None;
-        };
-        let plain = !f.params.distinct
-            && f.params.filter.is_none()
-            && f.params.order_by.is_empty()
-            && arg.relation.is_none();
-        if !plain {
+        let same = g.func.name() == f.func.name()
+            && matches!(f.func.name(), "sum" | "min" | "max")
+            && !g.params.distinct
+            && g.params.filter.is_none()
+            && g.params.order_by.is_empty();
+        if !same {
             return None;
         }
-        let whole = if arg.name == DISTINCT_ALIAS {
-            // `f(alias1)` over the distinct values of each group: `f(DISTINCT x)`.
-            with_params(f, vec![distinct.expr.as_ref().clone()], true)
-        } else {
-            // `g(aliasN)` over `g(y) AS aliasN`: two-phase `sum`, `min` or `max`, which is `g(y)`.
-            let Expr::AggregateFunction(g) = partial.get(&arg.name)? else {
-                return None;
-            };
-            let same = g.func.name() == f.func.name()
-                && matches!(f.func.name(), "sum" | "min" | "max")
-                && !g.params.distinct
-                && g.params.filter.is_none()
-                && g.params.order_by.is_empty();
-            if !same {
-                return None;
-            }
-            Expr::AggregateFunction(g.clone())
-        };
-        aggregates.push(whole.alias_qualified(qualifier.cloned(), field.name()));
-    }
-    let one = match Aggregate::try_new(Arc::clone(&inner.input), kept_keys.to_vec(), aggregates) {
-        Ok(one) => one,
-        Err(e) => return Some(Err(e)),
+        Expr::AggregateFunction(g.clone())
     };
-    // A two-phase DECIMAL sum is wider than the sum itself: such a split stays as it is, since
-    // what reads the outputs expects their types.
-    let same_types = one
-        .schema
-        .fields()
-        .iter()
-        .zip(outer.schema.fields())
-        .all(|(a, b)| a.data_type() == b.data_type());
-    same_types.then_some(Ok(LogicalPlan::Aggregate(one)))
+    Some(whole)
 }
 
 fn with_params(f: &AggregateFunction, args: Vec<Expr>, distinct: bool) -> Expr {

@@ -296,42 +296,8 @@ impl Rollup<'_> {
             .copied()
             .filter(|c| !has_aggregate(self.egraph, *c))
             .collect();
-        for k in &keys {
-            if first_missing(self.egraph, *k, &key_outputs, false).is_some() {
-                if let Some(why) = super::bucket::explain(self.egraph, *k, &key_outputs, self.mv) {
-                    return Err(why);
-                }
-                let what = display(self.egraph, *k);
-                return Err(Rejection::new(
-                    ReasonCode::GroupByNotKept,
-                    format!(
-                        "the query groups by {what}, which {} does not keep",
-                        self.mv
-                    ),
-                ));
-            }
-        }
-        let mut pinned = HashSet::new();
-        if let Some(conjuncts) = filter {
-            for c in list_items(self.egraph, conjuncts) {
-                pinned.extend(self.pinned_key(c, &mv_keys));
-                if first_missing(self.egraph, c, &key_outputs, false).is_some() {
-                    if let Some(why) = super::bucket::explain(self.egraph, c, &key_outputs, self.mv)
-                    {
-                        return Err(why);
-                    }
-                    let what = display(self.egraph, c);
-                    return Err(Rejection::new(
-                        ReasonCode::FilterNotOnGroupKeys,
-                        format!(
-                            "the query filters on {what}, which is not computed from group keys of {}",
-                            self.mv
-                        ),
-                    ));
-                }
-            }
-            self.input = self.egraph.add(Node::Filter([conjuncts, self.input]));
-        }
+        self.check_keys_kept(&keys, &key_outputs)?;
+        let pinned = self.filter_groups(filter, &mv_keys, &key_outputs)?;
         let stored: HashSet<Id> = stored.into_iter().collect();
         // MV keys the filter pins to one value (`name = 'x'`) group nothing further. Without a
         // GROUP BY the query must return a row even when the filter keeps no group, which a
@@ -349,6 +315,64 @@ impl Rollup<'_> {
         {
             return Ok(Some(one));
         }
+        self.note_unique_key(&mv_keys, &effective);
+        self.regroup(keys, &aggs, &stored, &key_outputs, &HashMap::new())
+            .map(Some)
+    }
+
+    /// The query's groups are read from the MV's: each of its keys must be computed from them.
+    fn check_keys_kept(&self, keys: &[Id], key_outputs: &HashSet<Id>) -> Result<(), Rejection> {
+        for k in keys {
+            if first_missing(self.egraph, *k, key_outputs, false).is_some() {
+                if let Some(why) = super::bucket::explain(self.egraph, *k, key_outputs, self.mv) {
+                    return Err(why);
+                }
+                let what = display(self.egraph, *k);
+                return Err(Rejection::new(
+                    ReasonCode::GroupByNotKept,
+                    format!(
+                        "the query groups by {what}, which {} does not keep",
+                        self.mv
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the query's filter onto the MV's groups (conjuncts on group keys); the keys it pins.
+    fn filter_groups(
+        &mut self,
+        filter: Option<Id>,
+        mv_keys: &[Id],
+        key_outputs: &HashSet<Id>,
+    ) -> Result<HashSet<Id>, Rejection> {
+        let mut pinned = HashSet::new();
+        if let Some(conjuncts) = filter {
+            for c in list_items(self.egraph, conjuncts) {
+                pinned.extend(self.pinned_key(c, mv_keys));
+                if first_missing(self.egraph, c, key_outputs, false).is_some() {
+                    if let Some(why) = super::bucket::explain(self.egraph, c, key_outputs, self.mv)
+                    {
+                        return Err(why);
+                    }
+                    let what = display(self.egraph, c);
+                    return Err(Rejection::new(
+                        ReasonCode::FilterNotOnGroupKeys,
+                        format!(
+                            "the query filters on {what}, which is not computed from group keys of {}",
+                            self.mv
+                        ),
+                    ));
+                }
+            }
+            self.input = self.egraph.add(Node::Filter([conjuncts, self.input]));
+        }
+        Ok(pinned)
+    }
+
+    /// Notes the one MV key left free in a query group: `f(DISTINCT key)` is then `f(key)`.
+    fn note_unique_key(&mut self, mv_keys: &[Id], effective: &HashSet<Id>) {
         // Not a float key: whether 0.0 and -0.0 (or NaNs) are one group and one distinct
         // value is for DataFusion's grouping and DISTINCT to agree on, which is not checked.
         if let [free] = mv_keys
@@ -363,8 +387,6 @@ impl Rollup<'_> {
         {
             self.unique_key = Some(*free);
         }
-        self.regroup(keys, &aggs, &stored, &key_outputs, &HashMap::new())
-            .map(Some)
     }
 
     /// `proj(keys + aggs, agg(keys, re-aggregates, input))`: the query's groups, each
@@ -535,17 +557,7 @@ impl Rollup<'_> {
                 .iter()
                 .all(|x| first_missing(self.egraph, *x, key_outputs, false).is_none())
         {
-            // min(k), count(DISTINCT k), ... over group keys: the MV's groups have the values.
-            // Over the key whose values are unique within a query group, f(DISTINCT k) is f(k).
-            let plain = match args[..] {
-                [k] if distinct && Some(self.egraph.find(k)) == self.unique_key => {
-                    aggregate(self.egraph, &name, k)
-                }
-                _ => None,
-            };
-            let out = plain.unwrap_or(a);
-            new_aggs.push(out);
-            return Ok(out);
+            return Ok(self.over_group_keys(a, &name, distinct, &args, new_aggs));
         }
         if distinct {
             return Err(Rejection::new(
@@ -564,26 +576,64 @@ impl Rollup<'_> {
             )
         })?;
         if rule.via == "divide" {
-            let (sum, count, result) = self.avg_parts(a, stored)?.ok_or_else(|| {
-                Rejection::new(
-                    ReasonCode::AvgNeedsSumAndCount,
-                    format!(
-                        "{} needs {} to keep {}(..) and {}(..) of the same argument",
-                        display(self.egraph, a),
-                        self.mv,
-                        rule.from[0],
-                        rule.from[1]
-                    ),
-                )
-            })?;
-            let sum = self.reagg("sum", sum);
-            let count = self.reagg("sum", count);
-            new_aggs.extend([sum, count]);
-            return Ok(divide(self.egraph, sum, count, &result));
+            return self.average_of_sums(a, &rule, stored, new_aggs);
         }
         if !stored.contains(&a) || rule.from != [name.clone()] {
             return Err(self.missing(a));
         }
+        Ok(self.rolled_up(a, &rule, new_aggs))
+    }
+
+    /// A duplicate-insensitive aggregate of group keys is computed again over the MV's groups.
+    fn over_group_keys(
+        &mut self,
+        a: Id,
+        name: &str,
+        distinct: bool,
+        args: &[Id],
+        new_aggs: &mut Vec<Id>,
+    ) -> Id {
+        // min(k), count(DISTINCT k), ... over group keys: the MV's groups have the values.
+        // Over the key whose values are unique within a query group, f(DISTINCT k) is f(k).
+        let plain = match args[..] {
+            [k] if distinct && Some(self.egraph.find(k)) == self.unique_key => {
+                aggregate(self.egraph, name, k)
+            }
+            _ => None,
+        };
+        let out = plain.unwrap_or(a);
+        new_aggs.push(out);
+        out
+    }
+
+    /// An average rolls up as the sum of the MV's sums over the sum of its counts.
+    fn average_of_sums(
+        &mut self,
+        a: Id,
+        rule: &RollupRule,
+        stored: &HashSet<Id>,
+        new_aggs: &mut Vec<Id>,
+    ) -> Result<Id, Rejection> {
+        let (sum, count, result) = self.avg_parts(a, stored)?.ok_or_else(|| {
+            Rejection::new(
+                ReasonCode::AvgNeedsSumAndCount,
+                format!(
+                    "{} needs {} to keep {}(..) and {}(..) of the same argument",
+                    display(self.egraph, a),
+                    self.mv,
+                    rule.from[0],
+                    rule.from[1]
+                ),
+            )
+        })?;
+        let sum = self.reagg("sum", sum);
+        let count = self.reagg("sum", count);
+        new_aggs.extend([sum, count]);
+        Ok(divide(self.egraph, sum, count, &result))
+    }
+
+    /// A stored partial re-aggregated by its rule, with the query's value over no rows and type.
+    fn rolled_up(&mut self, a: Id, rule: &RollupRule, new_aggs: &mut Vec<Id>) -> Id {
         let mut out = self.reagg(&rule.via, a);
         new_aggs.push(out);
         // Always, not only without GROUP BY: a sum is nullable, a count is not.
@@ -599,7 +649,7 @@ impl Rollup<'_> {
                 vec![out],
             );
         }
-        Ok(out)
+        out
     }
 
     /// For `avg(x)`: the MV's `sum(x)` and `count(x)` classes, and the average's type, which
