@@ -57,8 +57,29 @@ async fn timed(ctx: &SessionContext, sql: &str) -> Result<(Vec<RecordBatch>, Dur
 /// Runs the demo over `rows` generated events, writing the story to `out` and progress to
 /// stderr.
 pub async fn run(rows: usize, out: &mut impl Write) -> Result<()> {
-    let io = |e: std::io::Error| MvError::Internal(e.to_string());
     let start = Instant::now();
+    let batches = generate_events(rows)?;
+    writeln!(out, "generated {rows} events in {:.2?}", start.elapsed()).map_err(io)?;
+
+    let session = events_session(rows, batches)?;
+    let plain = session.without_rewrites();
+
+    materialize_demo_mvs(&session, out).await?;
+    writeln!(out).map_err(io)?;
+
+    for sql in DEMO_QUERIES {
+        compare_query(&session, &plain, sql, rows, out).await?;
+    }
+    Ok(())
+}
+
+/// A failure to write the story, as the demo's error.
+fn io(e: std::io::Error) -> MvError {
+    MvError::Internal(e.to_string())
+}
+
+/// The `events` table's rows, with progress on stderr.
+fn generate_events(rows: usize) -> Result<Vec<RecordBatch>> {
     let batches = datagen::events(rows, 1 << 16, 42, |done| {
         if done % (1 << 20) < (1 << 16) || done == rows {
             eprint!(
@@ -70,8 +91,11 @@ pub async fn run(rows: usize, out: &mut impl Write) -> Result<()> {
     })
     .map_err(|e| MvError::Internal(e.to_string()))?;
     eprintln!();
-    writeln!(out, "generated {rows} events in {:.2?}", start.elapsed()).map_err(io)?;
+    Ok(batches)
+}
 
+/// A session with `batches` registered as `events`, its row count known for costing.
+fn events_session(rows: usize, batches: Vec<RecordBatch>) -> Result<MvSession> {
     let table = Arc::new(MemTable::try_new(datagen::events_schema(), vec![batches])?);
     let session = MvSession::new();
     session.context().register_table("events", table)?;
@@ -80,13 +104,16 @@ pub async fn run(rows: usize, out: &mut impl Write) -> Result<()> {
         .write()
         .map_err(|_| MvError::Internal("catalog lock poisoned".into()))?
         .set_table_rows("events", rows as u64);
-    let plain = session.without_rewrites();
+    Ok(session)
+}
 
+/// Creates [`DEMO_MVS`], telling how many rows each holds and how long it took.
+async fn materialize_demo_mvs(session: &MvSession, out: &mut impl Write) -> Result<()> {
     for mv in DEMO_MVS {
         let start = Instant::now();
         session.sql(mv).await?;
         let name = mv.split_whitespace().nth(3).unwrap_or("?");
-        let mv_rows = stored_rows(&session, name);
+        let mv_rows = stored_rows(session, name);
         writeln!(
             out,
             "materialized {name}: {mv_rows} rows in {:.2?}",
@@ -94,46 +121,53 @@ pub async fn run(rows: usize, out: &mut impl Write) -> Result<()> {
         )
         .map_err(io)?;
     }
-    writeln!(out).map_err(io)?;
+    Ok(())
+}
 
-    for sql in DEMO_QUERIES {
-        let (original, t_original) = timed(&plain, sql).await?;
-        session.clear_report();
-        let (rewritten, t_rewritten) = timed(session.context(), sql).await?;
-        let used = session
-            .last_report()
-            .map(|r| r.used_mvs())
-            .unwrap_or_default();
-        let same = crate::testkit::compare::compare(&original, &rewritten).is_ok();
-        writeln!(out, "{sql}").map_err(io)?;
-        match used.first() {
-            Some(mv) => {
-                let mv_rows = stored_rows(&session, mv);
-                let speedup = t_original.as_secs_f64() / t_rewritten.as_secs_f64().max(1e-9);
-                // One decimal below 10x, so that a slowdown does not print as "0x" or "1x".
-                let digits = if speedup < 10.0 { 1 } else { 0 };
-                writeln!(
-                    out,
-                    "  answered from {mv}: reads {mv_rows} rows instead of {rows}; {:.2?} -> {:.2?} ({speedup:.digits$}x); same result: {}",
-                    t_original,
-                    t_rewritten,
-                    if same { "yes" } else { "NO" }
-                )
-                .map_err(io)?;
-            }
-            None => {
-                let why = session
-                    .last_report()
-                    .map(|r| r.to_string().lines().next().unwrap_or("").to_string())
-                    .unwrap_or_default();
-                writeln!(
-                    out,
-                    "  not rewritten ({why}); {t_original:.2?} / {t_rewritten:.2?}"
-                )
-                .map_err(io)?;
-            }
+/// Runs `sql` without and with rewriting, and tells what answered it, how fast, and the rows.
+async fn compare_query(
+    session: &MvSession,
+    plain: &SessionContext,
+    sql: &str,
+    rows: usize,
+    out: &mut impl Write,
+) -> Result<()> {
+    let (original, t_original) = timed(plain, sql).await?;
+    session.clear_report();
+    let (rewritten, t_rewritten) = timed(session.context(), sql).await?;
+    let used = session
+        .last_report()
+        .map(|r| r.used_mvs())
+        .unwrap_or_default();
+    let same = crate::testkit::compare::compare(&original, &rewritten).is_ok();
+    writeln!(out, "{sql}").map_err(io)?;
+    match used.first() {
+        Some(mv) => {
+            let mv_rows = stored_rows(session, mv);
+            let speedup = t_original.as_secs_f64() / t_rewritten.as_secs_f64().max(1e-9);
+            // One decimal below 10x, so that a slowdown does not print as "0x" or "1x".
+            let digits = if speedup < 10.0 { 1 } else { 0 };
+            writeln!(
+                out,
+                "  answered from {mv}: reads {mv_rows} rows instead of {rows}; {:.2?} -> {:.2?} ({speedup:.digits$}x); same result: {}",
+                t_original,
+                t_rewritten,
+                if same { "yes" } else { "NO" }
+            )
+            .map_err(io)?;
         }
-        writeln!(out, "{}", pretty_format_batches(&rewritten)?).map_err(io)?;
+        None => {
+            let why = session
+                .last_report()
+                .map(|r| r.to_string().lines().next().unwrap_or("").to_string())
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "  not rewritten ({why}); {t_original:.2?} / {t_rewritten:.2?}"
+            )
+            .map_err(io)?;
+        }
     }
+    writeln!(out, "{}", pretty_format_batches(&rewritten)?).map_err(io)?;
     Ok(())
 }

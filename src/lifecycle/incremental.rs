@@ -22,7 +22,8 @@ use datafusion::common::{Column, DFSchema, Result as DfResult};
 use datafusion::functions_aggregate::expr_fn::{max, min, sum};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
-    Expr, ExprSchemable, JoinType, LogicalPlan, LogicalPlanBuilder, Projection, TableSource, cast,
+    Aggregate, Expr, ExprSchemable, JoinType, LogicalPlan, LogicalPlanBuilder, Projection,
+    TableSource, cast,
 };
 
 /// How an MV takes appended rows.
@@ -56,7 +57,17 @@ enum Merge {
 
 /// How `definition` (an MV's normalized plan) takes appended rows, or why it cannot.
 pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
-    let (outputs, agg) = match definition {
+    let Some((outputs, agg)) = stored_aggregate(definition)? else {
+        return row_by_row(definition).map(|()| Shape::Rows);
+    };
+    regroupable(agg, &outputs)?;
+    let columns = merges(agg, &outputs)?;
+    Ok(Shape::Aggregate(Regroup { columns }))
+}
+
+/// The aggregate at the top of `definition` and the outputs of it the MV stores, if any.
+fn stored_aggregate(definition: &LogicalPlan) -> Result<Option<(Vec<usize>, &Aggregate)>, String> {
+    Ok(Some(match definition {
         LogicalPlan::Projection(p) => match p.input.as_ref() {
             LogicalPlan::Aggregate(agg) => {
                 let positions = p
@@ -72,11 +83,15 @@ pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
                     None => return Err("it computes expressions over its aggregates".into()),
                 }
             }
-            _ => return row_by_row(definition).map(|()| Shape::Rows),
+            _ => return Ok(None),
         },
         LogicalPlan::Aggregate(agg) => ((0..agg.schema.fields().len()).collect(), agg),
-        other => return row_by_row(other).map(|()| Shape::Rows),
-    };
+        _ => return Ok(None),
+    }))
+}
+
+/// Whether fragments of `agg`, storing `outputs`, can be regrouped into one row per group.
+fn regroupable(agg: &Aggregate, outputs: &[usize]) -> Result<(), String> {
     row_by_row(&agg.input)?;
     let keys = agg.group_expr.len();
     // Fragments regroup by the stored keys: a key the MV does not store would be merged away.
@@ -92,6 +107,12 @@ pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
     {
         return Err("it uses GROUPING SETS".into());
     }
+    Ok(())
+}
+
+/// How each stored output of `agg` merges over fragments, or why one does not.
+fn merges(agg: &Aggregate, outputs: &[usize]) -> Result<Vec<Merge>, String> {
+    let keys = agg.group_expr.len();
     // Arguments are compared as computed from what the projection below the aggregate reads,
     // if there is one: DataFusion computes common subexpressions there (`__common_expr_1`).
     let (below, schema) = match agg.input.as_ref() {
@@ -113,7 +134,7 @@ pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
         }
     };
     let mut columns = Vec::with_capacity(outputs.len());
-    for &i in &outputs {
+    for &i in outputs {
         if i < keys {
             columns.push(Merge::Key);
             continue;
@@ -124,15 +145,6 @@ pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
             "min" => Merge::Min,
             "max" => Merge::Max,
             "avg" => {
-                if matches!(
-                    agg.schema.field(i).data_type(),
-                    DataType::Decimal32(..)
-                        | DataType::Decimal64(..)
-                        | DataType::Decimal128(..)
-                        | DataType::Decimal256(..)
-                ) {
-                    return Err("avg of a decimal does not merge exactly".into());
-                }
                 let stored = |wanted: &str| {
                     outputs.iter().position(|&j| {
                         j >= keys
@@ -141,20 +153,36 @@ pub fn shape(definition: &LogicalPlan) -> Result<Shape, String> {
                             })
                     })
                 };
-                match (stored("sum"), stored("count")) {
-                    (Some(sum), Some(count)) => Merge::Avg { sum, count },
-                    _ => {
-                        return Err(format!(
-                            "{} merges only with sum and count of its argument stored beside it",
-                            agg.schema.field(i).name()
-                        ));
-                    }
-                }
+                avg_merge(agg, i, stored)?
             }
             other => return Err(format!("{other}() does not merge")),
         });
     }
-    Ok(Shape::Aggregate(Regroup { columns }))
+    Ok(columns)
+}
+
+/// How `avg` output `i` merges: from its argument's `sum` and `count` that `stored` finds.
+fn avg_merge(
+    agg: &Aggregate,
+    i: usize,
+    stored: impl Fn(&str) -> Option<usize>,
+) -> Result<Merge, String> {
+    if matches!(
+        agg.schema.field(i).data_type(),
+        DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+    ) {
+        return Err("avg of a decimal does not merge exactly".into());
+    }
+    match (stored("sum"), stored("count")) {
+        (Some(sum), Some(count)) => Ok(Merge::Avg { sum, count }),
+        _ => Err(format!(
+            "{} merges only with sum and count of its argument stored beside it",
+            agg.schema.field(i).name()
+        )),
+    }
 }
 
 /// Whether `state`, the argument of a stored `sum` or `count`, sums or counts what

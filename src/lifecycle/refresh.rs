@@ -22,8 +22,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use super::MvSession;
 use crate::catalog::average_states::with_average_states;
 use crate::catalog::definition::{StoredNames, normalize_definition, plan_stored_definition};
-use crate::catalog::freshness::Change;
-use crate::catalog::{MaterializedView, stored_schema};
+use crate::catalog::freshness::{Change, Stale};
+use crate::catalog::{Computed, MaterializedView, stored_schema};
 use crate::error::{MvError, Result};
 use crate::frontend::sql::CreateMv;
 use crate::lifecycle::dependencies::Dependencies;
@@ -71,6 +71,14 @@ struct NewRows {
     rows: Vec<RecordBatch>,
     version: u64,
     shape: Shape,
+}
+
+/// What the catalog holds about an MV that a refresh starts from.
+struct RefreshRecord {
+    sql: Option<String>,
+    plan: LogicalPlan,
+    computed: Option<Computed>,
+    stale: Option<Stale>,
 }
 
 /// An MV's new contents, ready to replace the old.
@@ -201,38 +209,15 @@ impl MvSession {
         result
     }
 
+    /// Brings one MV up to date: nothing to do, only the new rows of one input, or in full.
     async fn try_refresh(&self, name: &str) -> Result<Refreshed> {
-        let (sql, plan, computed, stale) = {
-            let catalog = self.read_catalog()?;
-            let mv = catalog
-                .get(name)
-                .ok_or_else(|| MvError::UnknownMv(name.to_string()))?;
-            (
-                mv.sql.clone(),
-                mv.plan.clone(),
-                catalog.computed(name).cloned(),
-                catalog.stale(name),
-            )
-        };
-        // Re-planned from its SQL, so that replaced tables are read anew.
-        let definition = match &sql {
-            Some(query) => {
-                // The stored names: unique even where the plan's repeat (`SELECT *` over a join).
-                let columns: Vec<String> = stored_schema(plan.schema())
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
-                plan_stored_definition(
-                    &self.ctx.state(),
-                    &self.plain,
-                    query,
-                    StoredNames::Stored(&columns),
-                )
-                .await?
-            }
-            None => plan,
-        };
+        let RefreshRecord {
+            sql,
+            plan,
+            computed,
+            stale,
+        } = self.refresh_record(name)?;
+        let definition = self.replan(&sql, plan).await?;
         let (computed, stale, stored) = match (computed, stale, self.stored_rows(name)?) {
             (Some(_), None, Some(stored)) => {
                 return Ok(Refreshed {
@@ -253,58 +238,32 @@ impl MvSession {
                 });
             }
         };
-        let changed: Vec<(String, u64)> = {
-            let catalog = self.read_catalog()?;
-            computed
-                .from
-                .iter()
-                .filter(|(t, v)| catalog.versions().current(t) != **v)
-                .map(|(t, v)| (t.clone(), *v))
-                .collect()
-        };
+        let changed = self.changed_inputs(&computed)?;
         let why_full = match changed.as_slice() {
             _ if stored.computed_by != definition => {
                 "its definition plans differently now (a view or function it reads changed)"
                     .to_string()
             }
             [] => format!("{name} is {stale}"),
-            [(table, since)] => {
-                // The rows and the version they bring the table to, read together.
-                let appended = {
-                    let catalog = self.read_catalog()?;
-                    let versions = catalog.versions();
-                    versions
-                        .appended_since(table, *since)
-                        .map(|rows| (rows, versions.current(table)))
-                };
-                let new_rows = appended.and_then(|(rows, version)| {
-                    incremental::shape(&definition).map(|shape| NewRows {
-                        table: table.clone(),
-                        rows,
-                        version,
-                        shape,
-                    })
-                });
-                match new_rows {
-                    Ok(new_rows) => {
-                        let added = self
-                            .add_new_rows(
-                                name,
-                                sql.clone(),
-                                &definition,
-                                stored,
-                                &computed.from,
-                                new_rows,
-                            )
-                            .await?;
-                        match added {
-                            Ok(done) => return Ok(done),
-                            Err(why) => why,
-                        }
+            [(table, since)] => match self.new_rows(table, *since, &definition)? {
+                Ok(new_rows) => {
+                    let added = self
+                        .add_new_rows(
+                            name,
+                            sql.clone(),
+                            &definition,
+                            stored,
+                            &computed.from,
+                            new_rows,
+                        )
+                        .await?;
+                    match added {
+                        Ok(done) => return Ok(done),
+                        Err(why) => why,
                     }
-                    Err(why) => why,
                 }
-            }
+                Err(why) => why,
+            },
             many => {
                 let names: Vec<&str> = many.iter().map(|(t, _)| t.as_str()).collect();
                 format!("{} changed", names.join(" and "))
@@ -317,6 +276,79 @@ impl MvSession {
             reason: why_full,
             rows,
         })
+    }
+
+    /// Reads what a refresh needs about `name` (SQL, plan, inputs' versions, staleness) at once.
+    fn refresh_record(&self, name: &str) -> Result<RefreshRecord> {
+        let catalog = self.read_catalog()?;
+        let mv = catalog
+            .get(name)
+            .ok_or_else(|| MvError::UnknownMv(name.to_string()))?;
+        Ok(RefreshRecord {
+            sql: mv.sql.clone(),
+            plan: mv.plan.clone(),
+            computed: catalog.computed(name).cloned(),
+            stale: catalog.stale(name),
+        })
+    }
+
+    /// The definition to refresh from: `plan`, or the MV's SQL planned again when it has some.
+    async fn replan(&self, sql: &Option<String>, plan: LogicalPlan) -> Result<LogicalPlan> {
+        // Re-planned from its SQL, so that replaced tables are read anew.
+        Ok(match sql {
+            Some(query) => {
+                // The stored names: unique even where the plan's repeat (`SELECT *` over a join).
+                let columns: Vec<String> = stored_schema(plan.schema())
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                plan_stored_definition(
+                    &self.ctx.state(),
+                    &self.plain,
+                    query,
+                    StoredNames::Stored(&columns),
+                )
+                .await?
+            }
+            None => plan,
+        })
+    }
+
+    /// Which inputs were written since the MV was `computed`, with the versions it read.
+    fn changed_inputs(&self, computed: &Computed) -> Result<Vec<(String, u64)>> {
+        let catalog = self.read_catalog()?;
+        Ok(computed
+            .from
+            .iter()
+            .filter(|(t, v)| catalog.versions().current(t) != **v)
+            .map(|(t, v)| (t.clone(), *v))
+            .collect())
+    }
+
+    /// The rows `table` gained since `since` and how `definition` takes them, or why it cannot.
+    fn new_rows(
+        &self,
+        table: &str,
+        since: u64,
+        definition: &LogicalPlan,
+    ) -> Result<std::result::Result<NewRows, String>> {
+        // The rows and the version they bring the table to, read together.
+        let appended = {
+            let catalog = self.read_catalog()?;
+            let versions = catalog.versions();
+            versions
+                .appended_since(table, since)
+                .map(|rows| (rows, versions.current(table)))
+        };
+        Ok(appended.and_then(|(rows, version)| {
+            incremental::shape(definition).map(|shape| NewRows {
+                table: table.to_string(),
+                rows,
+                version,
+                shape,
+            })
+        }))
     }
 
     /// The incremental refresh: the definition over the new rows alone, appended as rows or
@@ -368,15 +400,7 @@ impl MvSession {
         let mut reason = format!("only {table} changed, by {new_rows} appended rows");
         if stored.needs_regroup() && stored.fragments.len() > MAX_FRAGMENTS {
             // Compaction: the regrouped rows become the only fragment.
-            let regrouped = self
-                .ctx
-                .read_table(stored.provider()?)?
-                .logical_plan()
-                .clone();
-            let merged = self.execute(regrouped, &stored.schema).await?;
-            written = self.persist_fragment(name, persisted, &stored.schema, &merged)?;
-            stored.fragments = vec![merged];
-            stored.files.clear();
+            written = self.compact(name, persisted, &mut stored).await?;
             reason.push_str(&format!(
                 "; {} fragments compacted into one",
                 MAX_FRAGMENTS + 1
@@ -401,6 +425,25 @@ impl MvSession {
                 rows,
             })
         })
+    }
+
+    /// Keeps an aggregate MV's fragments few: regroups them into one, returning its new file.
+    async fn compact(
+        &self,
+        name: &str,
+        persisted: bool,
+        stored: &mut Stored,
+    ) -> Result<Vec<String>> {
+        let regrouped = self
+            .ctx
+            .read_table(stored.provider()?)?
+            .logical_plan()
+            .clone();
+        let merged = self.execute(regrouped, &stored.schema).await?;
+        let written = self.persist_fragment(name, persisted, &stored.schema, &merged)?;
+        stored.fragments = vec![merged];
+        stored.files.clear();
+        Ok(written)
     }
 
     /// Computes the MV from its definition and replaces what it held. Returns its rows.

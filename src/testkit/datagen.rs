@@ -363,7 +363,6 @@ fn random_column(field: &Field, rows: usize, key_like: bool, rng: &mut Rng) -> A
             _ => rng.below(3000) as i64,
         }
     };
-    let tz = |unit: &TimeUnit, tz: &Option<Arc<str>>| DataType::Timestamp(*unit, tz.clone());
     // Key columns are near-unique, so that many-way joins stay the size real ones have.
     let key = |rng: &mut Rng| rng.below(10 * rows as u64) as i64;
     let int = |rng: &mut Rng| if key_like { key(rng) } else { int(rng) };
@@ -387,53 +386,73 @@ fn random_column(field: &Field, rows: usize, key_like: bool, rng: &mut Rng) -> A
             .as_bytes()),
         // 2015-01-01 plus up to ~6 years.
         DataType::Date32 => column_of!(Date32Array, |r: &mut Rng| 16436 + r.below(2200) as i32),
-        DataType::Decimal128(p, s) => {
-            let (p, s) = (*p, *s);
-            let max = 10i128.pow(u32::from(p.min(18))) / 10;
-            let values: Vec<_> = (0..rows)
-                .map(|_| {
-                    valid(rng).then(|| {
-                        (int(rng) as i128).saturating_mul(10i128.saturating_pow(s.max(0) as u32))
-                            / 4
-                            % max.max(1)
-                    })
-                })
-                .collect();
-            match Decimal128Array::from(values).with_precision_and_scale(p, s) {
-                Ok(a) => Arc::new(a),
-                Err(_) => new_null_array(field.data_type(), rows),
-            }
-        }
-        DataType::Timestamp(unit, zone) => {
-            // 2015-01-01 plus up to ~6 years, on whole minutes half of the time.
-            let seconds = |r: &mut Rng| {
-                let s = 1_420_070_400 + r.below(190_000_000) as i64;
-                if r.chance(0.5) { s - s % 60 } else { s }
-            };
-            let scale = match unit {
-                TimeUnit::Second => 1,
-                TimeUnit::Millisecond => 1_000,
-                TimeUnit::Microsecond => 1_000_000,
-                TimeUnit::Nanosecond => 1_000_000_000,
-            };
-            let values: Vec<Option<i64>> = (0..rows)
-                .map(|_| valid(rng).then(|| seconds(rng) * scale))
-                .collect();
-            let array: ArrayRef = match unit {
-                TimeUnit::Second => Arc::new(TimestampSecondArray::from(values)),
-                TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(values)),
-                TimeUnit::Microsecond => Arc::new(TimestampMicrosecondArray::from(values)),
-                TimeUnit::Nanosecond => Arc::new(TimestampNanosecondArray::from(values)),
-            };
-            datafusion::arrow::compute::cast(&array, &tz(unit, zone))
-                .unwrap_or_else(|_| new_null_array(field.data_type(), rows))
-        }
+        DataType::Decimal128(p, s) => decimal_column(field, *p, *s, rows, rng, valid, int),
+        DataType::Timestamp(unit, zone) => timestamp_column(field, unit, zone, rows, rng, valid),
         other => datafusion::arrow::compute::cast(
             &(Arc::new(StringArray::from_iter_values((0..rows).map(|_| word(rng)))) as ArrayRef),
             other,
         )
         .unwrap_or_else(|_| new_null_array(other, rows)),
     }
+}
+
+/// A random DECIMAL(p, s) column: the integers `int` draws, scaled, a quarter, within `p` digits.
+fn decimal_column(
+    field: &Field,
+    p: u8,
+    s: i8,
+    rows: usize,
+    rng: &mut Rng,
+    valid: impl Fn(&mut Rng) -> bool,
+    int: impl Fn(&mut Rng) -> i64,
+) -> ArrayRef {
+    let max = 10i128.pow(u32::from(p.min(18))) / 10;
+    let values: Vec<_> = (0..rows)
+        .map(|_| {
+            valid(rng).then(|| {
+                (int(rng) as i128).saturating_mul(10i128.saturating_pow(s.max(0) as u32)) / 4
+                    % max.max(1)
+            })
+        })
+        .collect();
+    match Decimal128Array::from(values).with_precision_and_scale(p, s) {
+        Ok(a) => Arc::new(a),
+        Err(_) => new_null_array(field.data_type(), rows),
+    }
+}
+
+/// A random TIMESTAMP column in `unit` and `zone`: whole seconds drawn, then scaled to `unit`.
+fn timestamp_column(
+    field: &Field,
+    unit: &TimeUnit,
+    zone: &Option<Arc<str>>,
+    rows: usize,
+    rng: &mut Rng,
+    valid: impl Fn(&mut Rng) -> bool,
+) -> ArrayRef {
+    let tz = |unit: &TimeUnit, tz: &Option<Arc<str>>| DataType::Timestamp(*unit, tz.clone());
+    // 2015-01-01 plus up to ~6 years, on whole minutes half of the time.
+    let seconds = |r: &mut Rng| {
+        let s = 1_420_070_400 + r.below(190_000_000) as i64;
+        if r.chance(0.5) { s - s % 60 } else { s }
+    };
+    let scale = match unit {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    };
+    let values: Vec<Option<i64>> = (0..rows)
+        .map(|_| valid(rng).then(|| seconds(rng) * scale))
+        .collect();
+    let array: ArrayRef = match unit {
+        TimeUnit::Second => Arc::new(TimestampSecondArray::from(values)),
+        TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(values)),
+        TimeUnit::Microsecond => Arc::new(TimestampMicrosecondArray::from(values)),
+        TimeUnit::Nanosecond => Arc::new(TimestampNanosecondArray::from(values)),
+    };
+    datafusion::arrow::compute::cast(&array, &tz(unit, zone))
+        .unwrap_or_else(|_| new_null_array(field.data_type(), rows))
 }
 
 /// A pathological plan for hardening tests and benchmarks: `SELECT id, v + 1 * 1 + 1 ...` (the
