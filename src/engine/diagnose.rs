@@ -11,91 +11,27 @@ use crate::report::{ReasonCode, Rejection};
 
 use super::extract::reachable_classes;
 
-/// Why no rule related the MV to the query, when no rule said so itself.
+/// Why no rule related the MV to the query, when no rule said so itself: the first of its
+/// joins, its inputs, its filter or its grouping that differs.
 pub(super) fn diagnose(
     egraph: &PlanGraph,
     query: &RegionInEGraph,
     mv: &RegionInEGraph,
     name: &str,
 ) -> Rejection {
-    let conjuncts = |base: Id| -> Vec<String> {
-        egraph[base]
-            .nodes
-            .iter()
-            .find_map(|n| match n {
-                Node::Filter([list, _]) => Some(
-                    list_items(egraph, *list)
-                        .into_iter()
-                        .map(|c| display(egraph, c))
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .unwrap_or_default()
-    };
-    let describe = |c: Vec<String>| {
-        if c.is_empty() {
-            "every row".to_string()
-        } else {
-            format!("rows where {}", c.join(" AND "))
-        }
-    };
-    let (query_joins, mv_joins) = (joins(egraph, query.base), joins(egraph, mv.base));
-    if query_joins != mv_joins {
-        let list = |j: &[String]| {
-            if j.is_empty() {
-                "no outer, semi or anti join".to_string()
-            } else {
-                j.join(" and ")
-            }
-        };
-        return Rejection::new(
-            ReasonCode::JoinNotMatched,
-            format!(
-                "the query has {}, but {name} has {}",
-                list(&query_joins),
-                list(&mv_joins)
-            ),
-        );
+    if let Some(r) = joins_differ(egraph, query, mv, name) {
+        return r;
     }
-    let (query_conds, query_inputs) = crate::egraph::lang::unjoined(egraph, query.base);
-    let (mv_conds, mv_inputs) = crate::egraph::lang::unjoined(egraph, mv.base);
-    let alike =
-        |a: &[Id], b: &[Id]| a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x));
-    if alike(&query_conds, &mv_conds) && !alike(&query_inputs, &mv_inputs) {
-        let only = |of: &[Id], not_in: &[Id]| {
-            let described: Vec<String> = of
-                .iter()
-                .filter(|i| !not_in.contains(i))
-                .map(|i| describe_input(egraph, *i, 0))
-                .collect();
-            if described.is_empty() {
-                "nothing else".to_string()
-            } else {
-                described.join(" and ")
-            }
-        };
-        let verb = if query_inputs.len() > 1 {
-            "joins"
-        } else {
-            "reads"
-        };
-        return Rejection::new(
-            ReasonCode::JoinNotMatched,
-            format!(
-                "the query {verb} {}, where {name} {verb} {}",
-                only(&query_inputs, &mv_inputs),
-                only(&mv_inputs, &query_inputs)
-            ),
-        );
+    if let Some(r) = inputs_differ(egraph, query, mv, name) {
+        return r;
     }
     if egraph.find(query.base) != egraph.find(mv.base) {
         return Rejection::new(
             ReasonCode::FilterNotImplied,
             format!(
                 "the query reads {}, but {name} keeps only {}",
-                describe(conjuncts(query.base)),
-                describe(conjuncts(mv.base))
+                rows_where(conjuncts(egraph, query.base)),
+                rows_where(conjuncts(egraph, mv.base))
             ),
         );
     }
@@ -109,6 +45,101 @@ pub(super) fn diagnose(
         ReasonCode::UnsupportedQuery,
         format!("no rule relates the query to {name}"),
     )
+}
+
+/// The query's outer, semi and anti joins against the MV's, when they differ.
+fn joins_differ(
+    egraph: &PlanGraph,
+    query: &RegionInEGraph,
+    mv: &RegionInEGraph,
+    name: &str,
+) -> Option<Rejection> {
+    let (query_joins, mv_joins) = (joins(egraph, query.base), joins(egraph, mv.base));
+    if query_joins == mv_joins {
+        return None;
+    }
+    let list = |j: &[String]| {
+        if j.is_empty() {
+            "no outer, semi or anti join".to_string()
+        } else {
+            j.join(" and ")
+        }
+    };
+    Some(Rejection::new(
+        ReasonCode::JoinNotMatched,
+        format!(
+            "the query has {}, but {name} has {}",
+            list(&query_joins),
+            list(&mv_joins)
+        ),
+    ))
+}
+
+/// The inputs only one of them joins, when their filters are alike but their inputs are not.
+fn inputs_differ(
+    egraph: &PlanGraph,
+    query: &RegionInEGraph,
+    mv: &RegionInEGraph,
+    name: &str,
+) -> Option<Rejection> {
+    let (query_conds, query_inputs) = crate::egraph::lang::unjoined(egraph, query.base);
+    let (mv_conds, mv_inputs) = crate::egraph::lang::unjoined(egraph, mv.base);
+    let alike =
+        |a: &[Id], b: &[Id]| a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x));
+    if !alike(&query_conds, &mv_conds) || alike(&query_inputs, &mv_inputs) {
+        return None;
+    }
+    let only = |of: &[Id], not_in: &[Id]| {
+        let described: Vec<String> = of
+            .iter()
+            .filter(|i| !not_in.contains(i))
+            .map(|i| describe_input(egraph, *i, 0))
+            .collect();
+        if described.is_empty() {
+            "nothing else".to_string()
+        } else {
+            described.join(" and ")
+        }
+    };
+    let verb = if query_inputs.len() > 1 {
+        "joins"
+    } else {
+        "reads"
+    };
+    Some(Rejection::new(
+        ReasonCode::JoinNotMatched,
+        format!(
+            "the query {verb} {}, where {name} {verb} {}",
+            only(&query_inputs, &mv_inputs),
+            only(&mv_inputs, &query_inputs)
+        ),
+    ))
+}
+
+/// The conjuncts of the filter at `base`, written out.
+fn conjuncts(egraph: &PlanGraph, base: Id) -> Vec<String> {
+    egraph[base]
+        .nodes
+        .iter()
+        .find_map(|n| match n {
+            Node::Filter([list, _]) => Some(
+                list_items(egraph, *list)
+                    .into_iter()
+                    .map(|c| display(egraph, c))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// `rows where a AND b`, or `every row`.
+fn rows_where(conjuncts: Vec<String>) -> String {
+    if conjuncts.is_empty() {
+        "every row".to_string()
+    } else {
+        format!("rows where {}", conjuncts.join(" AND "))
+    }
 }
 
 /// The outer, semi and anti joins under `rel`, described (`a left join of users with visits
