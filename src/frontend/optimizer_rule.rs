@@ -1,10 +1,11 @@
 //! The DataFusion `OptimizerRule`: add it to any `SessionState` and queries are answered from
 //! the MVs in its catalog.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use datafusion::common::Result;
+use datafusion::common::alias::AliasGenerator;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::optimizer::{ApplyOrder, Optimizer, OptimizerConfig, OptimizerRule};
@@ -22,8 +23,10 @@ use crate::report::Report;
 /// running the whole optimizer again on the plan of the first pass (which once cost 59% of
 /// TPC-H planning time), the rule waits for the pass in which DataFusion's rules no longer
 /// change the plan: that plan is already normal. Only when the last pass arrives before that
-/// (or the optimizer has one pass, or no query start time tells passes of one query apart)
-/// does it normalize the plan itself. A plan that reaches the optimizer already optimized
+/// (or the optimizer has one pass) does it normalize the plan itself. The passes of one
+/// optimization are told from another's, however many run at once, by the alias generator
+/// DataFusion makes for each (see [`Passes`]), so the rewrite of a plan never depends on
+/// what else is being planned. A plan that reaches the optimizer already optimized
 /// elsewhere (no rule changes it in the first pass) is not rewritten: the optimizer stops
 /// before the rule sees it a second time. Plans from SQL or the DataFrame API always change in
 /// the first pass (projections are pushed into their scans).
@@ -33,9 +36,9 @@ pub struct MvRewriteRule {
     /// DataFusion's own rules, for the plans the rule must normalize itself, and to push
     /// projections and filters into the MV scans of a rewritten plan.
     normalizer: Optimizer,
-    /// The passes over the queries being optimized, newest first: a session may plan several
-    /// at once.
-    passes: Mutex<VecDeque<Passes>>,
+    /// The passes of the optimizations under way, by the address of their alias generator: a
+    /// session may plan many queries at once.
+    passes: Mutex<Optimizations>,
     /// The last plan nothing was found for, with the catalog version and what the engine was
     /// given: a plan planned again needs no second attempt.
     last_miss: Mutex<Option<(u64, LogicalPlan, Decision)>>,
@@ -52,13 +55,52 @@ struct Decision {
     used: Vec<String>,
 }
 
-/// How many queries being optimized at once the rule follows; beyond that, the oldest is
-/// forgotten, and its next pass is taken for its first (its rewrite may then be missed).
-const CONCURRENT_QUERIES: usize = 16;
+/// The optimizations the rule follows. DataFusion gives every `SessionState` made for a query
+/// (`SessionContext::state`, hence every `sql()` and DataFrame) and every `OptimizerContext` an
+/// alias generator of its own, and hands it to each rule in every pass: the generator's address
+/// names one optimization exactly, unlike the query's start time, which two queries started at
+/// once may share. The entry holds a weak reference, so the address cannot be reused while the
+/// entry exists, and an entry whose state has been dropped is known to be over and is removed.
+#[derive(Default)]
+struct Optimizations {
+    by_generator: HashMap<usize, Passes>,
+    /// Dead entries are removed when the map reaches this size, then it is set to twice the
+    /// live entries: memory follows the optimizations alive, not the queries ever planned, at
+    /// an amortized constant cost per pass.
+    sweep_at: usize,
+}
 
-/// What the rule saw of one optimization of a query (identified by its start time).
+/// Entries below which no sweep is made.
+const SWEEP_MIN: usize = 64;
+
+impl Optimizations {
+    /// The passes of the optimization `generator` belongs to, new if it has none yet.
+    fn of(&mut self, generator: &Arc<AliasGenerator>) -> &mut Passes {
+        let key = Arc::as_ptr(generator) as usize;
+        if !self.by_generator.contains_key(&key) && self.by_generator.len() >= self.sweep_at {
+            self.by_generator
+                .retain(|_, p| p.optimization.strong_count() > 0);
+            self.sweep_at = (2 * self.by_generator.len()).max(SWEEP_MIN);
+        }
+        self.by_generator.entry(key).or_insert_with(|| Passes {
+            optimization: Arc::downgrade(generator),
+            calls: 0,
+            last_output: None,
+            introduced: HashSet::new(),
+        })
+    }
+
+    /// The passes of `generator`'s optimization, if it has been seen.
+    fn get(&mut self, generator: &Arc<AliasGenerator>) -> Option<&mut Passes> {
+        self.by_generator
+            .get_mut(&(Arc::as_ptr(generator) as usize))
+    }
+}
+
+/// What the rule saw of one optimization of a query.
 struct Passes {
-    query: i64,
+    /// The optimization's alias generator: alive while the optimization's state is.
+    optimization: Weak<AliasGenerator>,
     calls: usize,
     /// A hash of the plan the rule returned last: seeing it again means no other rule changed
     /// it. Not the plan itself: holding on to it would make the next pass copy every node it
@@ -101,7 +143,7 @@ impl MvRewriteRule {
             catalog,
             engine,
             normalizer: Optimizer::new(),
-            passes: Mutex::new(VecDeque::new()),
+            passes: Mutex::new(Optimizations::default()),
             last_miss: Mutex::new(None),
             last_decision: Mutex::new(None),
         }
@@ -140,33 +182,20 @@ impl MvRewriteRule {
         (!report.candidates.is_empty()).then_some(report)
     }
 
-    /// Where `plan`, seen in a pass over the query started at `query`, stands; `hopeless` when
-    /// no MV can answer any part of it as it is.
+    /// Where `plan`, seen in a pass of the optimization `generator` belongs to, stands;
+    /// `hopeless` when no MV can answer any part of it as it is.
     fn step(
         &self,
         plan: &LogicalPlan,
-        query: Option<i64>,
+        generator: &Arc<AliasGenerator>,
         max_passes: usize,
         hopeless: bool,
     ) -> Step {
-        let (Some(query), Ok(mut passes)) = (query, self.passes.lock()) else {
+        let Ok(mut passes) = self.passes.lock() else {
             // Passes cannot be told apart: the plan may not be normal yet.
             return Step::NormalizeAndRewrite;
         };
-        let p = match passes.iter().position(|p| p.query == query) {
-            Some(i) => &mut passes[i],
-            None => {
-                // A new query: its first pass.
-                passes.push_front(Passes {
-                    query,
-                    calls: 0,
-                    last_output: None,
-                    introduced: HashSet::new(),
-                });
-                passes.truncate(CONCURRENT_QUERIES);
-                &mut passes[0]
-            }
-        };
+        let p = passes.of(generator);
         p.calls += 1;
         // Later passes over the rewritten plan (and a new optimization of a query that reads
         // by name an MV the rule put into it: not rewritten again).
@@ -203,7 +232,6 @@ impl MvRewriteRule {
         catalog: &Catalog,
         config: &dyn OptimizerConfig,
     ) -> Transformed<LogicalPlan> {
-        let query = query_of(config);
         let input = if normalize {
             match self.normalizer.optimize(plan.clone(), config, |_, _| {}) {
                 Ok(normalized) => normalized,
@@ -239,20 +267,13 @@ impl MvRewriteRule {
             outcome.plan
         };
         if let Ok(mut passes) = self.passes.lock()
-            && let Some(p) = passes.iter_mut().find(|p| Some(p.query) == query)
+            && let Some(p) = passes.get(config.alias_generator())
         {
             p.introduced = outcome.report.used_mvs().into_iter().collect();
             p.last_output = Some(fingerprint(&rewritten));
         }
         Transformed::yes(rewritten)
     }
-}
-
-/// The start time of the query being optimized, which tells its passes from another query's.
-fn query_of(config: &dyn OptimizerConfig) -> Option<i64> {
-    config
-        .query_execution_start_time()
-        .and_then(|t| t.timestamp_nanos_opt())
 }
 
 fn fingerprint(plan: &LogicalPlan) -> u64 {
@@ -301,12 +322,11 @@ impl OptimizerRule for MvRewriteRule {
             self.remember(decision);
             return Ok(Transformed::no(plan));
         }
-        let query = query_of(config);
         let hopeless = self.engine.none_can_answer(&plan, &catalog);
         Ok(
             match self.step(
                 &plan,
-                query,
+                config.alias_generator(),
                 config.options().optimizer.max_passes,
                 hopeless,
             ) {
