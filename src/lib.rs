@@ -74,6 +74,7 @@ pub mod testkit;
 pub(crate) mod timeseries;
 
 pub use catalog::constraints::{DeclaredKey, ForeignKey};
+pub use catalog::files::FileListing;
 pub use catalog::freshness::{Stale, Staleness};
 pub use catalog::{Catalog, MaterializedView};
 pub use engine::{Engine, Explain, Limits, Outcome};

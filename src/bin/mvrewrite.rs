@@ -53,10 +53,11 @@ enum Command {
     /// MATERIALIZED VIEW, INSERT, queries and EXPLAIN. Reads statements from stdin or --file
     /// when not on a terminal.
     #[command(
-        after_help = "Example:\n  echo \"CREATE TABLE t (a INT) AS VALUES (1), (2); SELECT sum(a) FROM t;\" | mvrewrite shell\n  mvrewrite shell --data ./csv_files --store ./mvs"
+        after_help = "Example:\n  echo \"CREATE TABLE t (a INT) AS VALUES (1), (2); SELECT sum(a) FROM t;\" | mvrewrite shell\n  mvrewrite shell --data ./data --store ./mvs"
     )]
     Shell {
-        /// A directory whose *.csv files become tables (named after the files).
+        /// A directory of tables: each Parquet, CSV or JSON file a table named after it, each
+        /// subdirectory a table over its files (Hive-style partitions read as columns).
         #[arg(long)]
         data: Option<PathBuf>,
         /// Run the statements of this file, then exit.

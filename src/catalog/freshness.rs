@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::files::FilesChanged;
+
 /// What a write did to a table.
 #[derive(Clone, Debug)]
 pub enum Change {
@@ -20,6 +22,17 @@ pub enum Change {
     /// Anything else (`UPDATE`, `DELETE`, a replaced or dropped table, a recomputed MV), said
     /// in a few words.
     Rewrite(String),
+    /// The files a table on files lists changed, by whoever wrote them (`crate::catalog::files`).
+    Files(FilesChanged),
+}
+
+/// What was appended to a table since a version: rows written through the session, and files
+/// another writer added.
+#[derive(Clone, Debug, Default)]
+pub struct Appended {
+    pub rows: Vec<RecordBatch>,
+    /// Paths in the table's store, as listed.
+    pub files: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -83,7 +96,7 @@ impl Versions {
         &self,
         table: &str,
         version: u64,
-    ) -> std::result::Result<Vec<RecordBatch>, String> {
+    ) -> std::result::Result<Appended, String> {
         let writes: Vec<&Write> = self
             .writes
             .get(table)
@@ -96,14 +109,38 @@ impl Versions {
                 "the writes to {table} since the last refresh are not known"
             ));
         }
-        let mut rows = Vec::new();
+        let mut appended = Appended::default();
         for w in writes {
             match &w.change {
-                Change::Append(batches) => rows.extend(batches.iter().cloned()),
+                Change::Append(batches) => appended.rows.extend(batches.iter().cloned()),
                 Change::Rewrite(what) => return Err(format!("{table} was {what}")),
+                Change::Files(files) if files.only_added() => {
+                    appended.files.extend(files.added.iter().cloned())
+                }
+                Change::Files(files) => return Err(format!("{table}: {files}")),
             }
         }
-        Ok(rows)
+        Ok(appended)
+    }
+
+    /// The files changed in `table` since `version`, when every write since then was a change
+    /// of its files (what a stale MV's reason names).
+    pub fn files_changed_since(&self, table: &str, version: u64) -> Option<FilesChanged> {
+        let mut changed: Option<FilesChanged> = None;
+        for w in self
+            .writes
+            .get(table)?
+            .iter()
+            .filter(|w| w.version > version)
+        {
+            let Change::Files(files) = &w.change else {
+                return None;
+            };
+            changed
+                .get_or_insert_with(FilesChanged::default)
+                .extend(files);
+        }
+        changed
     }
 
     /// Forgets the writes to `table` up to version `oldest_needed` (no MV was computed from an
@@ -244,7 +281,8 @@ mod tests {
             v.appended_since("t", 1).is_err(),
             "pruned writes are unknown"
         );
-        assert!(v.appended_since("t", 3).unwrap().is_empty());
+        let none = v.appended_since("t", 3).unwrap();
+        assert!(none.rows.is_empty() && none.files.is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod average_states;
 pub mod constraints;
 pub mod definition;
+pub mod files;
 pub mod freshness;
 pub mod mv_index;
 pub mod validate;
@@ -21,6 +22,7 @@ use fixedbitset::FixedBitSet;
 
 use crate::catalog::constraints::Constraints;
 use crate::catalog::constraints::DeclaredKey;
+use crate::catalog::files::{FileListing, FileSet, FileTable};
 use crate::catalog::freshness::{Change, Stale, Staleness, Versions};
 use crate::catalog::mv_index::MvIndex;
 use crate::error::{MvError, Result};
@@ -166,6 +168,9 @@ pub struct Catalog {
     constraints: Constraints,
     /// MVs recomputed after each write to their base tables (`refresh = 'on_commit'`).
     on_commit: BTreeSet<String>,
+    /// Tables on files, with their last listing, and how old a listing may be.
+    files: HashMap<String, FileTable>,
+    file_listing: FileListing,
 }
 
 impl Catalog {
@@ -392,7 +397,10 @@ impl Catalog {
             {
                 Some(since) => Some(Stale {
                     since,
-                    cause: format!("{input} was written after {mv} was computed"),
+                    cause: match self.versions.files_changed_since(input, *version) {
+                        Some(files) => format!("{input}: {files} since {mv} was computed"),
+                        None => format!("{input} was written after {mv} was computed"),
+                    },
                 }),
                 // Dependencies form no cycle (`crate::lifecycle::dependencies`); the bound is a safety net.
                 None if depth < 64 && self.mvs.contains_key(input) => {
@@ -460,6 +468,63 @@ impl Catalog {
         let mode = self.staleness_of(mv);
         mode.allows(stale.since)
             .then(|| format!("{mv} answered although {stale} (staleness = {mode})"))
+    }
+
+    /// Follows `table`'s files from now on (its first listing is the baseline); a table already
+    /// followed over the same files keeps its listing.
+    pub(crate) fn follow_files(&mut self, table: &str, file_table: FileTable) {
+        match self.files.get(table) {
+            Some(followed) if followed.same_files_as(&file_table) => {}
+            // New, or replaced by a table over other files (a write the session recorded).
+            _ => {
+                self.files.insert(table.to_string(), file_table);
+            }
+        }
+    }
+
+    /// The file tables among `tables` (some MV reads, unless `all`) whose listing cannot stand
+    /// for a query planned at `as_of`: those to list again.
+    pub(crate) fn to_list(
+        &self,
+        tables: &BTreeSet<String>,
+        as_of: SystemTime,
+        all: bool,
+    ) -> Vec<(String, FileTable)> {
+        tables
+            .iter()
+            .filter_map(|t| Some((t, self.files.get(t)?)))
+            .filter(|(t, f)| {
+                (all || self.by_table.contains_key(*t)) && !f.listed_for(as_of, self.file_listing)
+            })
+            .map(|(t, f)| (t.clone(), f.clone()))
+            .collect()
+    }
+
+    /// Records a listing of `table` made at `at`: a change from the last one is a write.
+    pub(crate) fn record_listing(&mut self, table: &str, files: FileSet, at: SystemTime) {
+        let Some(followed) = self.files.get_mut(table) else {
+            return;
+        };
+        if let Some(change) = followed.record(files, at) {
+            self.record_write(table, Change::Files(change));
+        }
+    }
+
+    /// A file table whose files could not be listed: its MVs are stale until a listing and a
+    /// refresh succeed, with why.
+    pub(crate) fn listing_failed(&mut self, table: &str, why: String) {
+        self.record_write(table, Change::Rewrite(format!("not listed ({why})")));
+    }
+
+    /// The table on files `table` is, if the catalog follows it.
+    pub(crate) fn file_table(&self, table: &str) -> Option<&FileTable> {
+        self.files.get(table)
+    }
+
+    /// Sets how old a file table's listing may be when a query is planned.
+    pub fn set_file_listing(&mut self, listing: FileListing) {
+        self.file_listing = listing;
+        self.version += 1;
     }
 
     /// Records a base table's row count for costing.

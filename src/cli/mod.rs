@@ -1,6 +1,8 @@
 //! The command-line tool's commands, as functions the binary (`src/bin/mvrewrite.rs`) calls
 //! and the tests drive: `rewrite` and `explain` over a schema file, an MV file and a query
-//! (no data needed: [`Rewriter`] plans against schemas), and `shell` over a live session.
+//! (no data needed: [`Rewriter`] plans against schemas), and `shell` over a live session; `demo` the README's first command.
+//!
+//! May use every stage (the top of the tree). Used by the binary only.
 
 pub mod demo;
 pub mod explain;

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::CsvReadOptions;
 
 use crate::error::{MvError, Result};
 use crate::frontend::rewrite::split_statements;
@@ -17,28 +16,73 @@ use crate::lifecycle::MvSession;
 /// Rows printed per result; the count says how many there were.
 const SHOWN_ROWS: usize = 40;
 
-/// Registers every `*.csv` file in `dir` as a table named after the file.
+/// Registers the tables in `dir`: each Parquet, CSV or JSON file as a table named after the
+/// file, and each subdirectory as a table over the files in it (named after the directory, in
+/// the format of the first file found; Hive-style `key=value` directories become partition
+/// columns). They are `CREATE EXTERNAL TABLE`s, so MVs over them see other writers' files.
 pub async fn load_data(session: &MvSession, dir: &Path) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| MvError::Input(format!("cannot read {}: {e}", dir.display())))?;
+    let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
     let mut names = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("csv") {
-            continue;
-        }
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+    for path in paths {
+        let (name, format, location) = if path.is_dir() {
+            let Some(format) = first_format(&path) else {
+                continue;
+            };
+            let name = path.file_name().and_then(|s| s.to_str());
+            (name, format, format!("{}/", path.display()))
+        } else {
+            let Some(format) = format_of(&path) else {
+                continue;
+            };
+            let name = path.file_stem().and_then(|s| s.to_str());
+            (name, format, path.display().to_string())
+        };
+        let Some(name) = name else {
             continue;
         };
-        let location = path.to_string_lossy().to_string();
-        session
-            .context()
-            .register_csv(name, &location, CsvReadOptions::new())
-            .await?;
+        let options = if format == "CSV" {
+            " OPTIONS ('format.has_header' 'true')"
+        } else {
+            ""
+        };
+        let location = location.replace('\'', "''");
+        let sql = format!(
+            "CREATE EXTERNAL TABLE \"{name}\" STORED AS {format} LOCATION '{location}'{options}"
+        );
+        session.sql(&sql).await?.collect().await?;
         names.push(name.to_string());
     }
-    names.sort();
     Ok(names)
+}
+
+/// The format DataFusion reads a file in, by its extension.
+fn format_of(path: &Path) -> Option<&'static str> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "parquet" => Some("PARQUET"),
+        "csv" => Some("CSV"),
+        "json" | "ndjson" => Some("JSON"),
+        _ => None,
+    }
+}
+
+/// The format of the first file found under `dir` (depth first, in name order).
+fn first_format(dir: &Path) -> Option<&'static str> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    entries.iter().find_map(|p| {
+        if p.is_dir() {
+            first_format(p)
+        } else {
+            format_of(p)
+        }
+    })
 }
 
 /// Runs one statement and describes what happened.

@@ -25,7 +25,7 @@ use crate::report::Report;
 /// change the plan: that plan is already normal. Only when the last pass arrives before that
 /// (or the optimizer has one pass) does it normalize the plan itself. The passes of one
 /// optimization are told from another's, however many run at once, by the alias generator
-/// DataFusion makes for each (see [`Passes`]), so the rewrite of a plan never depends on
+/// DataFusion makes for each, so the rewrite of a plan never depends on
 /// what else is being planned. A plan that reaches the optimizer already optimized
 /// elsewhere (no rule changes it in the first pass) is not rewritten: the optimizer stops
 /// before the rule sees it a second time. Plans from SQL or the DataFrame API always change in
@@ -307,10 +307,16 @@ impl OptimizerRule for MvRewriteRule {
         plan: LogicalPlan,
         config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        let tables = crate::plan::region::base_tables(&plan);
+        // Files other writers changed since the last listing make the MVs over them stale
+        // before anything is decided.
+        if let Some(start) = config.query_execution_start_time() {
+            crate::catalog::files::observe(&self.catalog, &tables, start.into(), false);
+        }
         let Ok(catalog) = self.catalog.read() else {
             return Ok(Transformed::no(plan));
         };
-        if !catalog.has_mvs_over(&crate::plan::region::base_tables(&plan)) {
+        if !catalog.has_mvs_over(&tables) {
             return Ok(Transformed::no(plan));
         }
         let cached = self.last_miss.lock().ok().and_then(|last| {

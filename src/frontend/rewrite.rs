@@ -93,7 +93,7 @@ impl Rewriter {
                     }
                 }
                 // No data, so nothing is ever stale.
-                Some(MvStatement::SetStaleness(_)) => {}
+                Some(MvStatement::SetStaleness(_) | MvStatement::SetFileListing(_)) => {}
                 Some(MvStatement::AddKeys(keys)) => {
                     for key in keys {
                         self.catalog.declare_key(key)?;

@@ -11,6 +11,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::catalog::constraints::{DeclaredKey, ForeignKey};
+use crate::catalog::files::FileListing;
 use crate::catalog::freshness::Staleness;
 use crate::error::{MvError, Result};
 
@@ -86,6 +87,9 @@ pub enum MvStatement {
     /// `SET mvrewrite.staleness = 'enforced' | 'stale_tolerated' | '<n> seconds'`: the
     /// session's staleness for MVs without their own.
     SetStaleness(Staleness),
+    /// `SET mvrewrite.file_listing = 'always' | '<n> ms'`: how old a listing of a table on
+    /// files may be when a query is planned.
+    SetFileListing(FileListing),
     /// `ALTER TABLE t ADD PRIMARY KEY (..) | UNIQUE (..) | FOREIGN KEY (..) REFERENCES r (..)`:
     /// keys the rewriter may rely on (see [`crate::catalog::constraints`]).
     AddKeys(Vec<DeclaredKey>),
@@ -178,22 +182,22 @@ pub fn parse_mv_statement(sql: &str) -> Result<Option<MvStatement>> {
         }));
     }
     // Nor a setting of mvrewrite's own (DataFusion refuses unknown ones).
-    if let ["set" | "SET" | "Set", setting, rest @ ..] = words.as_slice()
-        && let Some(value) = setting
-            .to_ascii_lowercase()
-            .strip_prefix("mvrewrite.staleness")
-            .map(|inline| format!("{inline} {}", rest.join(" ")))
-    {
-        let value = value.trim().trim_start_matches('=').trim();
-        let value = value
-            .strip_prefix("to ")
-            .or_else(|| value.strip_prefix("TO "))
-            .unwrap_or(value);
+    if let Some(value) = setting(&words, "mvrewrite.staleness") {
         return value
             .parse()
             .map(|s| Some(MvStatement::SetStaleness(s)))
             .map_err(|why| MvError::UnexpectedStatement {
                 expected: "SET mvrewrite.staleness = 'enforced' | 'stale_tolerated' | '<n> seconds'",
+                got: why,
+            });
+    }
+    if let Some(value) = setting(&words, "mvrewrite.file_listing") {
+        return value
+            .trim_matches('\'')
+            .parse()
+            .map(|l| Some(MvStatement::SetFileListing(l)))
+            .map_err(|why| MvError::UnexpectedStatement {
+                expected: "SET mvrewrite.file_listing = 'always' | '<n> ms'",
                 got: why,
             });
     }
@@ -236,6 +240,21 @@ pub fn parse_mv_statement(sql: &str) -> Result<Option<MvStatement>> {
         Statement::AlterTable(alter) => declared_keys(alter).map(MvStatement::AddKeys),
         _ => None,
     })
+}
+
+/// The value of `SET name = value` (or `SET name TO value`), when `words` set `name`.
+fn setting(words: &[&str], name: &str) -> Option<String> {
+    let ["set" | "SET" | "Set", setting, rest @ ..] = words else {
+        return None;
+    };
+    let inline = setting.to_ascii_lowercase().strip_prefix(name)?.to_string();
+    let value = format!("{inline} {}", rest.join(" "));
+    let value = value.trim().trim_start_matches('=').trim();
+    let value = value
+        .strip_prefix("to ")
+        .or_else(|| value.strip_prefix("TO "))
+        .unwrap_or(value);
+    Some(value.to_string())
 }
 
 /// The keys an `ALTER TABLE` adds, if it does nothing else (anything else is DataFusion's).

@@ -11,6 +11,7 @@
 //! May use: `frontend`, `engine`, `catalog` and everything below. Used by `cli`.
 
 pub mod dependencies;
+mod files;
 pub mod incremental;
 pub mod persist;
 mod refresh;
@@ -25,6 +26,8 @@ use datafusion::arrow::array::{StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::optimizer::Optimizer;
@@ -83,15 +86,18 @@ impl MvSession {
             Arc::clone(&catalog),
             Arc::new(Engine::default()),
         ));
+        let runtime = files_runtime();
         let state = SessionStateBuilder::new()
             .with_config(config.clone())
             .with_default_features()
+            .with_runtime_env(Arc::clone(&runtime))
             .with_analyzer_rules(crate::frontend::spark_like::analyzer_rules())
             .with_optimizer_rule(Arc::clone(&rule) as _)
             .build();
         let mut plain = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_runtime_env(runtime)
             .with_analyzer_rules(crate::frontend::spark_like::analyzer_rules())
             .build();
         // CarbonData's and ClickHouse's bucket functions, in MV definitions and queries alike.
@@ -185,6 +191,10 @@ impl MvSession {
                 let done = self.refresh_materialized_view(&name).await?;
                 Ok(self.ctx.read_batch(refreshed_batch(&done)?)?)
             }
+            Ok(Some(MvStatement::SetFileListing(listing))) => {
+                self.write_catalog()?.set_file_listing(listing);
+                Ok(self.ctx.read_empty()?)
+            }
             Ok(Some(MvStatement::SetStaleness(staleness))) => {
                 self.set_staleness(staleness)?;
                 Ok(self.ctx.read_empty()?)
@@ -246,6 +256,17 @@ impl MvSession {
             .write()
             .map_err(|_| MvError::Internal("MV catalog lock poisoned".into()))
     }
+}
+
+/// The session's runtime: DataFusion's defaults, but for its list-files cache, which keeps a
+/// directory's listing forever by default, so that neither a scan nor the session would see
+/// files another writer adds (`crate::catalog::files` lists for freshness instead).
+fn files_runtime() -> Arc<RuntimeEnv> {
+    let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
+    RuntimeEnvBuilder::new()
+        .with_cache_manager(caches)
+        .build_arc()
+        .unwrap_or_default()
 }
 
 /// What `REFRESH MATERIALIZED VIEW` returns: one row per MV refreshed (inputs first), with how

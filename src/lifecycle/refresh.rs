@@ -211,6 +211,12 @@ impl MvSession {
 
     /// Brings one MV up to date: nothing to do, only the new rows of one input, or in full.
     async fn try_refresh(&self, name: &str) -> Result<Refreshed> {
+        let inputs = self
+            .read_catalog()?
+            .get(name)
+            .map(|mv| mv.base_tables.clone())
+            .unwrap_or_default();
+        self.observe_files(&inputs).await?;
         let RefreshRecord {
             sql,
             plan,
@@ -245,7 +251,7 @@ impl MvSession {
                     .to_string()
             }
             [] => format!("{name} is {stale}"),
-            [(table, since)] => match self.new_rows(table, *since, &definition)? {
+            [(table, since)] => match self.new_rows(table, *since, &definition).await? {
                 Ok(new_rows) => {
                     let added = self
                         .add_new_rows(
@@ -327,7 +333,7 @@ impl MvSession {
     }
 
     /// The rows `table` gained since `since` and how `definition` takes them, or why it cannot.
-    fn new_rows(
+    async fn new_rows(
         &self,
         table: &str,
         since: u64,
@@ -339,7 +345,20 @@ impl MvSession {
             let versions = catalog.versions();
             versions
                 .appended_since(table, since)
-                .map(|rows| (rows, versions.current(table)))
+                .map(|appended| (appended, versions.current(table)))
+        };
+        let appended = match appended {
+            // Files another writer added: read them alone.
+            Ok((mut appended, version)) if !appended.files.is_empty() => {
+                match self.rows_of_files(table, &appended.files).await? {
+                    Ok(rows) => {
+                        appended.rows.extend(rows);
+                        Ok((appended.rows, version))
+                    }
+                    Err(why) => Err(format!("{table}: {why}")),
+                }
+            }
+            other => other.map(|(appended, version)| (appended.rows, version)),
         };
         Ok(appended.and_then(|(rows, version)| {
             incremental::shape(definition).map(|shape| NewRows {
@@ -454,6 +473,7 @@ impl MvSession {
         definition: LogicalPlan,
     ) -> Result<u64> {
         let inputs = crate::plan::region::base_tables(&definition);
+        self.observe_files(&inputs).await?;
         let computed_from: BTreeMap<String, u64> = {
             let catalog = self.read_catalog()?;
             inputs

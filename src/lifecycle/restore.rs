@@ -133,6 +133,7 @@ impl MvSession {
             .map(str::parse)
             .transpose()
             .map_err(MvError::Storage)?;
+        let inputs = crate::plan::region::base_tables(&definition);
         self.install(Install {
             name: mv.name.clone(),
             sql: Some(mv.sql.clone()),
@@ -149,10 +150,14 @@ impl MvSession {
             change: None,
             save: false,
         })?;
-        let mut catalog = self.write_catalog()?;
-        catalog.set_on_commit(&mv.name, mv.on_commit);
-        catalog.set_mv_staleness(&mv.name, staleness);
-        Ok(())
+        {
+            let mut catalog = self.write_catalog()?;
+            catalog.set_on_commit(&mv.name, mv.on_commit);
+            catalog.set_mv_staleness(&mv.name, staleness);
+        }
+        // Its tables on files are followed from now on. Files changed while no process ran
+        // are not seen: the state of the files it was computed from is not saved yet.
+        self.observe_files(&inputs).await
     }
 
     /// Whether `name` is an MV: in the catalog, or saved and not restored yet.

@@ -20,6 +20,9 @@
 //! or `@name` for a Rust applier. `rule NAME: @REWRITE` names a rewrite written in Rust whole
 //! (searcher and applier: [`bucket`]). `grain` and `nests` lines build the time-bucket
 //! lattice ([`crate::timeseries::lattice`]). Conditions are listed in [`conditions`].
+//!
+//! May use: `egraph`, `plan`, `timeseries`, `report`. Used by `catalog` (the rollup table),
+//! `forms` and `engine`.
 
 pub mod bucket;
 pub mod conditions;

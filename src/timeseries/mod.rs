@@ -3,6 +3,8 @@
 //! rewrites that use them are in `rules/bucket.rs`, and CarbonData's and ClickHouse's bucket
 //! functions (DataFusion UDFs that simplify to `date_trunc`/`date_bin`) in
 //! `frontend/time_functions.rs`.
+//!
+//! May use: nothing of the crate. Used by every stage from `egraph` up.
 
 pub mod grain;
 pub mod lattice;

@@ -1,0 +1,308 @@
+//! Tables on files: DataFusion listing tables over Parquet, CSV or JSON files, on any object
+//! store the session's runtime knows. Another process may add, remove or rewrite those files at
+//! any time, so a file table's state is the set of files it lists (path, size, last modified,
+//! e-tag where the store gives one). A listing that differs from the one recorded before is a
+//! write to the table (`Change::Files`): its version moves, and the MVs computed from the old
+//! files are stale, with what moved in the reason (`events: 2 files added`).
+//!
+//! A listing costs a round trip to the store. [`FileListing`] says how old a listing may be when
+//! a query is planned; the default lists again for every query an MV over the table might
+//! answer (never wrong; one listing per such query). The listing is DataFusion's own
+//! (`ListingTableUrl::list_all_files`, with the table's extension and the session's options),
+//! so it sees exactly the files a scan of the table reads; the session turns DataFusion's
+//! list-files cache off, which would otherwise hide new files from scans and listings alike.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::TableProvider;
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::SessionState;
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+
+/// How old a file table's listing may be when a query is planned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FileListing {
+    /// List again for every query (the default): a file written a moment ago is seen.
+    #[default]
+    Always,
+    /// Reuse a listing this young: cheaper on remote stores, and files written within that
+    /// time may be missed (the MV answers as of the listing).
+    Reuse(Duration),
+}
+
+impl fmt::Display for FileListing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileListing::Always => write!(f, "always"),
+            FileListing::Reuse(d) => write!(f, "{} ms", d.as_millis()),
+        }
+    }
+}
+
+impl std::str::FromStr for FileListing {
+    type Err = String;
+
+    /// `always`, or `<n> ms`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "always" {
+            return Ok(FileListing::Always);
+        }
+        let ms = s
+            .strip_suffix("ms")
+            .map(str::trim)
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| format!("'{s}' is neither 'always' nor '<n> ms'"))?;
+        Ok(FileListing::Reuse(Duration::from_millis(ms)))
+    }
+}
+
+/// One file as a listing saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    size: u64,
+    modified: SystemTime,
+    e_tag: Option<String>,
+}
+
+/// The files a table lists, by path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileSet(BTreeMap<String, FileMeta>);
+
+impl FileSet {
+    /// What changed from `self` to `now`, if anything did.
+    pub fn changes_to(&self, now: &FileSet) -> Option<FilesChanged> {
+        let mut change = FilesChanged::default();
+        for (path, meta) in &now.0 {
+            match self.0.get(path) {
+                None => change.added.push(path.clone()),
+                Some(old) if old != meta => change.rewritten.push(path.clone()),
+                Some(_) => {}
+            }
+        }
+        change.removed = self
+            .0
+            .keys()
+            .filter(|p| !now.0.contains_key(*p))
+            .cloned()
+            .collect();
+        (!change.is_empty()).then_some(change)
+    }
+}
+
+/// Files added, removed or rewritten between two listings of a table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilesChanged {
+    /// Paths in the store, as listed.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Same path, another size, time or e-tag.
+    pub rewritten: Vec<String>,
+}
+
+impl FilesChanged {
+    fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.rewritten.is_empty()
+    }
+
+    /// Whether files were only added (what an incremental refresh can read alone).
+    pub fn only_added(&self) -> bool {
+        self.removed.is_empty() && self.rewritten.is_empty()
+    }
+
+    /// Adds a later change to this one.
+    pub fn extend(&mut self, later: &FilesChanged) {
+        self.added.extend(later.added.iter().cloned());
+        self.removed.extend(later.removed.iter().cloned());
+        self.rewritten.extend(later.rewritten.iter().cloned());
+    }
+}
+
+impl fmt::Display for FilesChanged {
+    /// `2 files added, 1 removed`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let counts = [
+            (self.added.len(), "added"),
+            (self.removed.len(), "removed"),
+            (self.rewritten.len(), "rewritten"),
+        ];
+        let noun = if counts.iter().map(|(n, _)| n).sum::<usize>() == 1 {
+            "file"
+        } else {
+            "files"
+        };
+        let mut parts: Vec<String> = Vec::new();
+        for (n, what) in counts.into_iter().filter(|(n, _)| *n > 0) {
+            parts.push(if parts.is_empty() {
+                format!("{n} {noun} {what}")
+            } else {
+                format!("{n} {what}")
+            });
+        }
+        if parts.is_empty() {
+            write!(f, "no file changed")
+        } else {
+            write!(f, "{}", parts.join(", "))
+        }
+    }
+}
+
+/// What the session knows of one table on files: where its files are, how to list them, and
+/// the last listing.
+#[derive(Clone, Debug)]
+pub struct FileTable {
+    table: Arc<ListingTable>,
+    /// The session's state: its object stores, listing options (subdirectories, partitions).
+    state: Arc<SessionState>,
+    listed: Option<(FileSet, SystemTime)>,
+}
+
+impl FileTable {
+    /// A file table read through `table`, listed with `state`'s stores and options.
+    pub fn new(table: Arc<ListingTable>, state: Arc<SessionState>) -> Self {
+        FileTable {
+            table,
+            state,
+            listed: None,
+        }
+    }
+
+    /// Whether `other` reads the same files the same way (the table was not replaced by
+    /// another over other files).
+    pub fn same_files_as(&self, other: &FileTable) -> bool {
+        self.table.table_paths() == other.table.table_paths()
+            && self.table.options().file_extension == other.table.options().file_extension
+    }
+
+    /// The rows of `paths` (files of this table, as listed), read with its format, options and
+    /// schema: what an incremental refresh reads of the files another writer added. Not for a
+    /// partitioned table, whose partition values are in the directories above its files.
+    pub async fn read(&self, paths: &[String]) -> Result<Vec<RecordBatch>, String> {
+        let options = self.table.options();
+        if !options.table_partition_cols.is_empty() {
+            return Err(
+                "its files are partitioned: new files are read with the whole table".into(),
+            );
+        }
+        let store = self
+            .table
+            .table_paths()
+            .first()
+            .ok_or("it lists no location")?
+            .object_store();
+        let urls = paths
+            .iter()
+            .map(|p| ListingTableUrl::parse(format!("{}{p}", store.as_str())))
+            .collect::<datafusion::error::Result<Vec<_>>>()
+            .map_err(|e| format!("cannot address its new files: {e}"))?;
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options.clone())
+            .with_schema(self.table.schema());
+        let new_files = ListingTable::try_new(config).map_err(|e| e.to_string())?;
+        let ctx = SessionContext::new_with_state(self.state.as_ref().clone());
+        let read = async { ctx.read_table(Arc::new(new_files))?.collect().await };
+        read.await
+            .map_err(|e| format!("cannot read its new files: {e}"))
+    }
+
+    /// Whether its last listing may stand for a query planned at `as_of`.
+    pub fn listed_for(&self, as_of: SystemTime, policy: FileListing) -> bool {
+        let Some((_, at)) = &self.listed else {
+            return false;
+        };
+        match policy {
+            FileListing::Always => *at >= as_of,
+            FileListing::Reuse(d) => *at + d >= as_of,
+        }
+    }
+
+    /// Records a listing made at `at`; what changed since the one before, if there was one.
+    pub fn record(&mut self, files: FileSet, at: SystemTime) -> Option<FilesChanged> {
+        let change = self
+            .listed
+            .as_ref()
+            .and_then(|(before, _)| before.changes_to(&files));
+        self.listed = Some((files, at));
+        change
+    }
+
+    /// The table's files now. Runs the listing on a thread of its own with its own runtime,
+    /// so that planning (a synchronous optimizer rule) and async callers alike can wait for it.
+    pub fn list(&self) -> Result<FileSet, String> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start a runtime to list files: {e}"))?;
+                runtime.block_on(self.list_async())
+            })
+            .join()
+            .unwrap_or_else(|_| Err("listing files panicked".into()))
+        })
+    }
+
+    async fn list_async(&self) -> Result<FileSet, String> {
+        let extension = &self.table.options().file_extension;
+        let mut files = BTreeMap::new();
+        for url in self.table.table_paths() {
+            let store = self
+                .state
+                .runtime_env()
+                .object_store(url.object_store())
+                .map_err(|e| format!("no object store for {url}: {e}"))?;
+            let mut listed = url
+                .list_all_files(self.state.as_ref(), store.as_ref(), extension)
+                .await
+                .map_err(|e| format!("cannot list {url}: {e}"))?;
+            while let Some(meta) = listed
+                .try_next()
+                .await
+                .map_err(|e| format!("cannot list {url}: {e}"))?
+            {
+                files.insert(
+                    meta.location.to_string(),
+                    FileMeta {
+                        size: meta.size,
+                        modified: meta.last_modified.into(),
+                        e_tag: meta.e_tag,
+                    },
+                );
+            }
+        }
+        Ok(FileSet(files))
+    }
+}
+
+/// Lists the file tables among `tables` whose listing cannot stand for a query planned at
+/// `as_of`, and records what moved since their last listing as writes. With `all`, every file
+/// table among `tables` is considered (before an MV is computed from them); otherwise only
+/// those some MV reads (before a query is planned: nothing to list where no MV could answer).
+/// A listing that fails makes the table's MVs stale, with why.
+pub fn observe(
+    catalog: &std::sync::RwLock<super::Catalog>,
+    tables: &std::collections::BTreeSet<String>,
+    as_of: SystemTime,
+    all: bool,
+) {
+    let to_list = match catalog.read() {
+        Ok(c) => c.to_list(tables, as_of, all),
+        Err(_) => return,
+    };
+    for (table, file_table) in to_list {
+        let at = SystemTime::now();
+        let listed = file_table.list();
+        let Ok(mut c) = catalog.write() else {
+            return;
+        };
+        match listed {
+            Ok(files) => c.record_listing(&table, files, at),
+            Err(why) => c.listing_failed(&table, why),
+        }
+    }
+}

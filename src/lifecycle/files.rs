@@ -1,0 +1,52 @@
+//! The session's side of tables on files (`crate::catalog::files`): which registered tables are
+//! DataFusion listing tables, listing them before an MV is computed from them, and reading the
+//! files another writer added for an incremental refresh.
+
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::listing::ListingTable;
+
+use crate::catalog::files::{FileTable, observe};
+use crate::error::Result;
+
+use super::MvSession;
+
+impl MvSession {
+    /// Follows the tables on files among `tables` and records what other writers changed in
+    /// them since they were last listed: called before an MV is computed from them, so that
+    /// the versions it records are those of the files it reads.
+    pub(super) async fn observe_files(&self, tables: &BTreeSet<String>) -> Result<()> {
+        for table in tables {
+            let Ok(provider) = self.ctx.table_provider(table.as_str()).await else {
+                continue;
+            };
+            if let Some(listing) = (provider.as_ref() as &dyn Any).downcast_ref::<ListingTable>() {
+                // The state without the rule: the same runtime (object stores) and options,
+                // and no reference from the catalog back to the rule that holds it.
+                let state = Arc::new(self.plain.clone());
+                let followed = FileTable::new(Arc::new(listing.clone()), state);
+                self.write_catalog()?.follow_files(table, followed);
+            }
+        }
+        observe(&self.catalog, tables, SystemTime::now(), true);
+        Ok(())
+    }
+
+    /// The rows of `files`, files another writer added to the table on files `table`, or why
+    /// they cannot be read alone.
+    pub(super) async fn rows_of_files(
+        &self,
+        table: &str,
+        files: &[String],
+    ) -> Result<std::result::Result<Vec<RecordBatch>, String>> {
+        let followed = self.read_catalog()?.file_table(table).cloned();
+        Ok(match followed {
+            Some(followed) => followed.read(files).await,
+            None => Err(format!("{table} is not a table on files")),
+        })
+    }
+}

@@ -1,0 +1,239 @@
+//! Tables on files: a Parquet directory registered with `CREATE EXTERNAL TABLE`, MVs over it,
+//! and another writer (a plain DataFusion context, or a file removed) changing its files. Every
+//! answer is compared with the same query run without rewriting, on the files as they are.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use datafusion::prelude::SessionContext;
+use mvrewrite::testkit::compare::compare;
+use mvrewrite::testkit::datagen::Rng;
+use mvrewrite::{CandidateStatus, MvSession, ReasonCode, RefreshMode};
+
+const QUERY: &str = "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind";
+
+/// A new, empty directory for one test.
+fn fresh_dir(test: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "mvrewrite-files-{test}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Another writer: a plain DataFusion context writes rows `first..=last` as one Parquet file.
+async fn write_file(dir: &Path, file: &str, first: i64, last: i64) {
+    let path = dir.join(file);
+    let sql = format!(
+        "COPY (SELECT 'k' || CAST(value % 3 AS VARCHAR) AS kind, value AS v
+               FROM generate_series({first}, {last}))
+         TO '{}' STORED AS PARQUET",
+        path.display()
+    );
+    let other = SessionContext::new();
+    other.sql(&sql).await.unwrap().collect().await.unwrap();
+}
+
+/// A session over the Parquet files in `dir`, with `by_kind` over them.
+async fn session_over(dir: &Path) -> MvSession {
+    let session = MvSession::new();
+    let create = format!(
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{}/'",
+        dir.display()
+    );
+    session.sql(&create).await.unwrap().collect().await.unwrap();
+    session
+        .sql("CREATE MATERIALIZED VIEW by_kind AS SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind")
+        .await
+        .unwrap();
+    session
+}
+
+/// Runs [`QUERY`] through the session and without rewriting; asserts both agree, and returns
+/// the MVs used and the total of `v`.
+async fn answered(session: &MvSession) -> (Vec<String>, i64) {
+    session.clear_report();
+    let rewritten = session.sql(QUERY).await.unwrap().collect().await.unwrap();
+    let used = session
+        .last_report()
+        .map(|r| r.used_mvs())
+        .unwrap_or_default();
+    let original = session
+        .without_rewrites()
+        .sql(QUERY)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    compare(&original, &rewritten).unwrap();
+    let total = session
+        .without_rewrites()
+        .sql("SELECT sum(v) FROM events")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let total = total[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .map_or(0, |a| a.value(0));
+    (used, total)
+}
+
+/// Why `by_kind` was not used, from the last report.
+fn rejection(session: &MvSession) -> (ReasonCode, String) {
+    let report = session.last_report().expect("a report");
+    match &report.candidates[0].status {
+        CandidateStatus::Rejected(r) => (r.code, r.reason.clone()),
+        other => panic!("by_kind was not rejected: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_file_another_writer_adds_makes_the_mv_stale_and_refresh_reads_only_it() {
+    let dir = fresh_dir("added");
+    write_file(&dir, "part-0.parquet", 1, 1000).await;
+    let session = session_over(&dir).await;
+    assert_eq!(
+        answered(&session).await,
+        (vec!["by_kind".to_string()], 500_500)
+    );
+
+    write_file(&dir, "part-1.parquet", 1001, 1500).await;
+    // The table reads the new file; the MV, computed before it, does not answer.
+    let (used, total) = answered(&session).await;
+    assert_eq!((used.len(), total), (0, 1_125_750));
+    let (code, reason) = rejection(&session);
+    assert_eq!(code, ReasonCode::Stale);
+    assert!(
+        reason.contains("events: 1 file added since by_kind was computed"),
+        "{reason}"
+    );
+
+    // Planned on the session's context directly, the rule lists the files itself.
+    let plan = session
+        .context()
+        .sql(QUERY)
+        .await
+        .unwrap()
+        .into_optimized_plan()
+        .unwrap();
+    assert!(!format!("{plan}").contains("by_kind"), "{plan}");
+
+    let refreshed = session.refresh_materialized_view("by_kind").await.unwrap();
+    let last = refreshed.last().unwrap();
+    assert_eq!(last.mode, RefreshMode::Incremental, "{last:?}");
+    assert!(last.reason.contains("by 500 appended rows"), "{last:?}");
+    assert_eq!(
+        answered(&session).await,
+        (vec!["by_kind".to_string()], 1_125_750)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_file_removed_makes_the_mv_stale_and_refresh_recomputes_it() {
+    let dir = fresh_dir("removed");
+    write_file(&dir, "part-0.parquet", 1, 1000).await;
+    write_file(&dir, "part-1.parquet", 1001, 2000).await;
+    let session = session_over(&dir).await;
+    assert_eq!(answered(&session).await.0, vec!["by_kind"]);
+
+    std::fs::remove_file(dir.join("part-1.parquet")).unwrap();
+    let (used, total) = answered(&session).await;
+    assert_eq!((used.len(), total), (0, 500_500));
+    let (code, reason) = rejection(&session);
+    assert_eq!(code, ReasonCode::Stale);
+    assert!(reason.contains("events: 1 file removed"), "{reason}");
+
+    let refreshed = session.refresh_materialized_view("by_kind").await.unwrap();
+    assert_eq!(refreshed.last().unwrap().mode, RefreshMode::Full);
+    assert_eq!(
+        answered(&session).await,
+        (vec!["by_kind".to_string()], 500_500)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupt_file_gives_an_error_and_the_mv_never_answers_from_it() {
+    let dir = fresh_dir("corrupt");
+    write_file(&dir, "part-0.parquet", 1, 1000).await;
+    let session = session_over(&dir).await;
+    assert_eq!(answered(&session).await.0, vec!["by_kind"]);
+
+    std::fs::write(dir.join("part-1.parquet"), b"not parquet at all").unwrap();
+    // The MV is stale; the table cannot be read: a typed error, not a panic, not old rows.
+    let read = match session.sql(QUERY).await {
+        Ok(df) => df.collect().await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    assert!(read.is_err(), "a corrupt file was read: {read:?}");
+    let report = session.last_report().expect("a report");
+    assert!(report.used_mvs().is_empty(), "{report}");
+    // A refresh fails and keeps the previous rows, stale.
+    assert!(session.refresh_materialized_view("by_kind").await.is_err());
+    std::fs::remove_file(dir.join("part-1.parquet")).unwrap();
+    // With the file gone, the files are those the MV was computed from: no refresh needed.
+    let refreshed = session.refresh_materialized_view("by_kind").await.unwrap();
+    assert!(refreshed.last().is_some());
+    assert_eq!(
+        answered(&session).await,
+        (vec!["by_kind".to_string()], 500_500)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Seeded random appends and removals of files by another writer, and refreshes: whatever the
+/// sequence, every answer equals the original's, and after a refresh the MV answers.
+#[tokio::test]
+async fn random_file_changes_and_refreshes_keep_every_answer_right() {
+    let seed: u64 = std::env::var("FILES_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(28);
+    let mut rng = Rng::new(seed);
+    let dir = fresh_dir("random");
+    write_file(&dir, "part-0.parquet", 1, 300).await;
+    let session = session_over(&dir).await;
+    let mut files = vec!["part-0.parquet".to_string()];
+    let mut next = 301;
+    let (mut incremental, mut full) = (0, 0);
+    for step in 0..14 {
+        match rng.below(3) {
+            0 | 1 => {
+                let n = 1 + rng.below(200) as i64;
+                let file = format!("part-{}.parquet", step + 1);
+                write_file(&dir, &file, next, next + n - 1).await;
+                next += n;
+                files.push(file);
+            }
+            _ if files.len() > 1 => {
+                let file = files.remove(rng.below(files.len() as u64) as usize);
+                std::fs::remove_file(dir.join(file)).unwrap();
+            }
+            _ => {}
+        }
+        answered(&session).await;
+        if rng.below(2) == 0 {
+            for done in session.refresh_materialized_view("by_kind").await.unwrap() {
+                match done.mode {
+                    RefreshMode::Incremental => incremental += 1,
+                    RefreshMode::Full => full += 1,
+                    _ => {}
+                }
+            }
+            assert_eq!(answered(&session).await.0, vec!["by_kind"], "seed {seed}");
+        }
+    }
+    eprintln!("files: seed {seed}, {incremental} incremental and {full} full refreshes");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
