@@ -237,3 +237,70 @@ async fn random_file_changes_and_refreshes_keep_every_answer_right() {
     eprintln!("files: seed {seed}, {incremental} incremental and {full} full refreshes");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// MVs kept in a data directory come back in the next process as soon as the table they read
+/// is created by SQL, and a file another writer added while no process ran makes them stale.
+#[tokio::test]
+async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
+    let dir = fresh_dir("restart");
+    let files = dir.join("events");
+    let store = dir.join("store");
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 1000).await;
+    let create_table = format!(
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{}/'",
+        files.display()
+    );
+    {
+        let first = MvSession::with_data_dir(&store).unwrap();
+        first
+            .sql(&create_table)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        first
+            .sql("CREATE MATERIALIZED VIEW by_kind AS SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind")
+            .await
+            .unwrap();
+        assert_eq!(answered(&first).await.0, vec!["by_kind"]);
+    }
+    // The next process: the table defined by SQL brings the MV back, fresh.
+    let second = MvSession::with_data_dir(&store).unwrap();
+    second
+        .sql(&create_table)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        answered(&second).await,
+        (vec!["by_kind".to_string()], 500_500)
+    );
+    drop(second);
+
+    // A file added while no process runs: the MV comes back stale, and says why.
+    write_file(&files, "part-1.parquet", 1001, 1100).await;
+    let third = MvSession::with_data_dir(&store).unwrap();
+    third
+        .sql(&create_table)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let (used, total) = answered(&third).await;
+    assert_eq!((used.len(), total), (0, 605_550));
+    let (code, reason) = rejection(&third);
+    assert_eq!(code, ReasonCode::Stale);
+    assert!(reason.contains("events: 1 file added"), "{reason}");
+    let refreshed = third.refresh_materialized_view("by_kind").await.unwrap();
+    assert!(refreshed.last().is_some());
+    assert_eq!(
+        answered(&third).await,
+        (vec!["by_kind".to_string()], 605_550)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -62,11 +62,11 @@ impl std::str::FromStr for FileListing {
     }
 }
 
-/// One file as a listing saw it.
+/// One file as a listing saw it. Times are kept to the millisecond, as they are saved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileMeta {
     size: u64,
-    modified: SystemTime,
+    modified_ms: i64,
     e_tag: Option<String>,
 }
 
@@ -75,6 +75,40 @@ pub struct FileMeta {
 pub struct FileSet(BTreeMap<String, FileMeta>);
 
 impl FileSet {
+    /// As saved with the data directory: `{path: {size, modified_ms, e_tag}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let files: serde_json::Map<String, serde_json::Value> = self
+            .0
+            .iter()
+            .map(|(path, m)| {
+                let meta = serde_json::json!({
+                    "size": m.size,
+                    "modified_ms": m.modified_ms,
+                    "e_tag": m.e_tag,
+                });
+                (path.clone(), meta)
+            })
+            .collect();
+        serde_json::Value::Object(files)
+    }
+
+    /// Reads what [`FileSet::to_json`] wrote; `None` if it is not that.
+    pub fn from_json(value: &serde_json::Value) -> Option<FileSet> {
+        let files = value
+            .as_object()?
+            .iter()
+            .map(|(path, m)| {
+                let meta = FileMeta {
+                    size: m.get("size")?.as_u64()?,
+                    modified_ms: m.get("modified_ms")?.as_i64()?,
+                    e_tag: m.get("e_tag")?.as_str().map(str::to_string),
+                };
+                Some((path.clone(), meta))
+            })
+            .collect::<Option<BTreeMap<_, _>>>()?;
+        Some(FileSet(files))
+    }
+
     /// What changed from `self` to `now`, if anything did.
     pub fn changes_to(&self, now: &FileSet) -> Option<FilesChanged> {
         let mut change = FilesChanged::default();
@@ -170,6 +204,17 @@ impl FileTable {
             state,
             listed: None,
         }
+    }
+
+    /// Starts from a listing saved by an earlier process: the first listing is compared with
+    /// it, so files changed while no process ran are seen.
+    pub fn seed(&mut self, files: FileSet) {
+        self.listed = Some((files, SystemTime::UNIX_EPOCH));
+    }
+
+    /// Its last listing, if it was listed.
+    pub fn listing(&self) -> Option<&FileSet> {
+        self.listed.as_ref().map(|(files, _)| files)
     }
 
     /// Whether `other` reads the same files the same way (the table was not replaced by
@@ -269,7 +314,7 @@ impl FileTable {
                     meta.location.to_string(),
                     FileMeta {
                         size: meta.size,
-                        modified: meta.last_modified.into(),
+                        modified_ms: meta.last_modified.timestamp_millis(),
                         e_tag: meta.e_tag,
                     },
                 );

@@ -171,6 +171,8 @@ pub struct Catalog {
     /// Tables on files, with their last listing, and how old a listing may be.
     files: HashMap<String, FileTable>,
     file_listing: FileListing,
+    /// Listings saved by an earlier process, for the tables not followed yet.
+    saved_listings: HashMap<String, FileSet>,
 }
 
 impl Catalog {
@@ -477,6 +479,10 @@ impl Catalog {
             Some(followed) if followed.same_files_as(&file_table) => {}
             // New, or replaced by a table over other files (a write the session recorded).
             _ => {
+                let mut file_table = file_table;
+                if let Some(saved) = self.saved_listings.remove(table) {
+                    file_table.seed(saved);
+                }
                 self.files.insert(table.to_string(), file_table);
             }
         }
@@ -514,6 +520,27 @@ impl Catalog {
     /// refresh succeed, with why.
     pub(crate) fn listing_failed(&mut self, table: &str, why: String) {
         self.record_write(table, Change::Rewrite(format!("not listed ({why})")));
+    }
+
+    /// The last listing of every table on files, as the data directory saves them beside the
+    /// versions they go with.
+    pub(crate) fn file_listings(&self) -> BTreeMap<String, FileSet> {
+        let mut listings: BTreeMap<String, FileSet> = self
+            .saved_listings
+            .iter()
+            .map(|(t, f)| (t.clone(), f.clone()))
+            .collect();
+        for (table, followed) in &self.files {
+            if let Some(files) = followed.listing() {
+                listings.insert(table.clone(), files.clone());
+            }
+        }
+        listings
+    }
+
+    /// Listings saved before a restart: each table's first listing is compared with its own.
+    pub(crate) fn restore_listings(&mut self, listings: BTreeMap<String, FileSet>) {
+        self.saved_listings.extend(listings);
     }
 
     /// The table on files `table` is, if the catalog follows it.

@@ -19,7 +19,7 @@ const SHOWN_ROWS: usize = 40;
 /// Registers the tables in `dir`: each Parquet, CSV or JSON file as a table named after the
 /// file, and each subdirectory as a table over the files in it (named after the directory, in
 /// the format of the first file found; Hive-style `key=value` directories become partition
-/// columns). They are `CREATE EXTERNAL TABLE`s, so MVs over them see other writers' files.
+/// columns). They are external tables, so MVs over them see other writers' files.
 pub async fn load_data(session: &MvSession, dir: &Path) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| MvError::Input(format!("cannot read {}: {e}", dir.display())))?;
@@ -52,7 +52,8 @@ pub async fn load_data(session: &MvSession, dir: &Path) -> Result<Vec<String>> {
         let sql = format!(
             "CREATE EXTERNAL TABLE \"{name}\" STORED AS {format} LOCATION '{location}'{options}"
         );
-        session.sql(&sql).await?.collect().await?;
+        // On the context: the shell restores the kept MVs after loading, and says which.
+        session.context().sql(&sql).await?.collect().await?;
         names.push(name.to_string());
     }
     Ok(names)

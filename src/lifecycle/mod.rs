@@ -30,6 +30,7 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::optimizer::Optimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -126,9 +127,9 @@ impl MvSession {
         let data = DataDir::open(dir)?;
         let saved = data.load()?;
         if let Some(saved) = &saved {
-            session
-                .write_catalog()?
-                .restore_versions(saved.versions.clone());
+            let mut catalog = session.write_catalog()?;
+            catalog.restore_versions(saved.versions.clone());
+            catalog.restore_listings(saved.file_listings.clone());
         }
         session.data_dir = Some(data);
         session.pending = Mutex::new(saved.map(|s| s.mvs).unwrap_or_default());
@@ -224,7 +225,21 @@ impl MvSession {
             // Anything mvrewrite does not parse goes to DataFusion, which reports its own errors.
             Ok(None) | Err(_) => {
                 let plan = self.ctx.state().create_logical_plan(sql).await?;
-                self.run_plan(plan).await
+                let creates_table = matches!(
+                    &plan,
+                    LogicalPlan::Ddl(
+                        DdlStatement::CreateExternalTable(_)
+                            | DdlStatement::CreateMemoryTable(_)
+                            | DdlStatement::CreateView(_)
+                    )
+                );
+                let done = self.run_plan(plan).await?;
+                // MVs kept in the data directory come back once the tables they read exist,
+                // whenever those are registered; the others stay kept.
+                if creates_table && self.has_pending()? {
+                    self.restore().await?;
+                }
+                Ok(done)
             }
         }
     }

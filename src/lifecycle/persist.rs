@@ -19,6 +19,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
+use crate::catalog::files::FileSet;
 use crate::error::{MvError, Result};
 
 /// One MV as saved.
@@ -41,6 +42,8 @@ pub struct SavedMv {
 pub struct SavedCatalog {
     pub versions: BTreeMap<String, u64>,
     pub mvs: Vec<SavedMv>,
+    /// The last listing of each table on files, which its saved version goes with.
+    pub file_listings: BTreeMap<String, FileSet>,
 }
 
 /// A data directory.
@@ -189,8 +192,14 @@ impl DataDir {
                 })
             })
             .collect();
-        let text = serde_json::to_string_pretty(&json!({ "versions": versions, "mvs": mvs }))
-            .map_err(|e| MvError::Internal(e.to_string()))?;
+        let listings: serde_json::Map<String, Value> = catalog
+            .file_listings
+            .iter()
+            .map(|(t, f)| (t.clone(), f.to_json()))
+            .collect();
+        let saved = json!({ "versions": versions, "mvs": mvs, "file_listings": listings });
+        let text =
+            serde_json::to_string_pretty(&saved).map_err(|e| MvError::Internal(e.to_string()))?;
         write_atomically(&self.root.join("catalog.json"), |file| {
             file.write_all(text.as_bytes()).map_err(|e| e.to_string())
         })
@@ -262,7 +271,20 @@ fn parse_catalog(value: &Value) -> Option<SavedCatalog> {
             })
         })
         .collect::<Option<Vec<_>>>()?;
-    Some(SavedCatalog { versions, mvs })
+    // Absent from catalogs saved before tables on files were followed.
+    let file_listings = match value.get("file_listings") {
+        None => BTreeMap::new(),
+        Some(listings) => listings
+            .as_object()?
+            .iter()
+            .map(|(t, f)| Some((t.clone(), FileSet::from_json(f)?)))
+            .collect::<Option<_>>()?,
+    };
+    Some(SavedCatalog {
+        versions,
+        mvs,
+        file_listings,
+    })
 }
 
 #[cfg(test)]
@@ -276,6 +298,7 @@ mod tests {
         let data = DataDir::open(&dir).unwrap();
         assert_eq!(data.load().unwrap(), None);
         let saved = SavedCatalog {
+            file_listings: BTreeMap::new(),
             versions: [("events".to_string(), 3)].into(),
             mvs: vec![SavedMv {
                 name: "daily".into(),

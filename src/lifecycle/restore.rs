@@ -37,6 +37,7 @@ impl MvSession {
         let mut saved = SavedCatalog {
             versions: catalog.versions().all(),
             mvs: Vec::new(),
+            file_listings: catalog.file_listings(),
         };
         for name in order {
             let (Some(mv), Some(computed), Some(data)) = (
@@ -172,6 +173,11 @@ impl MvSession {
         let before = pending.len();
         pending.retain(|mv| mv.name != name);
         Ok(pending.len() < before)
+    }
+
+    /// Whether MVs saved in the data directory wait to be restored.
+    pub(super) fn has_pending(&self) -> Result<bool> {
+        Ok(!self.lock_pending()?.is_empty())
     }
 
     fn lock_pending(&self) -> Result<std::sync::MutexGuard<'_, Vec<SavedMv>>> {
