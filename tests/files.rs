@@ -304,3 +304,41 @@ async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A location that does not exist is refused with DataFusion's error (no files to read a
+/// schema from), and a table whose directory is removed after an MV was computed from it
+/// makes the MV stale.
+#[tokio::test]
+async fn a_missing_location_is_an_error_and_a_removed_directory_a_stale_mv() {
+    let session = MvSession::new();
+    let missing = fresh_dir("missing").join("not-there");
+    let create = format!(
+        "CREATE EXTERNAL TABLE nowhere STORED AS PARQUET LOCATION '{}/'",
+        missing.display()
+    );
+    let created = match session.sql(&create).await {
+        Ok(df) => df.collect().await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let refused = created.expect_err("a table over a location with no files");
+    assert!(refused.contains("No files found"), "{refused}");
+
+    let dir = fresh_dir("gone");
+    write_file(&dir, "part-0.parquet", 1, 1000).await;
+    let session = session_over(&dir).await;
+    assert_eq!(answered(&session).await.0, vec!["by_kind"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    session.clear_report();
+    let _ = match session.sql(QUERY).await {
+        Ok(df) => df.collect().await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let report = session.last_report().expect("a report");
+    assert!(report.used_mvs().is_empty(), "{report}");
+    let (code, reason) = rejection(&session);
+    assert_eq!(code, ReasonCode::Stale);
+    assert!(
+        reason.contains("events: 1 file removed") || reason.contains("not listed"),
+        "{reason}"
+    );
+}
