@@ -88,6 +88,23 @@ async fn answered(session: &MvSession) -> (Vec<String>, i64) {
     (used, total)
 }
 
+/// Runs a statement to the end.
+async fn run(session: &MvSession, sql: &str) {
+    session.sql(sql).await.unwrap().collect().await.unwrap();
+}
+
+/// Refreshes `by_kind`, asserts it answers again with `v` summing to `total`, and returns how
+/// it was refreshed.
+async fn refreshed(session: &MvSession, total: i64) -> RefreshMode {
+    let done = session.refresh_materialized_view("by_kind").await.unwrap();
+    let mode = done.last().expect("by_kind refreshed").mode;
+    assert_eq!(
+        answered(session).await,
+        (vec!["by_kind".to_string()], total)
+    );
+    mode
+}
+
 /// Why `by_kind` was not used, from the last report.
 fn rejection(session: &MvSession) -> (ReasonCode, String) {
     let report = session.last_report().expect("a report");
@@ -154,12 +171,7 @@ async fn a_file_removed_makes_the_mv_stale_and_refresh_recomputes_it() {
     assert_eq!(code, ReasonCode::Stale);
     assert!(reason.contains("events: 1 file removed"), "{reason}");
 
-    let refreshed = session.refresh_materialized_view("by_kind").await.unwrap();
-    assert_eq!(refreshed.last().unwrap().mode, RefreshMode::Full);
-    assert_eq!(
-        answered(&session).await,
-        (vec!["by_kind".to_string()], 500_500)
-    );
+    assert_eq!(refreshed(&session, 500_500).await, RefreshMode::Full);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -183,12 +195,7 @@ async fn a_corrupt_file_gives_an_error_and_the_mv_never_answers_from_it() {
     assert!(session.refresh_materialized_view("by_kind").await.is_err());
     std::fs::remove_file(dir.join("part-1.parquet")).unwrap();
     // With the file gone, the files are those the MV was computed from: no refresh needed.
-    let refreshed = session.refresh_materialized_view("by_kind").await.unwrap();
-    assert!(refreshed.last().is_some());
-    assert_eq!(
-        answered(&session).await,
-        (vec!["by_kind".to_string()], 500_500)
-    );
+    refreshed(&session, 500_500).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -253,13 +260,7 @@ async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
     );
     {
         let first = MvSession::with_data_dir(&store).unwrap();
-        first
-            .sql(&create_table)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        run(&first, &create_table).await;
         first
             .sql("CREATE MATERIALIZED VIEW by_kind AS SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind")
             .await
@@ -268,13 +269,7 @@ async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
     }
     // The next process: the table defined by SQL brings the MV back, fresh.
     let second = MvSession::with_data_dir(&store).unwrap();
-    second
-        .sql(&create_table)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    run(&second, &create_table).await;
     assert_eq!(
         answered(&second).await,
         (vec!["by_kind".to_string()], 500_500)
@@ -284,24 +279,13 @@ async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
     // A file added while no process runs: the MV comes back stale, and says why.
     write_file(&files, "part-1.parquet", 1001, 1100).await;
     let third = MvSession::with_data_dir(&store).unwrap();
-    third
-        .sql(&create_table)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    run(&third, &create_table).await;
     let (used, total) = answered(&third).await;
     assert_eq!((used.len(), total), (0, 605_550));
     let (code, reason) = rejection(&third);
     assert_eq!(code, ReasonCode::Stale);
     assert!(reason.contains("events: 1 file added"), "{reason}");
-    let refreshed = third.refresh_materialized_view("by_kind").await.unwrap();
-    assert!(refreshed.last().is_some());
-    assert_eq!(
-        answered(&third).await,
-        (vec!["by_kind".to_string()], 605_550)
-    );
+    refreshed(&third, 605_550).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
