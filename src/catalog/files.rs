@@ -194,6 +194,8 @@ pub struct FileTable {
     /// The session's state: its object stores, listing options (subdirectories, partitions).
     state: Arc<SessionState>,
     listed: Option<(FileSet, SystemTime)>,
+    /// Set while its listings fail: one failure is one write, not one per query planned.
+    failing: bool,
 }
 
 impl FileTable {
@@ -203,6 +205,7 @@ impl FileTable {
             table,
             state,
             listed: None,
+            failing: false,
         }
     }
 
@@ -215,6 +218,11 @@ impl FileTable {
     /// Its last listing, if it was listed.
     pub fn listing(&self) -> Option<&FileSet> {
         self.listed.as_ref().map(|(files, _)| files)
+    }
+
+    /// Notes a failed listing; whether it is the first since the last one that succeeded.
+    pub fn failed(&mut self) -> bool {
+        !std::mem::replace(&mut self.failing, true)
     }
 
     /// Whether `other` reads the same files the same way (the table was not replaced by
@@ -268,6 +276,7 @@ impl FileTable {
 
     /// Records a listing made at `at`; what changed since the one before, if there was one.
     pub fn record(&mut self, files: FileSet, at: SystemTime) -> Option<FilesChanged> {
+        self.failing = false;
         let change = self
             .listed
             .as_ref()

@@ -518,8 +518,12 @@ impl Catalog {
 
     /// A file table whose files could not be listed: its MVs are stale until a listing and a
     /// refresh succeed, with why.
+    /// Only the first failure in a row is a write: while the store stays unreachable, the
+    /// writes kept for incremental refresh do not grow with every query planned.
     pub(crate) fn listing_failed(&mut self, table: &str, why: String) {
-        self.record_write(table, Change::Rewrite(format!("not listed ({why})")));
+        if self.files.get_mut(table).is_some_and(|f| f.failed()) {
+            self.record_write(table, Change::Rewrite(format!("not listed ({why})")));
+        }
     }
 
     /// The last listing of every table on files, as the data directory saves them beside the
