@@ -415,3 +415,34 @@ fn shell_reads_partitioned_parquet_and_sees_new_files() {
         answers[2]
     );
 }
+
+/// The README's first command on a small table: its events are written as day-partitioned
+/// Parquet files, every query agrees with plain DataFusion, and a day added by another writer
+/// makes the MVs stale until they are refreshed.
+#[test]
+fn demo_runs_on_partitioned_parquet_and_sees_another_writer() {
+    let dir = inputs("demo");
+    let (ok, out, err) = run(&[
+        "demo",
+        "--rows",
+        "20000",
+        "--dir",
+        &dir.display().to_string(),
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("90 day-partitioned Parquet files"), "{out}");
+    let days = std::fs::read_dir(dir.join("events")).unwrap().count();
+    assert_eq!(days, 91, "90 generated days and the one added");
+    assert!(!out.contains("same result: NO"), "{out}");
+    assert_eq!(out.matches("same result: yes").count(), 8, "{out}");
+    assert!(
+        out.contains("events: 1 file added since event_summary was computed"),
+        "{out}"
+    );
+    let after_refresh = out.split("refreshed hourly_stats").nth(1).unwrap_or("");
+    assert!(
+        after_refresh.contains("answered from event_summary"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

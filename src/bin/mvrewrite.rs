@@ -19,12 +19,17 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate an events table, register MVs, run queries with and without rewriting.
-    #[command(after_help = "Example:\n  mvrewrite demo --rows 1000000")]
+    /// Generate events as day-partitioned Parquet files, register MVs, run queries with and
+    /// without rewriting, then add a day of events as another writer would and refresh.
+    #[command(after_help = "Example:\n  mvrewrite demo --rows 1000000 --dir /tmp/demo")]
     Demo {
         /// Rows of generated events.
         #[arg(long, default_value_t = 5_000_000)]
         rows: usize,
+        /// Where to write the events' files (its `events/` subdirectory is replaced); a
+        /// directory under the system's temporary directory by default.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Print the query rewritten onto the MVs (as SQL in a dialect) and the report.
     #[command(
@@ -105,8 +110,12 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let result = match args.command {
-        Command::Demo { rows } => runtime
-            .block_on(mvrewrite::cli::demo::run(rows, &mut std::io::stdout()))
+        Command::Demo { rows, dir } => runtime
+            .block_on(mvrewrite::cli::demo::run(
+                rows,
+                &dir.unwrap_or_else(mvrewrite::cli::demo::default_dir),
+                &mut std::io::stdout(),
+            ))
             .map(|()| ExitCode::SUCCESS),
         Command::Rewrite {
             inputs,

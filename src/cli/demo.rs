@@ -1,7 +1,10 @@
-//! The README's first command: generate an `events` table, register MVs, run queries with and
-//! without rewriting, and show what was used and how long each took.
+//! The README's first command: generate an `events` table, write it as day-partitioned Parquet
+//! files, register them as a listing table, register MVs, run queries with and without
+//! rewriting, and show what was used and how long each took. Then another writer adds a day of
+//! events: the MVs are stale until a refresh, which reads only the new file.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +35,18 @@ pub const DEMO_QUERIES: &[&str] = &[
     "SELECT event_type, count(DISTINCT user_id) AS users FROM events GROUP BY event_type ORDER BY event_type",
 ];
 
+/// The query run again after another writer adds a day of events.
+const AFTER_WRITE_QUERY: &str = "SELECT event_type, sum(value) AS total, count(*) AS n FROM events GROUP BY event_type ORDER BY event_type";
+
+/// The day another writer adds: the one after the generated 90 days.
+const NEW_DAY: &str = "2024-04-01";
+
+/// Where the demo writes its files when not told: a directory of its own under the system's
+/// temporary directory, emptied first.
+pub fn default_dir() -> PathBuf {
+    std::env::temp_dir().join("mvrewrite-demo")
+}
+
 /// Rows an MV holds.
 fn stored_rows(session: &MvSession, mv: &str) -> u64 {
     session
@@ -54,14 +69,25 @@ async fn timed(ctx: &SessionContext, sql: &str) -> Result<(Vec<RecordBatch>, Dur
     Ok((batches, best))
 }
 
-/// Runs the demo over `rows` generated events, writing the story to `out` and progress to
-/// stderr.
-pub async fn run(rows: usize, out: &mut impl Write) -> Result<()> {
+/// Runs the demo over `rows` generated events written under `dir` (emptied first), writing
+/// the story to `out` and progress to stderr.
+pub async fn run(rows: usize, dir: &Path, out: &mut impl Write) -> Result<()> {
     let start = Instant::now();
     let batches = generate_events(rows)?;
     writeln!(out, "generated {rows} events in {:.2?}", start.elapsed()).map_err(io)?;
 
-    let session = events_session(rows, batches)?;
+    let table_dir = dir.join("events");
+    let start = Instant::now();
+    let files = write_partitioned(batches, &table_dir).await?;
+    writeln!(
+        out,
+        "wrote them as {files} day-partitioned Parquet files under {} in {:.2?}",
+        table_dir.display(),
+        start.elapsed()
+    )
+    .map_err(io)?;
+
+    let session = events_session(rows, &table_dir).await?;
     let plain = session.without_rewrites();
 
     materialize_demo_mvs(&session, out).await?;
@@ -70,7 +96,7 @@ pub async fn run(rows: usize, out: &mut impl Write) -> Result<()> {
     for sql in DEMO_QUERIES {
         compare_query(&session, &plain, sql, rows, out).await?;
     }
-    Ok(())
+    another_writer_adds_a_day(&session, &plain, rows, &table_dir, out).await
 }
 
 /// A failure to write the story, as the demo's error.
@@ -94,11 +120,36 @@ fn generate_events(rows: usize) -> Result<Vec<RecordBatch>> {
     Ok(batches)
 }
 
-/// A session with `batches` registered as `events`, its row count known for costing.
-fn events_session(rows: usize, batches: Vec<RecordBatch>) -> Result<MvSession> {
-    let table = Arc::new(MemTable::try_new(datagen::events_schema(), vec![batches])?);
+/// Writes `batches` under `table_dir` (emptied first) as one Parquet file per day, in Hive
+/// style (`day=2024-01-01/...`), with DataFusion's own partitioned writer; how many files.
+async fn write_partitioned(batches: Vec<RecordBatch>, table_dir: &Path) -> Result<usize> {
+    if table_dir.exists() {
+        std::fs::remove_dir_all(table_dir)
+            .map_err(|e| MvError::Storage(format!("cannot empty {}: {e}", table_dir.display())))?;
+    }
+    let writer = SessionContext::new();
+    let generated = MemTable::try_new(datagen::events_schema(), vec![batches])?;
+    writer.register_table("generated", Arc::new(generated))?;
+    let copy = format!(
+        "COPY (SELECT *, to_char(ts, '%Y-%m-%d') AS day FROM generated)
+         TO '{}/' STORED AS PARQUET PARTITIONED BY (day)",
+        table_dir.display()
+    );
+    writer.sql(&copy).await?.collect().await?;
+    Ok(std::fs::read_dir(table_dir)
+        .map_err(|e| MvError::Storage(format!("cannot list {}: {e}", table_dir.display())))?
+        .count())
+}
+
+/// A session reading `table_dir` as `events` (a listing table, its days a column), its row
+/// count known for costing.
+async fn events_session(rows: usize, table_dir: &Path) -> Result<MvSession> {
     let session = MvSession::new();
-    session.context().register_table("events", table)?;
+    let create = format!(
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET PARTITIONED BY (day) LOCATION '{}/'",
+        table_dir.display()
+    );
+    session.sql(&create).await?.collect().await?;
     session
         .catalog()
         .write()
@@ -122,6 +173,50 @@ async fn materialize_demo_mvs(session: &MvSession, out: &mut impl Write) -> Resu
         .map_err(io)?;
     }
     Ok(())
+}
+
+/// Another writer (a plain DataFusion context) adds a day of events as a new Parquet file:
+/// the query is answered from the files until a refresh, which reads only that file.
+async fn another_writer_adds_a_day(
+    session: &MvSession,
+    plain: &SessionContext,
+    rows: usize,
+    table_dir: &Path,
+    out: &mut impl Write,
+) -> Result<()> {
+    let new_rows = (rows / 90).max(1);
+    let writer = SessionContext::new();
+    let copy = format!(
+        "COPY (SELECT value AS event_id, to_timestamp('{NEW_DAY}T12:00:00') AS ts,
+                      value % 100 AS user_id, 'click' AS event_type, CAST(value AS DOUBLE) AS value
+               FROM generate_series(1, {new_rows}))
+         TO '{}/day={NEW_DAY}/part-0.parquet' STORED AS PARQUET",
+        table_dir.display()
+    );
+    writer.sql(&copy).await?.collect().await?;
+    writeln!(
+        out,
+        "another writer added {new_rows} events of {NEW_DAY} as a new Parquet file\n"
+    )
+    .map_err(io)?;
+    compare_query(session, plain, AFTER_WRITE_QUERY, rows + new_rows, out).await?;
+    for mv in DEMO_MVS {
+        let name = mv.split_whitespace().nth(3).unwrap_or("?");
+        let start = Instant::now();
+        for done in session.refresh_materialized_view(name).await? {
+            writeln!(
+                out,
+                "refreshed {}: {} ({}) in {:.2?}",
+                done.mv,
+                done.mode,
+                done.reason,
+                start.elapsed()
+            )
+            .map_err(io)?;
+        }
+    }
+    writeln!(out).map_err(io)?;
+    compare_query(session, plain, AFTER_WRITE_QUERY, rows + new_rows, out).await
 }
 
 /// Runs `sql` without and with rewriting, and tells what answered it, how fast, and the rows.
@@ -163,7 +258,8 @@ async fn compare_query(
                 .unwrap_or_default();
             writeln!(
                 out,
-                "  not rewritten ({why}); {t_original:.2?} / {t_rewritten:.2?}"
+                "  not rewritten ({why}); {t_original:.2?} / {t_rewritten:.2?}; same result: {}",
+                if same { "yes" } else { "NO" }
             )
             .map_err(io)?;
         }
