@@ -85,6 +85,7 @@ pub use frontend::spark_like::analyzer_rules as spark_like_analyzer_rules;
 pub use frontend::time_functions::{
     functions as time_bucket_functions, register as register_time_functions,
 };
+pub use lifecycle::progress::{Progress, ProgressSink};
 pub use lifecycle::{MvSession, RefreshMode, Refreshed, Restored};
 pub use report::{Candidate, CandidateStatus, ReasonCode, Rejection, Report, SaturationStats};
 

@@ -326,3 +326,43 @@ async fn a_missing_location_is_an_error_and_a_removed_directory_a_stale_mv() {
         "{reason}"
     );
 }
+
+/// A refresh that runs longer than the progress interval reports the rows its scans read as
+/// it goes, then once when done: every row of the table, for a full computation, and no more
+/// before.
+#[tokio::test]
+async fn a_long_refresh_reports_its_progress() {
+    use std::sync::{Arc, Mutex};
+    let dir = fresh_dir("progress");
+    for i in 0..4 {
+        write_file(
+            &dir,
+            &format!("part-{i}.parquet"),
+            i * 250_000 + 1,
+            (i + 1) * 250_000,
+        )
+        .await;
+    }
+    let session = session_over(&dir).await;
+    let reports: Arc<Mutex<Vec<mvrewrite::Progress>>> = Arc::default();
+    let seen = Arc::clone(&reports);
+    session.on_progress(mvrewrite::ProgressSink {
+        every: std::time::Duration::from_millis(1),
+        report: Arc::new(move |p| seen.lock().unwrap().push(p.clone())),
+    });
+    write_file(&dir, "part-x.parquet", 1_000_001, 1_000_010).await;
+    std::fs::remove_file(dir.join("part-0.parquet")).unwrap();
+    refreshed(&session, 1_000_010 * 1_000_011 / 2 - 250_000 * 250_001 / 2).await;
+    let reports = reports.lock().unwrap();
+    // The last report is made when the computation ends (it took more than a millisecond);
+    // those while it runs depend on the machine's load.
+    let last = reports.last().expect("a report once done");
+    assert_eq!(last.task, "computing by_kind");
+    assert!(last.done, "{reports:?}");
+    assert_eq!(last.rows_read, Some(750_010), "{reports:?}");
+    assert!(
+        reports.iter().all(|p| p.rows_read <= Some(750_010)),
+        "{reports:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

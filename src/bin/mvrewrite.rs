@@ -150,6 +150,7 @@ async fn run_shell(
         Some(dir) => MvSession::with_data_dir(dir)?,
         None => MvSession::new(),
     };
+    session.on_progress(shell::progress_on_stderr());
     if let Some(dir) = data {
         let tables = shell::load_data(&session, &dir).await?;
         eprintln!("tables from {}: {}", dir.display(), tables.join(", "));

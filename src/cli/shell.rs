@@ -4,7 +4,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::logical_expr::LogicalPlan;
@@ -12,6 +13,7 @@ use datafusion::logical_expr::LogicalPlan;
 use crate::error::{MvError, Result};
 use crate::frontend::rewrite::split_statements;
 use crate::lifecycle::MvSession;
+use crate::lifecycle::progress::{Progress, ProgressSink};
 
 /// Rows printed per result; the count says how many there were.
 const SHOWN_ROWS: usize = 40;
@@ -219,4 +221,19 @@ pub async fn from_stdin(session: &MvSession, out: &mut impl Write) -> usize {
 /// Errors on one line: DataFusion's multi-line contexts joined.
 pub fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Progress of long refreshes on stderr, one line rewritten in place, as the demo's data
+/// generation shows it: nothing for one shorter than a second.
+pub fn progress_on_stderr() -> ProgressSink {
+    ProgressSink {
+        every: Duration::from_secs(1),
+        report: Arc::new(|progress: &Progress| {
+            if progress.done {
+                eprintln!("\r{progress}");
+            } else {
+                eprint!("\r{progress}");
+            }
+        }),
+    }
 }

@@ -6,7 +6,8 @@
 //! `writes.rs` holds the writes to base tables, `refresh.rs` creating, refreshing (full or
 //! incremental) and dropping MVs, `restore.rs` saving and restoring the data directory;
 //! `incremental.rs` what an MV takes from appended rows, `storage.rs` an MV's rows in memory,
-//! `persist.rs` the data directory's files, `dependencies.rs` the graph of MVs.
+//! `persist.rs` the data directory's files, `dependencies.rs` the graph of MVs, `progress.rs`
+//! what long refreshes report while they run.
 //!
 //! May use: `frontend`, `engine`, `catalog` and everything below. Used by `cli`.
 
@@ -14,6 +15,7 @@ pub mod dependencies;
 mod files;
 pub mod incremental;
 pub mod persist;
+pub mod progress;
 mod refresh;
 mod restore;
 pub mod storage;
@@ -42,6 +44,7 @@ use crate::error::{MvError, Result};
 use crate::frontend::optimizer_rule::MvRewriteRule;
 use crate::frontend::sql::{MvStatement, parse_mv_statement, standard_sql};
 use crate::lifecycle::persist::{DataDir, SavedMv};
+use crate::lifecycle::progress::ProgressSink;
 use crate::lifecycle::storage::Stored;
 use crate::report::Report;
 
@@ -65,6 +68,8 @@ pub struct MvSession {
     /// dropped, and their names are taken.
     data_dir: Option<DataDir>,
     pending: Mutex<Vec<SavedMv>>,
+    /// Where the progress of long refreshes goes, if anywhere.
+    progress: Mutex<Option<ProgressSink>>,
 }
 
 impl Default for MvSession {
@@ -117,6 +122,7 @@ impl MvSession {
             maintenance: tokio::sync::Mutex::new(()),
             data_dir: None,
             pending: Mutex::new(Vec::new()),
+            progress: Mutex::new(None),
         }
     }
 
@@ -166,6 +172,14 @@ impl MvSession {
     /// ([`crate::MvRewriteRule::new`]) or to inspect MVs.
     pub fn catalog(&self) -> Arc<RwLock<Catalog>> {
         Arc::clone(&self.catalog)
+    }
+
+    /// Reports the progress of MVs being computed (created, refreshed, compacted) to `sink`:
+    /// the CLI prints it on stderr.
+    pub fn on_progress(&self, sink: ProgressSink) {
+        if let Ok(mut progress) = self.progress.lock() {
+            *progress = Some(sink);
+        }
     }
 
     /// The report of the last query for which an MV was considered.

@@ -28,6 +28,7 @@ use crate::error::{MvError, Result};
 use crate::frontend::sql::CreateMv;
 use crate::lifecycle::dependencies::Dependencies;
 use crate::lifecycle::incremental::{self, Shape};
+use crate::lifecycle::progress::collect_reporting;
 use crate::lifecycle::storage::{MAX_FRAGMENTS, Stored};
 
 /// How a refresh was done.
@@ -399,7 +400,13 @@ impl MvSession {
             Ok(plan) => plan,
             Err(why) => return Ok(Err(why)),
         };
-        let added = self.execute(over_new, &stored.schema).await?;
+        let added = self
+            .execute(
+                &format!("computing {name} over new rows"),
+                over_new,
+                &stored.schema,
+            )
+            .await?;
         let mut from = from.clone();
         from.insert(table.to_string(), version);
         // How the fragments merge follows from the definition as planned now.
@@ -458,7 +465,9 @@ impl MvSession {
             .read_table(stored.provider()?)?
             .logical_plan()
             .clone();
-        let merged = self.execute(regrouped, &stored.schema).await?;
+        let merged = self
+            .execute(&format!("compacting {name}"), regrouped, &stored.schema)
+            .await?;
         let written = self.persist_fragment(name, persisted, &stored.schema, &merged)?;
         stored.fragments = vec![merged];
         stored.files.clear();
@@ -482,7 +491,9 @@ impl MvSession {
                 .collect()
         };
         let schema = stored_schema(definition.schema());
-        let batches = self.execute(definition.clone(), &schema).await?;
+        let batches = self
+            .execute(&format!("computing {name}"), definition.clone(), &schema)
+            .await?;
         let regroup = match incremental::shape(&definition) {
             Ok(Shape::Aggregate(r)) => Some(r),
             _ => None,
@@ -509,17 +520,16 @@ impl MvSession {
     /// Runs `plan` and returns its rows with `schema` (the MV's stored column names). Never
     /// rewritten: an MV computed from other MVs (stale ones, where tolerated, or itself) would
     /// be recorded as fresh with stale rows.
+    /// Its progress goes to the session's sink, as `task`.
     async fn execute(
         &self,
+        task: &str,
         plan: LogicalPlan,
         schema: &datafusion::arrow::datatypes::SchemaRef,
     ) -> Result<Vec<RecordBatch>> {
-        let batches = self
-            .without_rewrites()
-            .execute_logical_plan(plan)
-            .await?
-            .collect()
-            .await?;
+        let df = self.without_rewrites().execute_logical_plan(plan).await?;
+        let sink = self.progress.lock().ok().and_then(|p| p.clone());
+        let batches = collect_reporting(df, task, sink.as_ref()).await?;
         Ok(batches
             .into_iter()
             .map(|b| RecordBatch::try_new(Arc::clone(schema), b.columns().to_vec()))
