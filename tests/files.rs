@@ -366,3 +366,94 @@ async fn a_long_refresh_reports_its_progress() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A new file whose schema differs from the table's (`v` holds text): the MV is stale and never
+/// answers, a refresh fails with DataFusion's error and keeps the previous rows, and once the
+/// file is replaced by a good one the refresh succeeds.
+#[tokio::test]
+async fn a_new_file_with_another_schema_is_an_error_never_old_rows() {
+    let dir = fresh_dir("schema");
+    write_file(&dir, "part-0.parquet", 1, 1000).await;
+    let session = session_over(&dir).await;
+    assert_eq!(answered(&session).await.0, vec!["by_kind"]);
+
+    let other = SessionContext::new();
+    let bad = format!(
+        "COPY (SELECT 'k1' AS kind, 'not a number' AS v) TO '{}' STORED AS PARQUET",
+        dir.join("part-1.parquet").display()
+    );
+    other.sql(&bad).await.unwrap().collect().await.unwrap();
+    session.clear_report();
+    let read = match session.sql(QUERY).await {
+        Ok(df) => df.collect().await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    assert!(read.is_err(), "text read as numbers: {read:?}");
+    let (code, reason) = rejection(&session);
+    assert_eq!(code, ReasonCode::Stale);
+    assert!(reason.contains("events: 1 file added"), "{reason}");
+    let failed = session.refresh_materialized_view("by_kind").await;
+    assert!(failed.is_err(), "{failed:?}");
+
+    std::fs::remove_file(dir.join("part-1.parquet")).unwrap();
+    write_file(&dir, "part-1.parquet", 1001, 1010).await;
+    refreshed(&session, 510_555).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A table on an object store other than the local file system (an in-memory one, registered
+/// with the session's runtime as S3 or GCS would be): an object another writer puts makes the
+/// MV stale, and the refresh reads only it.
+#[tokio::test]
+async fn a_table_on_an_object_store_sees_objects_another_writer_puts() {
+    use datafusion::execution::object_store::ObjectStoreUrl;
+    use datafusion::object_store::{ObjectStoreExt, memory::InMemory, path::Path as ObjectPath};
+    use datafusion::parquet::arrow::ArrowWriter;
+
+    /// Rows `first..=last` as a Parquet object, put by another writer.
+    async fn put(store: &InMemory, name: &str, first: i64, last: i64) {
+        let sql = format!(
+            "SELECT 'k' || CAST(value % 3 AS VARCHAR) AS kind, value AS v FROM generate_series({first}, {last})"
+        );
+        let batches = SessionContext::new()
+            .sql(&sql)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, batches[0].schema(), None).unwrap();
+        for b in &batches {
+            writer.write(b).unwrap();
+        }
+        writer.close().unwrap();
+        let path = ObjectPath::from(format!("events/{name}"));
+        store.put(&path, bytes.into()).await.unwrap();
+    }
+
+    let store = std::sync::Arc::new(InMemory::new());
+    put(&store, "part-0.parquet", 1, 1000).await;
+    let session = MvSession::new();
+    let url = ObjectStoreUrl::parse("memory://bucket").unwrap();
+    session
+        .context()
+        .register_object_store(url.as_ref(), store.clone());
+    run(
+        &session,
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION 'memory://bucket/events/'",
+    )
+    .await;
+    session
+        .sql("CREATE MATERIALIZED VIEW by_kind AS SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind")
+        .await
+        .unwrap();
+    assert_eq!(answered(&session).await, (vec!["by_kind".into()], 500_500));
+
+    put(&store, "part-1.parquet", 1001, 1100).await;
+    assert_eq!(answered(&session).await, (vec![], 605_550));
+    let (code, reason) = rejection(&session);
+    assert_eq!(code, ReasonCode::Stale);
+    assert!(reason.contains("events: 1 file added"), "{reason}");
+    assert_eq!(refreshed(&session, 605_550).await, RefreshMode::Incremental);
+}
