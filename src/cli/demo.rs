@@ -130,8 +130,11 @@ async fn write_partitioned(batches: Vec<RecordBatch>, table_dir: &Path) -> Resul
     let writer = SessionContext::new();
     let generated = MemTable::try_new(datagen::events_schema(), vec![batches])?;
     writer.register_table("generated", Arc::new(generated))?;
+    // Sorted by day, so that each batch goes to one or two days' files: DataFusion's
+    // partitioned writer splits every batch by partition, and unsorted rows reach each of the
+    // 90 files in slivers (measured 2-3x slower).
     let copy = format!(
-        "COPY (SELECT *, to_char(ts, '%Y-%m-%d') AS day FROM generated)
+        "COPY (SELECT *, CAST(CAST(ts AS DATE) AS VARCHAR) AS day FROM generated ORDER BY day)
          TO '{}/' STORED AS PARQUET PARTITIONED BY (day)",
         table_dir.display()
     );
