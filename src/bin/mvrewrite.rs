@@ -164,7 +164,7 @@ async fn run_shell(
     }
     for (name, e) in &restored.failed {
         eprintln!(
-            "materialized view {name} not restored (kept for the next run): {}",
+            "materialized view {name} not restored yet (kept until what it reads is created): {}",
             shell::one_line(&e.to_string())
         );
     }

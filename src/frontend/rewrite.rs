@@ -8,7 +8,9 @@ use datafusion::catalog::MemTable;
 use datafusion::common::TableReference;
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::{LogicalPlan, logical_plan::builder::LogicalTableSource};
+use datafusion::logical_expr::{
+    DdlStatement, LogicalPlan, logical_plan::builder::LogicalTableSource,
+};
 use datafusion::prelude::SessionContext;
 use futures::executor::block_on;
 
@@ -16,7 +18,7 @@ use crate::catalog::definition::{normalize_definition, plan_definition};
 use crate::catalog::{Catalog, MaterializedView};
 use crate::engine::Engine;
 use crate::error::{MvError, Result};
-use crate::frontend::sql::{MvStatement, parse_create_mv, parse_mv_statement, standard_sql};
+use crate::frontend::sql::{MvStatement, mv_statement, parse_create_mv, standard_sql};
 use crate::report::Report;
 
 /// What [`Rewriter::rewrite_sql`] and [`Rewriter::rewrite`] return.
@@ -84,7 +86,7 @@ impl Rewriter {
     /// VIEW`. Several statements may be given, separated by `;`.
     pub fn execute(&mut self, sql: &str) -> Result<()> {
         for statement in split_statements(&standard_sql(sql))? {
-            match parse_mv_statement(&statement)? {
+            match mv_statement(&statement)? {
                 Some(MvStatement::Create(_)) => self.create_materialized_view(&statement)?,
                 // Definitions only: there is nothing to recompute.
                 Some(MvStatement::Refresh { name }) => {
@@ -110,11 +112,25 @@ impl Rewriter {
                         }
                     }
                 }
-                None => {
-                    block_on(async { self.ctx.sql(&statement).await?.collect().await })?;
-                }
+                None => self.run_statement(&statement)?,
             }
         }
+        Ok(())
+    }
+
+    /// Runs a statement that is DataFusion's. A `CREATE EXTERNAL TABLE` that declares its
+    /// columns only declares them: the rewriter reads no data, so its location (an object
+    /// store this process may not reach) is never opened. One that does not must be read for
+    /// its schema, as DataFusion does.
+    fn run_statement(&mut self, statement: &str) -> Result<()> {
+        let plan = block_on(self.ctx.state().create_logical_plan(statement))?;
+        if let LogicalPlan::Ddl(DdlStatement::CreateExternalTable(create)) = &plan
+            && !create.schema.fields().is_empty()
+        {
+            let name = create.name.table().to_string();
+            return self.register_table(&name, Arc::clone(create.schema.inner()));
+        }
+        block_on(async { self.ctx.execute_logical_plan(plan).await?.collect().await })?;
         Ok(())
     }
 

@@ -165,6 +165,23 @@ fn read_options(options: &CreateTableOptions, create: &mut CreateMv) -> Result<(
     Ok(())
 }
 
+/// The MV statement `sql` is, `None` for a statement DataFusion takes: one sqlparser reads
+/// that is not about MVs, and any it cannot read (DataFusion's own `CREATE EXTERNAL TABLE ...
+/// PARTITIONED BY`, or a mistake, for DataFusion to report). An MV statement mvrewrite reads but
+/// cannot take is an error.
+pub fn mv_statement(sql: &str) -> Result<Option<MvStatement>> {
+    match parse_mv_statement(sql) {
+        Err(e @ MvError::UnexpectedStatement { .. }) if parses_as_one_statement(sql) => Err(e),
+        Err(_) => Ok(None),
+        parsed => parsed,
+    }
+}
+
+/// Whether sqlparser reads `sql` as exactly one statement.
+fn parses_as_one_statement(sql: &str) -> bool {
+    Parser::parse_sql(&GenericDialect {}, sql).is_ok_and(|s| s.len() == 1)
+}
+
 /// Parses `sql` and returns the MV statement it is, or `None` for any other single statement.
 pub fn parse_mv_statement(sql: &str) -> Result<Option<MvStatement>> {
     // sqlparser has no REFRESH MATERIALIZED VIEW (Postgres' spelling): read it here.

@@ -42,7 +42,7 @@ use crate::catalog::freshness::Staleness;
 use crate::engine::Engine;
 use crate::error::{MvError, Result};
 use crate::frontend::optimizer_rule::MvRewriteRule;
-use crate::frontend::sql::{MvStatement, parse_mv_statement, standard_sql};
+use crate::frontend::sql::{MvStatement, mv_statement, standard_sql};
 use crate::lifecycle::persist::{DataDir, SavedMv};
 use crate::lifecycle::progress::ProgressSink;
 use crate::lifecycle::storage::Stored;
@@ -197,7 +197,7 @@ impl MvSession {
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
         let sql = standard_sql(sql);
         let sql = sql.as_ref();
-        match parse_mv_statement(sql) {
+        match mv_statement(sql) {
             Ok(Some(MvStatement::Create(create))) => {
                 self.create_materialized_view(&create).await?;
                 Ok(self.ctx.read_empty()?)
@@ -234,10 +234,9 @@ impl MvSession {
                 }
                 Ok(self.ctx.read_empty()?)
             }
-            // An MV statement mvrewrite read but cannot take.
-            Err(e @ MvError::UnexpectedStatement { .. }) if parses_as_one_statement(sql) => Err(e),
-            // Anything mvrewrite does not parse goes to DataFusion, which reports its own errors.
-            Ok(None) | Err(_) => {
+            Err(e) => Err(e),
+            // Anything else goes to DataFusion, which reports its own errors.
+            Ok(None) => {
                 let plan = self.ctx.state().create_logical_plan(sql).await?;
                 let creates_table = matches!(
                     &plan,
@@ -318,10 +317,4 @@ fn refreshed_batch(done: &[Refreshed]) -> Result<RecordBatch> {
             Arc::new(UInt64Array::from_iter_values(done.iter().map(|r| r.rows))),
         ],
     )?)
-}
-
-/// Whether sqlparser reads `sql` as exactly one statement.
-fn parses_as_one_statement(sql: &str) -> bool {
-    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
-    Parser::parse_sql(&GenericDialect {}, sql).is_ok_and(|s| s.len() == 1)
 }
