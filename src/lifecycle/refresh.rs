@@ -28,7 +28,7 @@ use crate::error::{MvError, Result};
 use crate::frontend::sql::CreateMv;
 use crate::lifecycle::dependencies::Dependencies;
 use crate::lifecycle::incremental::{self, Shape};
-use crate::lifecycle::storage::{MAX_FRAGMENTS, Stored};
+use crate::lifecycle::storage::Stored;
 
 /// How a refresh was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -403,29 +403,21 @@ impl MvSession {
         let mut from = from.clone();
         from.insert(table.to_string(), version);
         // How the fragments merge follows from the definition as planned now.
-        let change = match shape {
+        let change = match &shape {
             Shape::Rows => {
                 stored.regroup = None;
                 Change::Append(added.clone())
             }
             Shape::Aggregate(regroup) => {
-                stored.regroup = Some(regroup);
+                stored.regroup = Some(regroup.clone());
                 Change::Rewrite("refreshed incrementally".into())
             }
         };
-        let persisted = sql.is_some();
-        let mut written = self.persist_fragment(name, persisted, &stored.schema, &added)?;
-        stored.fragments.push(added);
+        let (stored, note) = self.add_rows(name, stored, added, &shape).await?;
         let mut reason = format!("only {table} changed, by {new_rows} appended rows");
-        if stored.needs_regroup() && stored.fragments.len() > MAX_FRAGMENTS {
-            // Compaction: the regrouped rows become the only fragment.
-            written = self.compact(name, persisted, &mut stored).await?;
-            reason.push_str(&format!(
-                "; {} fragments compacted into one",
-                MAX_FRAGMENTS + 1
-            ));
+        if let Some(note) = note {
+            reason.push_str(&format!("; {note}"));
         }
-        stored.files.extend(written);
         self.install(Install {
             name: name.to_string(),
             sql,
@@ -446,25 +438,6 @@ impl MvSession {
         })
     }
 
-    /// Keeps an aggregate MV's fragments few: regroups them into one, returning its new file.
-    async fn compact(
-        &self,
-        name: &str,
-        persisted: bool,
-        stored: &mut Stored,
-    ) -> Result<Vec<String>> {
-        let regrouped = self
-            .ctx
-            .read_table(stored.provider()?)?
-            .logical_plan()
-            .clone();
-        let merged = self.execute(regrouped, &stored.schema).await?;
-        let written = self.persist_fragment(name, persisted, &stored.schema, &merged)?;
-        stored.fragments = vec![merged];
-        stored.files.clear();
-        Ok(written)
-    }
-
     /// Computes the MV from its definition and replaces what it held. Returns its rows.
     async fn recompute(
         &self,
@@ -482,21 +455,21 @@ impl MvSession {
                 .collect()
         };
         let schema = stored_schema(definition.schema());
-        let batches = self.execute(definition.clone(), &schema).await?;
+        let rows = self
+            .materialize(name, sql.is_some(), definition.clone(), &schema)
+            .await?;
         let regroup = match incremental::shape(&definition) {
             Ok(Shape::Aggregate(r)) => Some(r),
             _ => None,
         };
-        let files = self.persist_fragment(name, sql.is_some(), &schema, &batches)?;
         self.install(Install {
             name: name.to_string(),
             sql,
             definition: definition.clone(),
             stored: Stored {
                 schema,
-                fragments: vec![batches],
+                rows,
                 regroup,
-                files,
                 computed_by: definition.clone(),
             },
             computed_from,
@@ -509,7 +482,7 @@ impl MvSession {
     /// Runs `plan` and returns its rows with `schema` (the MV's stored column names). Never
     /// rewritten: an MV computed from other MVs (stale ones, where tolerated, or itself) would
     /// be recorded as fresh with stale rows.
-    async fn execute(
+    pub(super) async fn execute(
         &self,
         plan: LogicalPlan,
         schema: &datafusion::arrow::datatypes::SchemaRef,
@@ -524,21 +497,6 @@ impl MvSession {
             .into_iter()
             .map(|b| RecordBatch::try_new(Arc::clone(schema), b.columns().to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?)
-    }
-
-    /// Writes rows of `name` to the data directory, if there is one and the MV is `persisted`
-    /// (it has SQL to be restored from): the new file's name.
-    fn persist_fragment(
-        &self,
-        name: &str,
-        persisted: bool,
-        schema: &datafusion::arrow::datatypes::SchemaRef,
-        batches: &[RecordBatch],
-    ) -> Result<Vec<String>> {
-        match &self.data_dir {
-            Some(dir) if persisted => Ok(vec![dir.write_fragment(name, schema, batches)?]),
-            _ => Ok(vec![]),
-        }
     }
 
     /// Replaces the MV's contents and registration with `new`, records what it was computed
@@ -580,13 +538,11 @@ impl MvSession {
                 catalog.record_write(&new.name, change);
             }
         }
-        let files = new.stored.files.clone();
-        self.lock_stored()?.insert(new.name.clone(), new.stored);
+        self.lock_stored()?
+            .insert(new.name.clone(), new.stored.clone());
         if new.save {
             self.save()?;
-            if let Some(dir) = &self.data_dir {
-                dir.remove_unlisted(&new.name, &files);
-            }
+            self.published(&new.name, &new.stored);
         }
         Ok(rows)
     }
@@ -683,7 +639,7 @@ impl MvSession {
         }
         self.save()?;
         if let Some(dir) = &self.data_dir {
-            dir.remove_unlisted(name, &[]);
+            dir.remove_mv(name);
         }
         Ok(())
     }

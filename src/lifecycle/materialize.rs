@@ -1,0 +1,158 @@
+//! Computing an MV's rows into where they live (`crate::lifecycle::storage`): in memory, or, for
+//! an MV kept in the store, a new generation of Parquet files (`crate::lifecycle::store`)
+//! published when the catalog names it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemTable;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+
+use super::MvSession;
+use crate::error::Result;
+use crate::lifecycle::incremental::Shape;
+use crate::lifecycle::storage::{MAX_FRAGMENTS, Rows, Stored};
+use crate::lifecycle::store::{DataDir, GenerationWriter};
+
+impl MvSession {
+    /// The store, when `persisted` (the MV has SQL to be restored from) and the session has one.
+    fn store_for(&self, persisted: bool) -> Option<&DataDir> {
+        self.data_dir.as_ref().filter(|_| persisted)
+    }
+
+    /// A new generation of `name` in `dir`, numbered from the session's counter.
+    fn new_generation(&self, dir: &DataDir, name: &str) -> Result<GenerationWriter> {
+        let writer = dir.new_generation(name, self.next_generation.load(Ordering::SeqCst))?;
+        self.next_generation
+            .fetch_max(writer.number() + 1, Ordering::SeqCst);
+        Ok(writer)
+    }
+
+    /// Runs `plan` (never rewritten) into the MV's rows: in memory, or streamed into a new
+    /// generation in the store as they are computed.
+    pub(super) async fn materialize(
+        &self,
+        name: &str,
+        persisted: bool,
+        plan: LogicalPlan,
+        schema: &SchemaRef,
+    ) -> Result<Rows> {
+        let Some(dir) = self.store_for(persisted) else {
+            return Ok(Rows::Memory(vec![self.execute(plan, schema).await?]));
+        };
+        let mut writer = self.new_generation(dir, name)?;
+        let stream = self
+            .without_rewrites()
+            .execute_logical_plan(plan)
+            .await?
+            .execute_stream()
+            .await?;
+        writer.write(schema, stream).await?;
+        let location = writer.dir().to_path_buf();
+        Ok(Rows::Files {
+            dir: location,
+            generation: writer.finish()?,
+        })
+    }
+
+    /// `stored` with the rows of an incremental refresh added (`added`, the definition over
+    /// the new rows, taken as `shape` says), and a note when that compacted it. In memory, a
+    /// fragment (regrouped into one past [`MAX_FRAGMENTS`]); in the store, a new generation
+    /// of final rows: the previous one's files and `added` for an MV computed row by row, the
+    /// previous rows and `added` regrouped for an aggregate.
+    pub(super) async fn add_rows(
+        &self,
+        name: &str,
+        mut stored: Stored,
+        added: Vec<RecordBatch>,
+        shape: &Shape,
+    ) -> Result<(Stored, Option<String>)> {
+        let (previous_dir, previous) = match &stored.rows {
+            Rows::Memory(_) => return self.add_fragment(stored, added).await,
+            Rows::Files { dir, generation } => (dir.clone(), generation.clone()),
+        };
+        let Some(store) = self.store_for(true) else {
+            return Err(crate::error::MvError::Internal(format!(
+                "{name} is kept in a store the session does not have"
+            )));
+        };
+        let mut writer = self.new_generation(store, name)?;
+        match shape {
+            Shape::Rows => {
+                writer.share(&previous_dir, &previous)?;
+                writer.write_batches(&stored.schema, &added)?;
+            }
+            Shape::Aggregate(regroup) => {
+                let schema = Arc::clone(&stored.schema);
+                let new = MemTable::try_new(Arc::clone(&schema), vec![added])?;
+                let both = LogicalPlanBuilder::scan(
+                    "__mvr_previous",
+                    provider_as_source(stored.provider()?),
+                    None,
+                )?
+                .union(
+                    LogicalPlanBuilder::scan(
+                        "__mvr_added",
+                        provider_as_source(Arc::new(new)),
+                        None,
+                    )?
+                    .build()?,
+                )?
+                .build()?;
+                let merged = regroup.plan(both, &schema)?;
+                let stream = self
+                    .without_rewrites()
+                    .execute_logical_plan(merged)
+                    .await?
+                    .execute_stream()
+                    .await?;
+                writer.write(&schema, stream).await?;
+            }
+        }
+        let dir = writer.dir().to_path_buf();
+        stored.rows = Rows::Files {
+            dir,
+            generation: writer.finish()?,
+        };
+        Ok((stored, None))
+    }
+
+    /// `added` as a new fragment in memory; an aggregate MV's fragments regrouped into one
+    /// once there are more than [`MAX_FRAGMENTS`], so that reading it stays close to reading
+    /// one.
+    async fn add_fragment(
+        &self,
+        mut stored: Stored,
+        added: Vec<RecordBatch>,
+    ) -> Result<(Stored, Option<String>)> {
+        if let Rows::Memory(fragments) = &mut stored.rows {
+            fragments.push(added);
+        }
+        if !(stored.needs_regroup()
+            && matches!(&stored.rows, Rows::Memory(f) if f.len() > MAX_FRAGMENTS))
+        {
+            return Ok((stored, None));
+        }
+        let regrouped = self
+            .ctx
+            .read_table(stored.provider()?)?
+            .logical_plan()
+            .clone();
+        let merged = self.execute(regrouped, &stored.schema).await?;
+        stored.rows = Rows::Memory(vec![merged]);
+        let note = format!("{} fragments compacted into one", MAX_FRAGMENTS + 1);
+        Ok((stored, Some(note)))
+    }
+
+    /// After the catalog named `stored`'s generation of `name`: `<mv>/current` points at it,
+    /// and the MV's other generations go (no version uses them any more).
+    pub(super) fn published(&self, name: &str, stored: &Stored) {
+        if let (Some(dir), Some(generation)) = (&self.data_dir, stored.generation()) {
+            dir.point_current(name, generation.number);
+            dir.remove_old_generations(name, generation.number);
+        }
+    }
+}
