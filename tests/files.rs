@@ -289,6 +289,48 @@ async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The same through the API: the next process registers the table on the context
+/// (`register_parquet`), not by SQL; the next statement through the session brings the MV
+/// back, stale when a file was added while no process ran, and a refresh reads only that file.
+#[tokio::test]
+async fn an_mv_kept_across_a_restart_comes_back_when_its_table_is_registered_on_the_context() {
+    let dir = fresh_dir("restart-api");
+    let files = dir.join("events");
+    let store = dir.join("store");
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 1000).await;
+    let location = format!("{}/", files.display());
+    {
+        let first = MvSession::with_data_dir(&store).unwrap();
+        first
+            .context()
+            .register_parquet("events", &location, Default::default())
+            .await
+            .unwrap();
+        first
+            .sql("CREATE MATERIALIZED VIEW by_kind AS SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind")
+            .await
+            .unwrap();
+        assert_eq!(answered(&first).await.0, vec!["by_kind"]);
+    }
+    write_file(&files, "part-1.parquet", 1001, 1100).await;
+    let second = MvSession::with_data_dir(&store).unwrap();
+    assert!(!second.catalog().read().unwrap().contains("by_kind"));
+    second
+        .context()
+        .register_parquet("events", &location, Default::default())
+        .await
+        .unwrap();
+    let (used, total) = answered(&second).await;
+    assert!(second.catalog().read().unwrap().contains("by_kind"));
+    assert_eq!((used.len(), total), (0, 605_550));
+    let (code, reason) = rejection(&second);
+    assert_eq!(code, ReasonCode::Stale);
+    assert!(reason.contains("events: 1 file added"), "{reason}");
+    assert_eq!(refreshed(&second, 605_550).await, RefreshMode::Incremental);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A location that does not exist is refused with DataFusion's error (no files to read a
 /// schema from), and a table whose directory is removed after an MV was computed from it
 /// makes the MV stale.

@@ -148,11 +148,13 @@ impl MvSession {
     }
 
     /// After the catalog named `stored`'s generation of `name`: `<mv>/current` points at it,
-    /// and the MV's other generations go (no version uses them any more).
-    pub(super) fn published(&self, name: &str, stored: &Stored) {
+    /// and the MV's generations older than the one it `replaced` go (no version uses them).
+    /// The replaced one stays until the next refresh, so that queries reading it finish.
+    pub(super) fn published(&self, name: &str, stored: &Stored, replaced: Option<&Stored>) {
         if let (Some(dir), Some(generation)) = (&self.data_dir, stored.generation()) {
             dir.point_current(name, generation.number);
-            dir.remove_old_generations(name, generation.number);
+            let previous = replaced.and_then(Stored::generation).map(|g| g.number);
+            dir.remove_old_generations(name, &[Some(generation.number), previous]);
         }
     }
 }

@@ -161,6 +161,7 @@ impl MvSession {
     /// MVs it reads (in dependency order). Returns what was done to each.
     pub async fn refresh_materialized_view(&self, name: &str) -> Result<Vec<Refreshed>> {
         let _maintenance = self.maintenance.lock().await;
+        self.observe_files_under(name).await?;
         let order: Vec<String> = {
             let catalog = self.read_catalog()?;
             if !catalog.contains(name) {
@@ -178,6 +179,22 @@ impl MvSession {
             done.push(self.refresh_one(&mv).await?);
         }
         Ok(done)
+    }
+
+    /// Lists the tables on files `name` reads, directly or through the MVs it reads, so
+    /// that an MV it reads whose files moved is seen stale and refreshed first.
+    async fn observe_files_under(&self, name: &str) -> Result<()> {
+        let tables: BTreeSet<String> = {
+            let catalog = self.read_catalog()?;
+            Dependencies::of(&catalog, None)
+                .inputs_of(name)
+                .iter()
+                .chain([&name.to_string()])
+                .filter_map(|m| catalog.get(m))
+                .flat_map(|mv| mv.base_tables.iter().cloned())
+                .collect()
+        };
+        self.observe_files(&tables).await
     }
 
     /// Refreshes the on-commit MVs that read `table`, directly or through other MVs, each
@@ -538,11 +555,12 @@ impl MvSession {
                 catalog.record_write(&new.name, change);
             }
         }
-        self.lock_stored()?
+        let replaced = self
+            .lock_stored()?
             .insert(new.name.clone(), new.stored.clone());
         if new.save {
             self.save()?;
-            self.published(&new.name, &new.stored);
+            self.published(&new.name, &new.stored, replaced.as_ref());
         }
         Ok(rows)
     }

@@ -211,9 +211,9 @@ impl DataDir {
             }
             match kept.get(&dir) {
                 Some(None) => {}
-                Some(Some(current)) => remove_generations(&dir, Some(*current)),
+                Some(Some(current)) => remove_generations(&dir, &[Some(*current)]),
                 None => {
-                    remove_generations(&dir, None);
+                    remove_generations(&dir, &[]);
                     if fs::symlink_metadata(dir.join("current")).is_ok_and(|m| m.is_symlink()) {
                         let _ = fs::remove_file(dir.join("current"));
                     }
@@ -223,9 +223,9 @@ impl DataDir {
         }
     }
 
-    /// Removes `mv`'s generations but `current`.
-    pub fn remove_old_generations(&self, mv: &str, current: u64) {
-        remove_generations(&self.mv_dir(mv), Some(current));
+    /// Removes `mv`'s generations but those in `keep`.
+    pub fn remove_old_generations(&self, mv: &str, keep: &[Option<u64>]) {
+        remove_generations(&self.mv_dir(mv), keep);
     }
 
     /// Removes everything of `mv` (dropped).
@@ -234,8 +234,8 @@ impl DataDir {
     }
 }
 
-/// Removes the generation directories in `dir` but `keep`.
-fn remove_generations(dir: &Path, keep: Option<u64>) {
+/// Removes the generation directories in `dir` but those in `keep`.
+fn remove_generations(dir: &Path, keep: &[Option<u64>]) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -244,7 +244,7 @@ fn remove_generations(dir: &Path, keep: Option<u64>) {
         let Ok(number) = name.parse::<u64>() else {
             continue;
         };
-        if Some(number) != keep && is_generation(&e.path()) {
+        if !keep.contains(&Some(number)) && is_generation(&e.path()) {
             let _ = fs::remove_dir_all(e.path());
         }
     }
