@@ -1,12 +1,14 @@
 //! A ready DataFusion session with materialized views: `CREATE MATERIALIZED VIEW` runs the
-//! definition, stores the result (in memory, and in Parquet files with a data directory), and
-//! queries are rewritten to use it. Writes through the session are versioned, so a stale MV
+//! definition, stores the result (in memory, or with a store as Parquet files other engines
+//! read), and queries are rewritten to use it. Writes through the session are versioned, so a stale MV
 //! never answers unless its staleness setting allows it (`crate::catalog::freshness`).
 //!
 //! `writes.rs` holds the writes to base tables, `refresh.rs` creating, refreshing (full or
-//! incremental) and dropping MVs, `restore.rs` saving and restoring the data directory;
-//! `incremental.rs` what an MV takes from appended rows, `storage.rs` an MV's rows in memory,
-//! `persist.rs` the data directory's files, `dependencies.rs` the graph of MVs.
+//! incremental) and dropping MVs, `restore.rs` saving and restoring the store;
+//! `incremental.rs` what an MV takes from appended rows, `storage.rs` where an MV's rows are
+//! and the provider reading them, `materialize.rs` computing them there, `store.rs` the
+//! store's generations of Parquet files, `persist.rs` its `catalog.json`,
+//! `dependencies.rs` the graph of MVs.
 //!
 //! May use: `frontend`, `engine`, `catalog` and everything below. Used by `cli`.
 

@@ -2,7 +2,7 @@
 //!
 //! A refresh is incremental when exactly one input only gained rows since the last one and the
 //! definition takes appended rows (`crate::lifecycle::incremental`); otherwise the MV is recomputed in
-//! full. Either way the new rows are computed (and written to the data directory) before
+//! full. Either way the new rows are computed (and, with a store, written as a new generation) before
 //! anything is replaced: a refresh that fails leaves the previous rows in place and the MV
 //! stale, with the failure as the reason.
 
@@ -137,7 +137,7 @@ impl MvSession {
     }
 
     /// Registers an MV from a logical plan (for example a DataFrame's), materializing it. It
-    /// has no SQL, so it is not saved in a data directory.
+    /// has no SQL, so it is not kept in a store (it stays in memory).
     pub async fn create_materialized_view_from_plan(
         &self,
         name: &str,
@@ -612,7 +612,7 @@ impl MvSession {
     }
 
     /// `DROP MATERIALIZED VIEW [IF EXISTS] name`: an error when other MVs read it. An MV saved
-    /// in the data directory but not restored is dropped from there.
+    /// in the store but not restored is dropped from there.
     pub fn drop_materialized_view(&self, name: &str, if_exists: bool) -> Result<()> {
         let _maintenance = self.maintenance_now()?;
         let readers: Vec<String> = {

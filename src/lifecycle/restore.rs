@@ -73,13 +73,13 @@ impl MvSession {
         dir.save(&saved)
     }
 
-    /// Restores the MVs saved in the data directory (the base tables they read must be
+    /// Restores the MVs kept in the store (the base tables they read must be
     /// registered first), with the rows and freshness they had: an MV stale before the
     /// restart is stale after it.
     ///
     /// An MV that cannot be restored (a base table it reads is not registered or has changed,
     /// one of its files is missing or unreadable, an MV it reads was not restored) is reported
-    /// in [`Restored::failed`] and does not stop the others. It stays in the data directory:
+    /// in [`Restored::failed`] and does not stop the others. It stays in the store:
     /// calling `restore` again, once what it needs is back, restores it.
     pub async fn restore(&self) -> Result<Restored> {
         let Some(dir) = &self.data_dir else {
@@ -158,8 +158,8 @@ impl MvSession {
             catalog.set_on_commit(&mv.name, mv.on_commit);
             catalog.set_mv_staleness(&mv.name, staleness);
         }
-        // Its tables on files are followed from now on. Files changed while no process ran
-        // are not seen: the state of the files it was computed from is not saved yet.
+        // Its tables on files are followed from now on, listed against the listing saved with
+        // the versions: files changed while no process ran make it stale.
         self.observe_files(&inputs).await
     }
 
