@@ -144,7 +144,21 @@ async fn staleness_modes_per_session_and_per_mv() {
 /// projection MV, a join MV whose dimension does not change, and a global aggregate.
 #[tokio::test]
 async fn incremental_refresh_equals_full_recompute_over_random_appends() {
-    let s = events_session(MvSession::new()).await;
+    random_appends(MvSession::new(), false).await;
+}
+
+/// The same with the MVs kept in a store: each incremental refresh publishes a generation of
+/// final rows (the aggregates' new partial aggregates merged into the previous rows), read
+/// through a listing table.
+#[tokio::test]
+async fn incremental_refresh_into_a_store_equals_full_recompute_over_random_appends() {
+    let dir = temp_dir("random-appends-store");
+    random_appends(MvSession::with_data_dir(&dir).unwrap(), true).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn random_appends(session: MvSession, in_store: bool) {
+    let s = events_session(session).await;
     let definitions = [
         ("by_type", BY_TYPE),
         (
@@ -174,6 +188,7 @@ async fn incremental_refresh_equals_full_recompute_over_random_appends() {
     let mut rng = Rng::new(2026);
     let mut next_id = 100_000;
     let mut saw_duplicate_groups = false;
+    let mut compacted = false;
     for round in 0..12 {
         let n = 1 + rng.below(400) as usize;
         let batch = more_events(n, 1000 + round, next_id);
@@ -211,6 +226,12 @@ async fn incremental_refresh_equals_full_recompute_over_random_appends() {
                 .unwrap_or_else(|e| panic!("{name} after round {round}: {e}"));
             let groups: usize = contents.iter().map(|b| b.num_rows()).sum();
             saw_duplicate_groups |= name == "by_type" && stored > groups;
+            compacted |= done[0].reason.contains("compacted");
+            // A store holds final rows only: one per group.
+            assert!(
+                !in_store || stored == groups,
+                "{name}: {stored} rows stored"
+            );
         }
         assert_eq!(answered_by(&s, BY_TYPE_QUERY).await, ["by_type"]);
         assert_eq!(
@@ -226,9 +247,14 @@ async fn incremental_refresh_equals_full_recompute_over_random_appends() {
             ["means"]
         );
     }
+    // Fragments in memory, files of a generation in a store: compacted, never more than 8.
+    assert!(compacted);
+    if let Some(at) = s.mv_location("big_clicks").unwrap() {
+        assert!(std::fs::read_dir(at).unwrap().count() <= 8);
+    }
     assert!(
-        saw_duplicate_groups,
-        "no fragment ever held a group twice: the regrouping view was never exercised"
+        saw_duplicate_groups != in_store,
+        "in memory, a fragment holds a group twice (the regrouping view is exercised); never in a store"
     );
 }
 

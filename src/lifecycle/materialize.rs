@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
 use datafusion::datasource::provider_as_source;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 
 use super::MvSession;
@@ -44,13 +45,7 @@ impl MvSession {
             return Ok(Rows::Memory(vec![self.execute(plan, schema).await?]));
         };
         let mut writer = self.new_generation(dir, name)?;
-        let stream = self
-            .without_rewrites()
-            .execute_logical_plan(plan)
-            .await?
-            .execute_stream()
-            .await?;
-        writer.write(schema, stream).await?;
+        writer.write(schema, self.stream(plan).await?).await?;
         let location = writer.dir().to_path_buf();
         Ok(Rows::Files {
             dir: location,
@@ -61,8 +56,9 @@ impl MvSession {
     /// `stored` with the rows of an incremental refresh added (`added`, the definition over
     /// the new rows, taken as `shape` says), and a note when that compacted it. In memory, a
     /// fragment (regrouped into one past [`MAX_FRAGMENTS`]); in the store, a new generation
-    /// of final rows: the previous one's files and `added` for an MV computed row by row, the
-    /// previous rows and `added` regrouped for an aggregate.
+    /// of final rows: for an MV computed row by row the previous generation's files (linked)
+    /// and `added`, rewritten as one file past [`MAX_FRAGMENTS`] files; for an aggregate the
+    /// previous rows and `added` regrouped.
     pub(super) async fn add_rows(
         &self,
         name: &str,
@@ -80,36 +76,22 @@ impl MvSession {
             )));
         };
         let mut writer = self.new_generation(store, name)?;
+        let schema = Arc::clone(&stored.schema);
+        let mut note = None;
         match shape {
-            Shape::Rows => {
+            Shape::Rows if previous.files.len() < MAX_FRAGMENTS => {
                 writer.share(&previous_dir, &previous)?;
-                writer.write_batches(&stored.schema, &added)?;
+                writer.write_batches(&schema, &added)?;
+            }
+            Shape::Rows => {
+                let both = self.previous_and_added(&stored, added)?;
+                writer.write(&schema, self.stream(both).await?).await?;
+                note = Some(format!("{} files compacted into one", MAX_FRAGMENTS + 1));
             }
             Shape::Aggregate(regroup) => {
-                let schema = Arc::clone(&stored.schema);
-                let new = MemTable::try_new(Arc::clone(&schema), vec![added])?;
-                let both = LogicalPlanBuilder::scan(
-                    "__mvr_previous",
-                    provider_as_source(stored.provider()?),
-                    None,
-                )?
-                .union(
-                    LogicalPlanBuilder::scan(
-                        "__mvr_added",
-                        provider_as_source(Arc::new(new)),
-                        None,
-                    )?
-                    .build()?,
-                )?
-                .build()?;
+                let both = self.previous_and_added(&stored, added)?;
                 let merged = regroup.plan(both, &schema)?;
-                let stream = self
-                    .without_rewrites()
-                    .execute_logical_plan(merged)
-                    .await?
-                    .execute_stream()
-                    .await?;
-                writer.write(&schema, stream).await?;
+                writer.write(&schema, self.stream(merged).await?).await?;
             }
         }
         let dir = writer.dir().to_path_buf();
@@ -117,7 +99,28 @@ impl MvSession {
             dir,
             generation: writer.finish()?,
         };
-        Ok((stored, None))
+        Ok((stored, note))
+    }
+
+    /// The MV's rows as `stored` holds them, then `added`.
+    fn previous_and_added(&self, stored: &Stored, added: Vec<RecordBatch>) -> Result<LogicalPlan> {
+        let new = MemTable::try_new(Arc::clone(&stored.schema), vec![added])?;
+        let previous = provider_as_source(stored.provider()?);
+        let added =
+            LogicalPlanBuilder::scan("__mvr_added", provider_as_source(Arc::new(new)), None)?;
+        Ok(LogicalPlanBuilder::scan("__mvr_previous", previous, None)?
+            .union(added.build()?)?
+            .build()?)
+    }
+
+    /// `plan`'s rows as they are computed (never rewritten).
+    async fn stream(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
+        Ok(self
+            .without_rewrites()
+            .execute_logical_plan(plan)
+            .await?
+            .execute_stream()
+            .await?)
     }
 
     /// `added` as a new fragment in memory; an aggregate MV's fragments regrouped into one
