@@ -563,3 +563,43 @@ async fn nested_mvs_in_a_store_refresh_and_restore_in_order() {
     .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A store written by an earlier mvrewrite (fragments `<mv>/<n>.parquet`, no generations):
+/// opened, its MV not restored with a reason that says so, its files left alone, and created
+/// again as a generation beside them.
+#[tokio::test]
+async fn a_store_of_fragments_from_an_earlier_version_is_not_read_as_rows() {
+    let dir = fresh_dir("earlier");
+    let (files, store) = (dir.join("events"), dir.join("store"));
+    std::fs::create_dir_all(store.join("by_kind")).unwrap();
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 100).await;
+    write_file(&store.join("by_kind"), "1.parquet", 1, 10).await;
+    let earlier = r#"{"versions": {"events": 0}, "file_listings": {}, "mvs": [{
+        "name": "by_kind", "columns": ["kind", "total", "n"], "on_commit": false,
+        "sql": "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind",
+        "staleness": null, "computed_from": {"events": 0}, "computed_at_ms": 0,
+        "files": ["1.parquet"]}]}"#;
+    std::fs::write(store.join("catalog.json"), earlier).unwrap();
+    let session = MvSession::with_data_dir(&store).unwrap();
+    session
+        .context()
+        .register_parquet("events", files.to_str().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let restored = session.restore().await.unwrap();
+    let [(name, why)] = &restored.failed[..] else {
+        panic!("{:?}", restored.failed)
+    };
+    assert_eq!(name, "by_kind");
+    assert!(why.to_string().contains("earlier mvrewrite"), "{why}");
+    assert!(store.join("by_kind/1.parquet").exists());
+    run(
+        &session,
+        &format!("CREATE OR REPLACE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+    )
+    .await;
+    let at = session.mv_location("by_kind").unwrap().unwrap();
+    assert_eq!(plain_read_equals(&at, &files, BY_KIND).await, 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

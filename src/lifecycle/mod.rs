@@ -1,7 +1,7 @@
 //! A ready DataFusion session with materialized views: `CREATE MATERIALIZED VIEW` runs the
 //! definition, stores the result (in memory, or with a store as Parquet files other engines
-//! read), and queries are rewritten to use it. Writes through the session are versioned, so a stale MV
-//! never answers unless its staleness setting allows it (`crate::catalog::freshness`).
+//! read), and queries are rewritten to use it. Writes through the session are versioned, so a
+//! stale MV never answers unless its staleness setting allows it (`crate::catalog::freshness`).
 //!
 //! `writes.rs` holds the writes to base tables, `refresh.rs` creating, refreshing (full or
 //! incremental) and dropping MVs, `restore.rs` saving and restoring the store;

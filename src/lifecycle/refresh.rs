@@ -2,9 +2,9 @@
 //!
 //! A refresh is incremental when exactly one input only gained rows since the last one and the
 //! definition takes appended rows (`crate::lifecycle::incremental`); otherwise the MV is recomputed in
-//! full. Either way the new rows are computed (and, with a store, written as a new generation) before
-//! anything is replaced: a refresh that fails leaves the previous rows in place and the MV
-//! stale, with the failure as the reason.
+//! full. Either way the new rows are computed (and, with a store, written as a new
+//! generation) before anything is replaced: a refresh that fails leaves the previous rows in
+//! place and the MV stale, with the failure as the reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
