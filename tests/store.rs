@@ -603,3 +603,49 @@ async fn a_store_of_fragments_from_an_earlier_version_is_not_read_as_rows() {
     assert_eq!(plain_read_equals(&at, &files, BY_KIND).await, 3);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A refresh whose commit fails (`catalog.json` cannot be replaced): the refresh is an error
+/// and the MV stale; the generation it wrote is not named, so the next process restores the
+/// previous one (stale: its table moved) and removes the unnamed one.
+#[tokio::test]
+async fn a_refresh_whose_catalog_cannot_be_written_is_not_published() {
+    let dir = fresh_dir("commit");
+    let (files, store) = (dir.join("events"), dir.join("store"));
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 1000).await;
+    let blocker = store.join("catalog.json.tmp");
+    let (previous, before) = {
+        let session = MvSession::with_data_dir(&store).unwrap();
+        run(&session, &create_events(&files)).await;
+        run(
+            &session,
+            &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+        )
+        .await;
+        let before = run(&session, "SELECT * FROM by_kind").await;
+        write_file(&files, "part-1.parquet", 1001, 2000).await;
+        std::fs::create_dir_all(&blocker).unwrap();
+        let err = session
+            .refresh_materialized_view("by_kind")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MvError::Storage(_)), "{err}");
+        session.clear_report();
+        run(&session, BY_KIND).await;
+        let (code, reason) = rejection(&session, "by_kind");
+        assert_eq!(code, ReasonCode::Stale);
+        assert!(reason.contains("refresh failed"), "{reason}");
+        (named(&store, "by_kind").unwrap(), before)
+    };
+    assert!(generations(&store, "by_kind").len() > 1);
+    std::fs::remove_dir(&blocker).unwrap();
+    let session = MvSession::with_data_dir(&store).unwrap();
+    assert_eq!(generations(&store, "by_kind"), [previous]);
+    run(&session, &create_events(&files)).await;
+    compare(&before, &run(&session, "SELECT * FROM by_kind").await).unwrap();
+    session.clear_report();
+    let answer = run(&session, BY_KIND).await;
+    compare(&rows(&session.without_rewrites(), BY_KIND).await, &answer).unwrap();
+    assert_eq!(rejection(&session, "by_kind").0, ReasonCode::Stale);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
