@@ -10,16 +10,20 @@
 //! Every refresh publishes a new, immutable generation: a directory holding the MV's final
 //! rows (never partial aggregates: an aggregate MV's incremental refresh merges its new rows
 //! into the previous generation's). Its files are written and synced, then `catalog.json` is
-//! replaced atomically to name it: that rename is the commit. A generation the catalog does not
-//! name is never read, so a refresh cut short (an error, a killed process) leaves the previous
-//! generation as the MV's rows; the next garbage collection removes what it left.
+//! replaced atomically to name it: that rename is the commit. A session opening the store reads
+//! only generations the catalog names, so a refresh cut short (an error, a killed process)
+//! leaves the previous generation as the MV's rows; garbage collection removes what it left.
 //!
 //! Why generations rather than files added to one directory: a reader (another engine, a
 //! Ballista executor) that lists a generation's directory sees one whole version, and a file
 //! once published never changes, so caches keyed by path stay right. A generation of an MV
 //! computed row by row shares its previous generation's files through hard links (copied where
 //! links are refused), so an incremental refresh writes only its new rows. File `<k>.parquet`
-//! was first written by generation `k`, so a path names the same bytes for ever.
+//! was first written by generation `k`, and generation numbers come from one counter for the
+//! whole store, saved in the catalog: a published path is never reused, even by an MV dropped
+//! and created again. The generation a refresh replaced stays until the next refresh, so that
+//! queries already reading it finish; `current` gives other engines one stable location; the
+//! lock keeps a second session from collecting a generation the first is writing.
 //!
 //! Only a local directory is a store for now; object-store URLs are not.
 
@@ -214,8 +218,10 @@ impl DataDir {
                 Some(Some(current)) => remove_generations(&dir, &[Some(*current)]),
                 None => {
                     remove_generations(&dir, &[]);
-                    if fs::symlink_metadata(dir.join("current")).is_ok_and(|m| m.is_symlink()) {
-                        let _ = fs::remove_file(dir.join("current"));
+                    for link in ["current", "current.tmp"].map(|l| dir.join(l)) {
+                        if fs::symlink_metadata(&link).is_ok_and(|m| m.is_symlink()) {
+                            let _ = fs::remove_file(link);
+                        }
                     }
                     let _ = fs::remove_dir(&dir);
                 }
