@@ -60,7 +60,8 @@ pub enum MvError {
         /// Why the refresh failed.
         error: Box<MvError>,
     },
-    /// Reading or writing the data directory failed; what was stored before is intact.
+    /// Reading or writing the store failed (the message names the file); what was stored
+    /// before is intact.
     #[error("storage: {0}")]
     Storage(String),
     /// A command-line input that cannot be used (unreadable file, unknown option value).

@@ -330,6 +330,13 @@ fn shell_keeps_mvs_across_runs_with_store() {
          SELECT a, sum(b) FROM t GROUP BY a ORDER BY a;",
     );
     assert!(first.contains("answered by s"), "{first}");
+    // Where another engine reads each MV: a generation directory of the store.
+    let at = store.join("s").join("1");
+    assert!(
+        first.contains(&format!("s stored at {}", at.display())),
+        "{first}"
+    );
+    assert!(at.join("1.parquet").exists());
     let second = shell(
         "SELECT a, sum(b) FROM t GROUP BY a ORDER BY a;\n\
          SELECT a, count(*) FROM t GROUP BY a ORDER BY a;",

@@ -41,7 +41,11 @@ async fn write_file(dir: &Path, file: &str, first: i64, last: i64) {
 
 /// A session over the Parquet files in `dir`, with `by_kind` over them.
 async fn session_over(dir: &Path) -> MvSession {
-    let session = MvSession::new();
+    session_with(dir, MvSession::new()).await
+}
+
+/// `session` over the Parquet files in `dir`, with `by_kind` over them.
+async fn session_with(dir: &Path, session: MvSession) -> MvSession {
     let create = format!(
         "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{}/'",
         dir.display()
@@ -203,14 +207,30 @@ async fn a_corrupt_file_gives_an_error_and_the_mv_never_answers_from_it() {
 /// sequence, every answer equals the original's, and after a refresh the MV answers.
 #[tokio::test]
 async fn random_file_changes_and_refreshes_keep_every_answer_right() {
+    random_file_changes(false).await;
+}
+
+/// The same with `by_kind` kept in a store: each refresh a new generation of final rows.
+#[tokio::test]
+async fn random_file_changes_and_refreshes_of_an_mv_in_a_store() {
+    random_file_changes(true).await;
+}
+
+async fn random_file_changes(in_store: bool) {
     let seed: u64 = std::env::var("FILES_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(28);
     let mut rng = Rng::new(seed);
-    let dir = fresh_dir("random");
+    let root = fresh_dir("random");
+    let dir = root.join("events");
+    std::fs::create_dir_all(&dir).unwrap();
     write_file(&dir, "part-0.parquet", 1, 300).await;
-    let session = session_over(&dir).await;
+    let session = match in_store {
+        true => MvSession::with_data_dir(root.join("store")).unwrap(),
+        false => MvSession::new(),
+    };
+    let session = session_with(&dir, session).await;
     let mut files = vec!["part-0.parquet".to_string()];
     let mut next = 301;
     let (mut incremental, mut full) = (0, 0);
@@ -241,8 +261,29 @@ async fn random_file_changes_and_refreshes_keep_every_answer_right() {
             assert_eq!(answered(&session).await.0, vec!["by_kind"], "seed {seed}");
         }
     }
-    eprintln!("files: seed {seed}, {incremental} incremental and {full} full refreshes");
-    std::fs::remove_dir_all(&dir).unwrap();
+    eprintln!(
+        "files (store: {in_store}): seed {seed}, {incremental} incremental and {full} full refreshes"
+    );
+    if in_store {
+        // Refreshed, the MV's rows as another engine reads them are its definition's.
+        session.refresh_materialized_view("by_kind").await.unwrap();
+        let location = session.mv_location("by_kind").unwrap().unwrap();
+        let plain = SessionContext::new();
+        plain
+            .register_parquet("mv", location.to_str().unwrap(), Default::default())
+            .await
+            .unwrap();
+        let stored = plain.sql("SELECT * FROM mv").await.unwrap().collect().await;
+        let definition = session
+            .without_rewrites()
+            .sql("SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind")
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        compare(&definition.unwrap(), &stored.unwrap()).unwrap();
+    }
+    std::fs::remove_dir_all(&root).unwrap();
 }
 
 /// MVs kept in a data directory come back in the next process as soon as the table they read
@@ -286,6 +327,48 @@ async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
     assert_eq!(code, ReasonCode::Stale);
     assert!(reason.contains("events: 1 file added"), "{reason}");
     refreshed(&third, 605_550).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The same through the API: the next process registers the table on the context
+/// (`register_parquet`), not by SQL; the next statement through the session brings the MV
+/// back, stale when a file was added while no process ran, and a refresh reads only that file.
+#[tokio::test]
+async fn an_mv_kept_across_a_restart_comes_back_when_its_table_is_registered_on_the_context() {
+    let dir = fresh_dir("restart-api");
+    let files = dir.join("events");
+    let store = dir.join("store");
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 1000).await;
+    let location = format!("{}/", files.display());
+    {
+        let first = MvSession::with_data_dir(&store).unwrap();
+        first
+            .context()
+            .register_parquet("events", &location, Default::default())
+            .await
+            .unwrap();
+        first
+            .sql("CREATE MATERIALIZED VIEW by_kind AS SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind")
+            .await
+            .unwrap();
+        assert_eq!(answered(&first).await.0, vec!["by_kind"]);
+    }
+    write_file(&files, "part-1.parquet", 1001, 1100).await;
+    let second = MvSession::with_data_dir(&store).unwrap();
+    assert!(!second.catalog().read().unwrap().contains("by_kind"));
+    second
+        .context()
+        .register_parquet("events", &location, Default::default())
+        .await
+        .unwrap();
+    let (used, total) = answered(&second).await;
+    assert!(second.catalog().read().unwrap().contains("by_kind"));
+    assert_eq!((used.len(), total), (0, 605_550));
+    let (code, reason) = rejection(&second);
+    assert_eq!(code, ReasonCode::Stale);
+    assert!(reason.contains("events: 1 file added"), "{reason}");
+    assert_eq!(refreshed(&second, 605_550).await, RefreshMode::Incremental);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -12,6 +12,7 @@ use datafusion::logical_expr::LogicalPlan;
 
 use crate::error::{MvError, Result};
 use crate::frontend::rewrite::split_statements;
+use crate::frontend::sql::{MvStatement, parse_mv_statement, standard_sql};
 use crate::lifecycle::MvSession;
 use crate::lifecycle::progress::{Progress, ProgressSink};
 
@@ -133,8 +134,24 @@ pub async fn run_statement(session: &MvSession, sql: &str) -> Result<String> {
             out.push_str(&format!("answered by {}\n", used.join(", ")));
         }
     }
+    if let Some(stored) = stored_at(session, sql)? {
+        out.push_str(&stored);
+    }
     out.push_str(&format!("time: {:.3} s\n", elapsed.as_secs_f64()));
     Ok(out)
+}
+
+/// Where an MV created or refreshed by `sql` is kept, when the session has a store: the
+/// generation directory another engine reads it at.
+fn stored_at(session: &MvSession, sql: &str) -> Result<Option<String>> {
+    let name = match parse_mv_statement(&standard_sql(sql)) {
+        Ok(Some(MvStatement::Create(create))) => create.name,
+        Ok(Some(MvStatement::Refresh { name })) => name,
+        _ => return Ok(None),
+    };
+    Ok(session
+        .mv_location(&name)?
+        .map(|at| format!("{name} stored at {}\n", at.display())))
 }
 
 /// Runs every statement of `script`, printing results and errors; the number of errors.

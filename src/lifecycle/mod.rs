@@ -1,27 +1,31 @@
 //! A ready DataFusion session with materialized views: `CREATE MATERIALIZED VIEW` runs the
-//! definition, stores the result (in memory, and in Parquet files with a data directory), and
-//! queries are rewritten to use it. Writes through the session are versioned, so a stale MV
-//! never answers unless its staleness setting allows it (`crate::catalog::freshness`).
+//! definition, stores the result (in memory, or with a store as Parquet files other engines
+//! read), and queries are rewritten to use it. Writes through the session are versioned, so a
+//! stale MV never answers unless its staleness setting allows it (`crate::catalog::freshness`).
 //!
 //! `writes.rs` holds the writes to base tables, `refresh.rs` creating, refreshing (full or
-//! incremental) and dropping MVs, `restore.rs` saving and restoring the data directory;
-//! `incremental.rs` what an MV takes from appended rows, `storage.rs` an MV's rows in memory,
-//! `persist.rs` the data directory's files, `dependencies.rs` the graph of MVs, `progress.rs`
-//! what long refreshes report while they run.
+//! incremental) and dropping MVs, `restore.rs` saving and restoring the store;
+//! `incremental.rs` what an MV takes from appended rows, `storage.rs` where an MV's rows are
+//! and the provider reading them, `materialize.rs` computing them there, `store.rs` the
+//! store's generations of Parquet files, `persist.rs` its `catalog.json`,
+//! `dependencies.rs` the graph of MVs, `progress.rs` what long computations report as they run.
 //!
 //! May use: `frontend`, `engine`, `catalog` and everything below. Used by `cli`.
 
 pub mod dependencies;
 mod files;
 pub mod incremental;
+mod materialize;
 pub mod persist;
 pub mod progress;
 mod refresh;
 mod restore;
 pub mod storage;
+pub mod store;
 mod writes;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::arrow::array::{StringArray, UInt64Array};
@@ -43,9 +47,10 @@ use crate::engine::Engine;
 use crate::error::{MvError, Result};
 use crate::frontend::optimizer_rule::MvRewriteRule;
 use crate::frontend::sql::{MvStatement, mv_statement, standard_sql};
-use crate::lifecycle::persist::{DataDir, SavedMv};
+use crate::lifecycle::persist::{SavedCatalog, SavedMv};
 use crate::lifecycle::progress::ProgressSink;
 use crate::lifecycle::storage::Stored;
+use crate::lifecycle::store::DataDir;
 use crate::report::Report;
 
 use refresh::Install;
@@ -68,7 +73,12 @@ pub struct MvSession {
     /// dropped, and their names are taken.
     data_dir: Option<DataDir>,
     pending: Mutex<Vec<SavedMv>>,
-    /// Where the progress of long refreshes goes, if anywhere.
+    /// For each kept MV a restore failed for, the tables it reads that were registered then:
+    /// it is tried again once that changes.
+    restore_tried: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// The number of the next generation written to the store.
+    next_generation: AtomicU64,
+    /// Where the progress of long computations goes, if anywhere.
     progress: Mutex<Option<ProgressSink>>,
 }
 
@@ -122,29 +132,50 @@ impl MvSession {
             maintenance: tokio::sync::Mutex::new(()),
             data_dir: None,
             pending: Mutex::new(Vec::new()),
+            restore_tried: Mutex::new(BTreeMap::new()),
+            next_generation: AtomicU64::new(1),
             progress: Mutex::new(None),
         }
     }
 
-    /// A session whose MVs (definitions, rows as Parquet, freshness) are kept in `dir` and
-    /// survive a restart: register the base tables, then call [`MvSession::restore`].
+    /// A session whose MVs (definitions, rows as Parquet, freshness) are kept in the store
+    /// `dir` and survive a restart: register the base tables, then call
+    /// [`MvSession::restore`] (or run statements through [`MvSession::sql`], which restores
+    /// the kept MVs as soon as the tables they read are registered). The session locks the
+    /// store: a second session on it is refused while this one lives. Generations of MV rows
+    /// the catalog does not name (older ones, and those a refresh cut short left) are removed.
     pub fn with_data_dir(dir: impl Into<std::path::PathBuf>) -> Result<Self> {
         let mut session = Self::new();
-        let data = DataDir::open(dir)?;
-        let saved = data.load()?;
-        if let Some(saved) = &saved {
+        let mut data = DataDir::open(dir)?;
+        data.lock()?;
+        let saved = data.load()?.unwrap_or_default();
+        {
             let mut catalog = session.write_catalog()?;
             catalog.restore_versions(saved.versions.clone());
             catalog.restore_listings(saved.file_listings.clone());
         }
+        collect_garbage(&data, &saved);
+        session.next_generation = AtomicU64::new(saved.next_generation.max(1));
         session.data_dir = Some(data);
-        session.pending = Mutex::new(saved.map(|s| s.mvs).unwrap_or_default());
+        session.pending = Mutex::new(saved.mvs);
         Ok(session)
     }
 
-    /// The data directory MVs are kept in, if any.
+    /// The store MVs are kept in, if any.
     pub fn data_dir(&self) -> Option<&DataDir> {
         self.data_dir.as_ref()
+    }
+
+    /// The directory holding the rows of `mv` as it is now, when it is kept in the store: a
+    /// generation other engines can read as a Parquet table, never changed once published.
+    pub fn mv_location(&self, mv: &str) -> Result<Option<std::path::PathBuf>> {
+        let stored = self.lock_stored()?;
+        Ok(
+            match (&self.data_dir, stored.get(mv).and_then(Stored::generation)) {
+                (Some(dir), Some(generation)) => Some(dir.generation_dir(mv, generation.number)),
+                _ => None,
+            },
+        )
     }
 
     /// How stale an MV without its own setting may be and still answer (default: enforced).
@@ -195,6 +226,8 @@ impl MvSession {
     /// Runs one SQL statement: MV statements are handled here, writes are versioned, the rest
     /// is DataFusion's.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        // Tables registered since the last statement, however they were, may bring kept MVs back.
+        self.restore_if_ready().await?;
         let sql = standard_sql(sql);
         let sql = sql.as_ref();
         match mv_statement(sql) {
@@ -247,10 +280,10 @@ impl MvSession {
                     )
                 );
                 let done = self.run_plan(plan).await?;
-                // MVs kept in the data directory come back once the tables they read exist,
-                // whenever those are registered; the others stay kept.
-                if creates_table && self.has_pending()? {
-                    self.restore().await?;
+                // MVs kept in the store come back once the tables they read exist, whenever
+                // those are registered; the others stay kept.
+                if creates_table {
+                    self.restore_if_ready().await?;
                 }
                 Ok(done)
             }
@@ -295,6 +328,22 @@ fn files_runtime() -> Arc<RuntimeEnv> {
         .with_cache_manager(caches)
         .build_arc()
         .unwrap_or_default()
+}
+
+/// Removes the store's generations `saved` does not name, and points each MV's `current` at
+/// the one it names (a process may have died between the two).
+fn collect_garbage(store: &DataDir, saved: &SavedCatalog) {
+    let keep: BTreeMap<String, Option<u64>> = saved
+        .mvs
+        .iter()
+        .map(|mv| (mv.name.clone(), mv.generation.as_ref().map(|g| g.number)))
+        .collect();
+    for (mv, generation) in &keep {
+        if let Some(number) = generation {
+            store.point_current(mv, *number);
+        }
+    }
+    store.collect_garbage(&keep);
 }
 
 /// What `REFRESH MATERIALIZED VIEW` returns: one row per MV refreshed (inputs first), with how

@@ -1,26 +1,23 @@
-//! Persistence: with a data directory, MV definitions, their rows (Parquet, one file per
-//! fragment) and their freshness survive a restart.
+//! The store's catalog, `catalog.json`: MV definitions, the generation of rows each is at
+//! (`crate::lifecycle::store`), their freshness, and the table versions and listings it goes
+//! with, so that all of it survives a restart.
 //!
-//! Every file is written whole under a temporary name, synced, then renamed into place, and
-//! `catalog.json` (the list of MVs and the files that hold each) is replaced the same way
-//! only after the files it names exist: a write that fails or a process that dies midway leaves
-//! the previous catalog and files as they were, never half of a new one.
+//! It is written whole under a temporary name, synced, then renamed into place, only after
+//! the generations it names are synced: the rename is the commit of a refresh. A write that
+//! fails or a process that dies midway leaves the previous catalog, naming the previous
+//! generations.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
 use crate::catalog::files::FileSet;
 use crate::error::{MvError, Result};
+use crate::lifecycle::store::{DataDir, Generation, StoredFile, io};
 
 /// One MV as saved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,8 +30,9 @@ pub struct SavedMv {
     pub staleness: Option<String>,
     pub computed_from: BTreeMap<String, u64>,
     pub computed_at: SystemTime,
-    /// Its fragments' files, oldest first.
-    pub files: Vec<String>,
+    /// The generation of rows the catalog names (`None`: saved by an earlier mvrewrite, as
+    /// fragments, which a restore does not read).
+    pub generation: Option<Generation>,
 }
 
 /// The saved catalog: table versions and MVs, every MV after those it reads.
@@ -44,118 +42,15 @@ pub struct SavedCatalog {
     pub mvs: Vec<SavedMv>,
     /// The last listing of each table on files, which its saved version goes with.
     pub file_listings: BTreeMap<String, FileSet>,
-}
-
-/// A data directory.
-#[derive(Clone, Debug)]
-pub struct DataDir {
-    root: PathBuf,
-}
-
-fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> MvError {
-    MvError::Storage(format!("{what} {}: {e}", path.display()))
+    /// The number the next generation written takes (numbers are never reused once
+    /// published, even by an MV dropped and created again).
+    pub next_generation: u64,
 }
 
 impl DataDir {
-    /// Opens (creating) a data directory.
-    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = root.into();
-        fs::create_dir_all(&root).map_err(|e| io("cannot create", &root, e))?;
-        Ok(DataDir { root })
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.root
-    }
-
-    /// The directory holding `mv`'s files: its name with every byte but lower-case letters,
-    /// digits and `_` escaped as `%XX`, so that distinct names never share a directory (upper
-    /// case included, for file systems that ignore case).
-    pub fn mv_dir(&self, mv: &str) -> PathBuf {
-        let safe: String = mv
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        self.root.join(safe)
-    }
-
-    /// Writes `batches` as a new Parquet file of `mv` and returns its name. The file appears
-    /// under its name only once complete.
-    pub fn write_fragment(
-        &self,
-        mv: &str,
-        schema: &SchemaRef,
-        batches: &[RecordBatch],
-    ) -> Result<String> {
-        let dir = self.mv_dir(mv);
-        fs::create_dir_all(&dir).map_err(|e| io("cannot create", &dir, e))?;
-        let next = fs::read_dir(&dir)
-            .map_err(|e| io("cannot list", &dir, e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_suffix(".parquet")?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .max()
-            .map_or(1, |n| n + 1);
-        let name = format!("{next}.parquet");
-        let path = dir.join(&name);
-        write_atomically(&path, |file| {
-            let mut writer =
-                ArrowWriter::try_new(file, Arc::clone(schema), None).map_err(|e| e.to_string())?;
-            for b in batches {
-                writer.write(b).map_err(|e| e.to_string())?;
-            }
-            writer.close().map(|_| ()).map_err(|e| e.to_string())
-        })?;
-        Ok(name)
-    }
-
-    /// Reads one of `mv`'s files.
-    pub fn read_fragment(&self, mv: &str, file: &str) -> Result<Vec<RecordBatch>> {
-        let path = self.mv_dir(mv).join(file);
-        let f = File::open(&path).map_err(|e| io("cannot open", &path, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(f)
-            .and_then(|b| b.build())
-            .map_err(|e| io("cannot read", &path, e))?;
-        reader
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| io("cannot read", &path, e))
-    }
-
-    /// Deletes `mv`'s files not in `keep` (all of them, and its directory, when `keep` is
-    /// empty). Called after the catalog stopped naming them; a failure leaves garbage, never
-    /// a wrong answer.
-    pub fn remove_unlisted(&self, mv: &str, keep: &[String]) {
-        let dir = self.mv_dir(mv);
-        if keep.is_empty() {
-            let _ = fs::remove_dir_all(&dir);
-            return;
-        }
-        let Ok(entries) = fs::read_dir(&dir) else {
-            return;
-        };
-        for e in entries.filter_map(|e| e.ok()) {
-            let name = e.file_name().to_string_lossy().to_string();
-            if !keep.contains(&name) {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-    }
-
     /// The saved catalog, if one was saved.
     pub fn load(&self) -> Result<Option<SavedCatalog>> {
-        let path = self.root.join("catalog.json");
+        let path = self.path().join("catalog.json");
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -188,7 +83,7 @@ impl DataDir {
                     "computed_at_ms": m.computed_at
                         .duration_since(SystemTime::UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as u64),
-                    "files": m.files,
+                    "generation": m.generation.as_ref().map(generation_json),
                 })
             })
             .collect();
@@ -197,10 +92,15 @@ impl DataDir {
             .iter()
             .map(|(t, f)| (t.clone(), f.to_json()))
             .collect();
-        let saved = json!({ "versions": versions, "mvs": mvs, "file_listings": listings });
+        let saved = json!({
+            "versions": versions,
+            "mvs": mvs,
+            "file_listings": listings,
+            "next_generation": catalog.next_generation,
+        });
         let text =
             serde_json::to_string_pretty(&saved).map_err(|e| MvError::Internal(e.to_string()))?;
-        write_atomically(&self.root.join("catalog.json"), |file| {
+        write_atomically(&self.path().join("catalog.json"), |file| {
             file.write_all(text.as_bytes()).map_err(|e| e.to_string())
         })
     }
@@ -267,7 +167,10 @@ fn parse_catalog(value: &Value) -> Option<SavedCatalog> {
                     .collect::<Option<_>>()?,
                 computed_at: SystemTime::UNIX_EPOCH
                     + Duration::from_millis(m.get("computed_at_ms")?.as_u64()?),
-                files: strings(m.get("files")?)?,
+                generation: match m.get("generation") {
+                    Some(g) if !g.is_null() => Some(parse_generation(g)?),
+                    _ => None,
+                },
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -284,6 +187,38 @@ fn parse_catalog(value: &Value) -> Option<SavedCatalog> {
         versions,
         mvs,
         file_listings,
+        next_generation: match value.get("next_generation") {
+            Some(n) => n.as_u64()?,
+            None => 1,
+        },
+    })
+}
+
+fn generation_json(g: &Generation) -> Value {
+    let files: Vec<Value> = g
+        .files
+        .iter()
+        .map(|f| json!({ "name": f.name, "size": f.size, "rows": f.rows }))
+        .collect();
+    json!({ "number": g.number, "files": files })
+}
+
+fn parse_generation(g: &Value) -> Option<Generation> {
+    let files = g
+        .get("files")?
+        .as_array()?
+        .iter()
+        .map(|f| {
+            Some(StoredFile {
+                name: f.get("name")?.as_str()?.to_string(),
+                size: f.get("size")?.as_u64()?,
+                rows: f.get("rows")?.as_u64()?,
+            })
+        })
+        .collect::<Option<_>>()?;
+    Some(Generation {
+        number: g.get("number")?.as_u64()?,
+        files,
     })
 }
 
@@ -308,8 +243,16 @@ mod tests {
                 staleness: Some("stale_tolerated".into()),
                 computed_from: [("events".to_string(), 2)].into(),
                 computed_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-                files: vec!["1.parquet".into()],
+                generation: Some(Generation {
+                    number: 4,
+                    files: vec![StoredFile {
+                        name: "2.parquet".into(),
+                        size: 120,
+                        rows: 3,
+                    }],
+                }),
             }],
+            next_generation: 5,
         };
         data.save(&saved).unwrap();
         assert_eq!(data.load().unwrap(), Some(saved.clone()));

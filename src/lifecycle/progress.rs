@@ -1,5 +1,5 @@
-//! Progress of long maintenance work (computing an MV, restoring a store), for whoever watches
-//! the session: the CLI prints it on stderr, as the demo's data generation does.
+//! Progress of an MV being computed (created, refreshed, compacted), for whoever watches the
+//! session: the CLI prints it on stderr, as the demo's data generation does.
 //!
 //! Rows read are DataFusion's own metrics: the `output_rows` of the plan's leaves (its scans),
 //! which their streams count as they go, so a running computation can be sampled without
@@ -9,16 +9,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::physical_plan::{ExecutionPlan, collect};
-use datafusion::prelude::DataFrame;
-
-use crate::error::Result;
+use datafusion::physical_plan::ExecutionPlan;
 
 /// How far one step of maintenance has come.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Progress {
-    /// What is being done: `computing by_kind`, `restoring by_kind (2 of 5)`.
+    /// What is being done: `computing by_kind`, `merging new rows into by_kind`.
     pub task: String,
     /// Rows its scans have read so far, where they count them.
     pub rows_read: Option<u64>,
@@ -44,37 +40,66 @@ impl std::fmt::Debug for ProgressSink {
     }
 }
 
-/// Runs `df` to completion, reporting to `sink` every `sink.every` while it runs, then once
-/// when done if it ran that long. The reports come from a thread of their own, so that they
-/// keep their pace whatever the runtime is busy with.
-pub async fn collect_reporting(
-    df: DataFrame,
-    task: &str,
-    sink: Option<&ProgressSink>,
-) -> Result<Vec<RecordBatch>> {
-    let Some(sink) = sink else {
-        return Ok(df.collect().await?);
-    };
-    let task_ctx = Arc::new(df.task_ctx());
-    let plan = df.create_physical_plan().await?;
-    let start = Instant::now();
-    let (finished, wait) = mpsc::channel::<()>();
-    let reporter = {
-        let (plan, sink, task) = (Arc::clone(&plan), sink.clone(), task.to_string());
-        std::thread::spawn(move || {
-            let every = sink.every.max(Duration::from_millis(1));
-            while let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(every) {
-                (sink.report)(&progress(&task, plan.as_ref(), start, false));
-            }
-        })
-    };
-    let batches = collect(Arc::clone(&plan), task_ctx).await;
-    drop(finished);
-    let _ = reporter.join();
-    if start.elapsed() >= sink.every {
-        (sink.report)(&progress(task, plan.as_ref(), start, true));
+/// Reports a running plan's progress to a sink from a thread of its own, so that the reports
+/// keep their pace whatever the runtime is busy with: every `sink.every` while it runs, and
+/// once more at [`Watch::finish`] if it ran that long. Dropped without `finish` (the
+/// computation failed), it stops quietly.
+pub struct Watch {
+    plan: Arc<dyn ExecutionPlan>,
+    task: String,
+    sink: Option<ProgressSink>,
+    start: Instant,
+    /// Dropped to stop the reporting thread.
+    running: Option<mpsc::Sender<()>>,
+    reporter: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watch {
+    /// Starts watching `plan`, about to run as `task`; with no sink, nothing is reported.
+    pub fn start(plan: &Arc<dyn ExecutionPlan>, task: &str, sink: Option<ProgressSink>) -> Watch {
+        let start = Instant::now();
+        let (running, stopped) = mpsc::channel::<()>();
+        let reporter = sink.clone().map(|sink| {
+            let (plan, task) = (Arc::clone(plan), task.to_string());
+            std::thread::spawn(move || {
+                let every = sink.every.max(Duration::from_millis(1));
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    (sink.report)(&progress(&task, plan.as_ref(), start, false));
+                }
+            })
+        });
+        Watch {
+            plan: Arc::clone(plan),
+            task: task.to_string(),
+            sink,
+            start,
+            running: Some(running),
+            reporter,
+        }
     }
-    Ok(batches?)
+
+    /// The plan ran to its end: the last report.
+    pub fn finish(mut self) {
+        self.stop();
+        if let Some(sink) = &self.sink
+            && self.start.elapsed() >= sink.every
+        {
+            (sink.report)(&progress(&self.task, self.plan.as_ref(), self.start, true));
+        }
+    }
+
+    fn stop(&mut self) {
+        drop(self.running.take());
+        if let Some(reporter) = self.reporter.take() {
+            let _ = reporter.join();
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 fn progress(task: &str, plan: &dyn ExecutionPlan, start: Instant, done: bool) -> Progress {

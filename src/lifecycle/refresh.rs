@@ -2,9 +2,9 @@
 //!
 //! A refresh is incremental when exactly one input only gained rows since the last one and the
 //! definition takes appended rows (`crate::lifecycle::incremental`); otherwise the MV is recomputed in
-//! full. Either way the new rows are computed (and written to the data directory) before
-//! anything is replaced: a refresh that fails leaves the previous rows in place and the MV
-//! stale, with the failure as the reason.
+//! full. Either way the new rows are computed (and, with a store, written as a new
+//! generation) before anything is replaced: a refresh that fails leaves the previous rows in
+//! place and the MV stale, with the failure as the reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -28,8 +28,7 @@ use crate::error::{MvError, Result};
 use crate::frontend::sql::CreateMv;
 use crate::lifecycle::dependencies::Dependencies;
 use crate::lifecycle::incremental::{self, Shape};
-use crate::lifecycle::progress::collect_reporting;
-use crate::lifecycle::storage::{MAX_FRAGMENTS, Stored};
+use crate::lifecycle::storage::Stored;
 
 /// How a refresh was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +137,7 @@ impl MvSession {
     }
 
     /// Registers an MV from a logical plan (for example a DataFrame's), materializing it. It
-    /// has no SQL, so it is not saved in a data directory.
+    /// has no SQL, so it is not kept in a store (it stays in memory).
     pub async fn create_materialized_view_from_plan(
         &self,
         name: &str,
@@ -162,6 +161,7 @@ impl MvSession {
     /// MVs it reads (in dependency order). Returns what was done to each.
     pub async fn refresh_materialized_view(&self, name: &str) -> Result<Vec<Refreshed>> {
         let _maintenance = self.maintenance.lock().await;
+        self.observe_files_under(name).await?;
         let order: Vec<String> = {
             let catalog = self.read_catalog()?;
             if !catalog.contains(name) {
@@ -179,6 +179,22 @@ impl MvSession {
             done.push(self.refresh_one(&mv).await?);
         }
         Ok(done)
+    }
+
+    /// Lists the tables on files `name` reads, directly or through the MVs it reads, so
+    /// that an MV it reads whose files moved is seen stale and refreshed first.
+    async fn observe_files_under(&self, name: &str) -> Result<()> {
+        let tables: BTreeSet<String> = {
+            let catalog = self.read_catalog()?;
+            Dependencies::of(&catalog, None)
+                .inputs_of(name)
+                .iter()
+                .chain([&name.to_string()])
+                .filter_map(|m| catalog.get(m))
+                .flat_map(|mv| mv.base_tables.iter().cloned())
+                .collect()
+        };
+        self.observe_files(&tables).await
     }
 
     /// Refreshes the on-commit MVs that read `table`, directly or through other MVs, each
@@ -410,29 +426,21 @@ impl MvSession {
         let mut from = from.clone();
         from.insert(table.to_string(), version);
         // How the fragments merge follows from the definition as planned now.
-        let change = match shape {
+        let change = match &shape {
             Shape::Rows => {
                 stored.regroup = None;
                 Change::Append(added.clone())
             }
             Shape::Aggregate(regroup) => {
-                stored.regroup = Some(regroup);
+                stored.regroup = Some(regroup.clone());
                 Change::Rewrite("refreshed incrementally".into())
             }
         };
-        let persisted = sql.is_some();
-        let mut written = self.persist_fragment(name, persisted, &stored.schema, &added)?;
-        stored.fragments.push(added);
+        let (stored, note) = self.add_rows(name, stored, added, &shape).await?;
         let mut reason = format!("only {table} changed, by {new_rows} appended rows");
-        if stored.needs_regroup() && stored.fragments.len() > MAX_FRAGMENTS {
-            // Compaction: the regrouped rows become the only fragment.
-            written = self.compact(name, persisted, &mut stored).await?;
-            reason.push_str(&format!(
-                "; {} fragments compacted into one",
-                MAX_FRAGMENTS + 1
-            ));
+        if let Some(note) = note {
+            reason.push_str(&format!("; {note}"));
         }
-        stored.files.extend(written);
         self.install(Install {
             name: name.to_string(),
             sql,
@@ -453,27 +461,6 @@ impl MvSession {
         })
     }
 
-    /// Keeps an aggregate MV's fragments few: regroups them into one, returning its new file.
-    async fn compact(
-        &self,
-        name: &str,
-        persisted: bool,
-        stored: &mut Stored,
-    ) -> Result<Vec<String>> {
-        let regrouped = self
-            .ctx
-            .read_table(stored.provider()?)?
-            .logical_plan()
-            .clone();
-        let merged = self
-            .execute(&format!("compacting {name}"), regrouped, &stored.schema)
-            .await?;
-        let written = self.persist_fragment(name, persisted, &stored.schema, &merged)?;
-        stored.fragments = vec![merged];
-        stored.files.clear();
-        Ok(written)
-    }
-
     /// Computes the MV from its definition and replaces what it held. Returns its rows.
     async fn recompute(
         &self,
@@ -491,23 +478,21 @@ impl MvSession {
                 .collect()
         };
         let schema = stored_schema(definition.schema());
-        let batches = self
-            .execute(&format!("computing {name}"), definition.clone(), &schema)
+        let rows = self
+            .materialize(name, sql.is_some(), definition.clone(), &schema)
             .await?;
         let regroup = match incremental::shape(&definition) {
             Ok(Shape::Aggregate(r)) => Some(r),
             _ => None,
         };
-        let files = self.persist_fragment(name, sql.is_some(), &schema, &batches)?;
         self.install(Install {
             name: name.to_string(),
             sql,
             definition: definition.clone(),
             stored: Stored {
                 schema,
-                fragments: vec![batches],
+                rows,
                 regroup,
-                files,
                 computed_by: definition.clone(),
             },
             computed_from,
@@ -517,38 +502,21 @@ impl MvSession {
         })
     }
 
-    /// Runs `plan` and returns its rows with `schema` (the MV's stored column names). Never
-    /// rewritten: an MV computed from other MVs (stale ones, where tolerated, or itself) would
-    /// be recorded as fresh with stale rows.
-    /// Its progress goes to the session's sink, as `task`.
-    async fn execute(
+    /// Runs `plan` (never rewritten) and returns its rows with `schema` (the MV's stored
+    /// column names). Its progress goes to the session's sink, as `task`.
+    pub(super) async fn execute(
         &self,
         task: &str,
         plan: LogicalPlan,
         schema: &datafusion::arrow::datatypes::SchemaRef,
     ) -> Result<Vec<RecordBatch>> {
-        let df = self.without_rewrites().execute_logical_plan(plan).await?;
-        let sink = self.progress.lock().ok().and_then(|p| p.clone());
-        let batches = collect_reporting(df, task, sink.as_ref()).await?;
+        let (physical, task_ctx, watch) = self.watched(task, plan).await?;
+        let batches = datafusion::physical_plan::collect(physical, task_ctx).await?;
+        watch.finish();
         Ok(batches
             .into_iter()
             .map(|b| RecordBatch::try_new(Arc::clone(schema), b.columns().to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?)
-    }
-
-    /// Writes rows of `name` to the data directory, if there is one and the MV is `persisted`
-    /// (it has SQL to be restored from): the new file's name.
-    fn persist_fragment(
-        &self,
-        name: &str,
-        persisted: bool,
-        schema: &datafusion::arrow::datatypes::SchemaRef,
-        batches: &[RecordBatch],
-    ) -> Result<Vec<String>> {
-        match &self.data_dir {
-            Some(dir) if persisted => Ok(vec![dir.write_fragment(name, schema, batches)?]),
-            _ => Ok(vec![]),
-        }
     }
 
     /// Replaces the MV's contents and registration with `new`, records what it was computed
@@ -590,13 +558,12 @@ impl MvSession {
                 catalog.record_write(&new.name, change);
             }
         }
-        let files = new.stored.files.clone();
-        self.lock_stored()?.insert(new.name.clone(), new.stored);
+        let replaced = self
+            .lock_stored()?
+            .insert(new.name.clone(), new.stored.clone());
         if new.save {
             self.save()?;
-            if let Some(dir) = &self.data_dir {
-                dir.remove_unlisted(&new.name, &files);
-            }
+            self.published(&new.name, &new.stored, replaced.as_ref());
         }
         Ok(rows)
     }
@@ -648,7 +615,7 @@ impl MvSession {
     }
 
     /// `DROP MATERIALIZED VIEW [IF EXISTS] name`: an error when other MVs read it. An MV saved
-    /// in the data directory but not restored is dropped from there.
+    /// in the store but not restored is dropped from there.
     pub fn drop_materialized_view(&self, name: &str, if_exists: bool) -> Result<()> {
         let _maintenance = self.maintenance_now()?;
         let readers: Vec<String> = {
@@ -693,7 +660,7 @@ impl MvSession {
         }
         self.save()?;
         if let Some(dir) = &self.data_dir {
-            dir.remove_unlisted(name, &[]);
+            dir.remove_mv(name);
         }
         Ok(())
     }

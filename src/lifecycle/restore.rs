@@ -1,9 +1,9 @@
-//! Saving the session's MVs to its data directory and restoring them after a restart
-//! (`crate::lifecycle::persist` writes the files).
+//! Saving the session's MVs to its store and restoring them after a restart
+//! (`crate::lifecycle::persist` writes the catalog, `crate::lifecycle::store` holds the rows):
+//! at the start, and again as soon as the tables a kept MV reads are registered.
 
-use std::sync::Arc;
-
-use datafusion::arrow::record_batch::RecordBatch;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 
 use super::{Install, MvSession};
 use crate::catalog::definition::{StoredNames, plan_stored_definition};
@@ -11,8 +11,9 @@ use crate::catalog::stored_schema;
 use crate::error::{MvError, Result};
 use crate::lifecycle::dependencies::Dependencies;
 use crate::lifecycle::incremental::{self, Shape};
-use crate::lifecycle::persist::{DataDir, SavedCatalog, SavedMv};
-use crate::lifecycle::storage::Stored;
+use crate::lifecycle::persist::{SavedCatalog, SavedMv};
+use crate::lifecycle::storage::{Rows, Stored};
+use crate::lifecycle::store::DataDir;
 
 impl MvSession {
     /// Saves the catalog (MVs with their SQL, files and freshness; table versions) to the data
@@ -38,6 +39,7 @@ impl MvSession {
             versions: catalog.versions().all(),
             mvs: Vec::new(),
             file_listings: catalog.file_listings(),
+            next_generation: self.next_generation.load(Ordering::SeqCst),
         };
         for name in order {
             let (Some(mv), Some(computed), Some(data)) = (
@@ -63,7 +65,7 @@ impl MvSession {
                 staleness: catalog.own_staleness(&name).map(|s| s.to_string()),
                 computed_from: computed.from.clone(),
                 computed_at: computed.at,
-                files: data.files.clone(),
+                generation: data.generation().cloned(),
             });
         }
         // After the live ones, which an MV not restored may read (never the other way).
@@ -71,13 +73,13 @@ impl MvSession {
         dir.save(&saved)
     }
 
-    /// Restores the MVs saved in the data directory (the base tables they read must be
+    /// Restores the MVs kept in the store (the base tables they read must be
     /// registered first), with the rows and freshness they had: an MV stale before the
     /// restart is stale after it.
     ///
     /// An MV that cannot be restored (a base table it reads is not registered or has changed,
     /// one of its files is missing or unreadable, an MV it reads was not restored) is reported
-    /// in [`Restored::failed`] and does not stop the others. It stays in the data directory:
+    /// in [`Restored::failed`] and does not stop the others. It stays in the store:
     /// calling `restore` again, once what it needs is back, restores it.
     pub async fn restore(&self) -> Result<Restored> {
         let Some(dir) = &self.data_dir else {
@@ -94,7 +96,11 @@ impl MvSession {
                     self.forget_unrestored(&mv.name)?;
                     outcome.restored.push(mv.name);
                 }
-                Err(e) => outcome.failed.push((mv.name, e)),
+                Err(e) => {
+                    let registered = self.registered_inputs(&mv);
+                    self.lock_tried()?.insert(mv.name.clone(), registered);
+                    outcome.failed.push((mv.name, e));
+                }
             }
         }
         self.save()?;
@@ -111,19 +117,13 @@ impl MvSession {
         let definition =
             plan_stored_definition(&self.ctx.state(), &self.plain, &mv.sql, names).await?;
         let schema = stored_schema(definition.schema());
-        let fragments = mv
-            .files
-            .iter()
-            .map(|f| {
-                dir.read_fragment(&mv.name, f)?
-                    .into_iter()
-                    .map(|b| {
-                        RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())
-                            .map_err(MvError::from)
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let Some(generation) = mv.generation.clone() else {
+            return Err(MvError::Storage(format!(
+                "{} was stored by an earlier mvrewrite, as fragments: create it again (CREATE OR REPLACE)",
+                mv.name
+            )));
+        };
+        dir.check(&mv.name, &generation, &schema)?;
         let regroup = match incremental::shape(&definition) {
             Ok(Shape::Aggregate(r)) => Some(r),
             _ => None,
@@ -141,9 +141,11 @@ impl MvSession {
             definition: definition.clone(),
             stored: Stored {
                 schema,
-                fragments,
+                rows: Rows::Files {
+                    dir: dir.generation_dir(&mv.name, generation.number),
+                    generation,
+                },
                 regroup,
-                files: mv.files.clone(),
                 computed_by: definition,
             },
             computed_from: mv.computed_from.clone(),
@@ -156,9 +158,41 @@ impl MvSession {
             catalog.set_on_commit(&mv.name, mv.on_commit);
             catalog.set_mv_staleness(&mv.name, staleness);
         }
-        // Its tables on files are followed from now on. Files changed while no process ran
-        // are not seen: the state of the files it was computed from is not saved yet.
+        // Its tables on files are followed from now on, listed against the listing saved with
+        // the versions: files changed while no process ran make it stale.
         self.observe_files(&inputs).await
+    }
+
+    /// Restores the kept MVs if a table one of them reads was registered since it was last
+    /// tried, however it was (by SQL, on `context()`, through the API): `sql` calls this before
+    /// and after each statement, at the cost of a lookup per table a kept MV reads.
+    pub(super) async fn restore_if_ready(&self) -> Result<()> {
+        let ready = {
+            let pending = self.lock_pending()?;
+            let tried = self.lock_tried()?;
+            pending
+                .iter()
+                .any(|mv| tried.get(&mv.name) != Some(&self.registered_inputs(mv)))
+        };
+        if ready {
+            self.restore().await?;
+        }
+        Ok(())
+    }
+
+    /// The tables (and MVs) `mv` was computed from that are registered now.
+    fn registered_inputs(&self, mv: &SavedMv) -> BTreeSet<String> {
+        mv.computed_from
+            .keys()
+            .filter(|t| self.ctx.table_exist(t.as_str()).unwrap_or(false))
+            .cloned()
+            .collect()
+    }
+
+    fn lock_tried(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<String>>>> {
+        self.restore_tried
+            .lock()
+            .map_err(|_| MvError::Internal("restore lock poisoned".into()))
     }
 
     /// Whether `name` is an MV: in the catalog, or saved and not restored yet.
@@ -173,11 +207,6 @@ impl MvSession {
         let before = pending.len();
         pending.retain(|mv| mv.name != name);
         Ok(pending.len() < before)
-    }
-
-    /// Whether MVs saved in the data directory wait to be restored.
-    pub(super) fn has_pending(&self) -> Result<bool> {
-        Ok(!self.lock_pending()?.is_empty())
     }
 
     fn lock_pending(&self) -> Result<std::sync::MutexGuard<'_, Vec<SavedMv>>> {

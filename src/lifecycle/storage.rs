@@ -1,6 +1,10 @@
-//! Where an MV's rows live in the session: its fragments (the full computation, then one per
-//! incremental refresh), and the table provider queries read them through.
+//! Where an MV's rows live in the session, and the table provider queries read them through:
+//! without a store, in memory as fragments (the full computation, then one per incremental
+//! refresh); with one, the generation of Parquet files the store's catalog names
+//! (`crate::lifecycle::store`), read through a DataFusion listing table, as other engines and
+//! Ballista executors read it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -8,27 +12,43 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{MemTable, Session, TableProvider, view::ViewTable};
 use datafusion::common::Result as DfResult;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::error::Result;
+use crate::error::{MvError, Result};
 use crate::lifecycle::incremental::Regroup;
+use crate::lifecycle::store::Generation;
 
 /// An aggregate MV with more fragments than this is compacted (regrouped into one) at its
 /// next incremental refresh, so that reading it stays close to reading one fragment.
 pub const MAX_FRAGMENTS: usize = 8;
 
+/// Where an MV's rows are.
+#[derive(Clone, Debug)]
+pub enum Rows {
+    /// In the session's memory: each refresh's rows, oldest first. An aggregate MV's
+    /// fragments are partial aggregates, regrouped when read.
+    Memory(Vec<Vec<RecordBatch>>),
+    /// A generation published in the store, in `dir`: final rows.
+    Files {
+        dir: PathBuf,
+        generation: Generation,
+    },
+}
+
 /// An MV's stored rows.
 #[derive(Clone, Debug)]
 pub struct Stored {
     pub schema: SchemaRef,
-    /// Each refresh's rows, oldest first.
-    pub fragments: Vec<Vec<RecordBatch>>,
-    /// How an aggregate MV's fragments merge into one row per group (`None`: rows are final).
+    pub rows: Rows,
+    /// How an aggregate MV's partial aggregates merge into one row per group (`None`: it is
+    /// not an aggregate that merges).
     pub regroup: Option<Regroup>,
-    /// The data directory's files holding the fragments, when the session persists.
-    pub files: Vec<String>,
     /// The plan the rows were computed from: an incremental refresh may only add rows of the
     /// same plan (a view it reads may have been replaced since).
     pub computed_by: datafusion::logical_expr::LogicalPlan,
@@ -36,21 +56,37 @@ pub struct Stored {
 
 impl Stored {
     pub fn rows(&self) -> u64 {
-        self.fragments
-            .iter()
-            .flatten()
-            .map(|b| b.num_rows() as u64)
-            .sum()
+        match &self.rows {
+            Rows::Memory(fragments) => fragments
+                .iter()
+                .flatten()
+                .map(|b| b.num_rows() as u64)
+                .sum(),
+            Rows::Files { generation, .. } => generation.rows(),
+        }
     }
 
     /// Whether a group may be stored more than once (aggregate fragments not yet merged).
     pub fn needs_regroup(&self) -> bool {
-        self.regroup.is_some() && self.fragments.len() > 1
+        matches!(&self.rows, Rows::Memory(f) if self.regroup.is_some() && f.len() > 1)
     }
 
-    /// The provider queries read the MV through: its rows, or the view regrouping them.
+    /// The generation the MV is at, when it is in the store.
+    pub fn generation(&self) -> Option<&Generation> {
+        match &self.rows {
+            Rows::Files { generation, .. } => Some(generation),
+            Rows::Memory(_) => None,
+        }
+    }
+
+    /// The provider queries read the MV through: its generation's files, its rows in memory,
+    /// or the view regrouping them.
     pub fn provider(&self) -> Result<Arc<dyn TableProvider>> {
-        let batches: Vec<RecordBatch> = self.fragments.iter().flatten().cloned().collect();
+        let fragments = match &self.rows {
+            Rows::Files { dir, .. } => return files_provider(dir, &self.schema),
+            Rows::Memory(fragments) => fragments,
+        };
+        let batches: Vec<RecordBatch> = fragments.iter().flatten().cloned().collect();
         let table = Arc::new(MemTable::try_new(Arc::clone(&self.schema), vec![batches])?);
         match &self.regroup {
             Some(regroup) if self.needs_regroup() => {
@@ -66,6 +102,22 @@ impl Stored {
             _ => Ok(table),
         }
     }
+}
+
+/// A DataFusion listing table over the Parquet files in `dir`, with the MV's schema: the same
+/// table any DataFusion process gets from `CREATE EXTERNAL TABLE .. LOCATION 'dir/'`, and one
+/// datafusion-proto ships to Ballista executors as it is.
+fn files_provider(dir: &std::path::Path, schema: &SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    let location = format!("{}/", dir.display());
+    let url = ListingTableUrl::parse(&location)?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(Arc::clone(schema));
+    ListingTable::try_new(config)
+        .map(|t| Arc::new(t) as _)
+        .map_err(MvError::from)
 }
 
 /// An aggregate MV's fragments read as one row per group. A table rather than a view, so that

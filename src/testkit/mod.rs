@@ -11,4 +11,4 @@ pub mod datagen;
 pub use crate::frontend::rewrite::split_statements;
 pub use crate::frontend::sql::standard_sql;
 pub use crate::frontend::unparse::checked_sql;
-pub use crate::lifecycle::persist::DataDir;
+pub use crate::lifecycle::store::DataDir;

@@ -1,0 +1,651 @@
+//! MVs kept in a store: directories of final Parquet rows any DataFusion process reads, each
+//! refresh published as a new generation by the catalog, garbage collected, a process killed
+//! mid-refresh, a damaged store. Real files everywhere; rows compared with the definitions run
+//! by a plain DataFusion context.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+use mvrewrite::testkit::compare::compare;
+use mvrewrite::{CandidateStatus, MvError, MvSession, ReasonCode, RefreshMode};
+
+const BY_KIND: &str = "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind";
+const EVEN: &str = "SELECT kind, v, v * 2 AS w FROM events WHERE v % 2 = 0";
+
+/// A new, empty directory for one test.
+fn fresh_dir(test: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "mvrewrite-store-{test}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Another writer: a plain DataFusion context writes rows `first..=last` as one Parquet file.
+async fn write_file(dir: &Path, file: &str, first: i64, last: i64) {
+    let sql = format!(
+        "COPY (SELECT 'k' || CAST(value % 3 AS VARCHAR) AS kind, value AS v
+               FROM generate_series({first}, {last}))
+         TO '{}' STORED AS PARQUET",
+        dir.join(file).display()
+    );
+    let other = SessionContext::new();
+    other.sql(&sql).await.unwrap().collect().await.unwrap();
+}
+
+fn create_events(files: &Path) -> String {
+    format!(
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{}/'",
+        files.display()
+    )
+}
+
+async fn rows(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+    ctx.sql(sql).await.unwrap().collect().await.unwrap()
+}
+
+async fn run(session: &MvSession, sql: &str) -> Vec<RecordBatch> {
+    session.sql(sql).await.unwrap().collect().await.unwrap()
+}
+
+/// What a process without mvrewrite reads at `location`, compared with `definition` run over
+/// the files in `files`.
+async fn plain_read_equals(location: &Path, files: &Path, definition: &str) -> usize {
+    let plain = SessionContext::new();
+    plain
+        .sql(&format!(
+            "CREATE EXTERNAL TABLE mv STORED AS PARQUET LOCATION '{}/'",
+            location.display()
+        ))
+        .await
+        .unwrap();
+    plain.sql(&create_events(files)).await.unwrap();
+    let stored = rows(&plain, "SELECT * FROM mv").await;
+    compare(&rows(&plain, definition).await, &stored).unwrap();
+    stored.iter().map(|b| b.num_rows()).sum()
+}
+
+/// The generation numbers present in `mv`'s directory.
+fn generations(store: &Path, mv: &str) -> Vec<u64> {
+    let mut found: Vec<u64> = std::fs::read_dir(store.join(mv))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// The generation `catalog.json` names for `mv`.
+fn named(store: &Path, mv: &str) -> Option<u64> {
+    let saved = mvrewrite::testkit::DataDir::open(store)
+        .unwrap()
+        .load()
+        .unwrap()?;
+    let mv = saved.mvs.into_iter().find(|m| m.name == mv)?;
+    mv.generation.map(|g| g.number)
+}
+
+#[cfg(unix)]
+fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+/// Every refresh publishes a generation of final rows that a plain DataFusion context reads
+/// as a Parquet table, at the session's `mv_location` or through `<mv>/current`: an aggregate
+/// MV refreshed incrementally merges its new rows into one row per group; an MV computed row
+/// by row shares its previous files (hard links) and adds one. Older generations are gone.
+#[tokio::test]
+async fn another_engine_reads_each_published_generation() {
+    let dir = fresh_dir("read");
+    let (files, store) = (dir.join("events"), dir.join("store"));
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 1000).await;
+    let session = MvSession::with_data_dir(&store).unwrap();
+    run(&session, &create_events(&files)).await;
+    run(
+        &session,
+        &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+    )
+    .await;
+    run(
+        &session,
+        &format!("CREATE MATERIALIZED VIEW even AS {EVEN}"),
+    )
+    .await;
+    let by_kind = session.mv_location("by_kind").unwrap().unwrap();
+    assert_eq!(plain_read_equals(&by_kind, &files, BY_KIND).await, 3);
+    assert_eq!(
+        plain_read_equals(&store.join("by_kind/current"), &files, BY_KIND).await,
+        3
+    );
+    let even = session.mv_location("even").unwrap().unwrap();
+    assert_eq!(plain_read_equals(&even, &files, EVEN).await, 500);
+    let files_of = |generation: &Path| {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(generation)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+    };
+    let old = files_of(&even);
+    assert_eq!(old.len(), 1, "{old:?}");
+    #[cfg(unix)]
+    let old_inode = inode(&old[0]);
+
+    // Another writer adds a file: both refresh incrementally, each into a new generation.
+    write_file(&files, "part-1.parquet", 1001, 1300).await;
+    for mv in ["by_kind", "even"] {
+        let done = session.refresh_materialized_view(mv).await.unwrap();
+        assert_eq!(done[0].mode, RefreshMode::Incremental, "{done:?}");
+    }
+    let by_kind_2 = session.mv_location("by_kind").unwrap().unwrap();
+    assert_ne!(by_kind, by_kind_2);
+    // Final rows: one per group, in one file, not the partial aggregates of two refreshes.
+    assert_eq!(plain_read_equals(&by_kind_2, &files, BY_KIND).await, 3);
+    assert_eq!(std::fs::read_dir(&by_kind_2).unwrap().count(), 1);
+    assert_eq!(
+        plain_read_equals(&store.join("by_kind/current"), &files, BY_KIND).await,
+        3
+    );
+    let even_2 = session.mv_location("even").unwrap().unwrap();
+    assert_eq!(plain_read_equals(&even_2, &files, EVEN).await, 650);
+    let new = files_of(&even_2);
+    assert_eq!(new.len(), 2, "{new:?}");
+    assert_eq!(new[0].file_name(), old[0].file_name());
+    #[cfg(unix)]
+    assert_eq!(
+        inode(&new[0]),
+        old_inode,
+        "the previous file is linked, not rewritten"
+    );
+    // The generation replaced stays until the next refresh (queries reading it finish), and
+    // goes then.
+    assert!(by_kind.exists() && even.exists());
+    write_file(&files, "part-2.parquet", 1301, 1400).await;
+    session.refresh_materialized_view("by_kind").await.unwrap();
+    let by_kind_3 = session.mv_location("by_kind").unwrap().unwrap();
+    assert!(!by_kind.exists() && by_kind_2.exists() && by_kind_3.exists());
+    assert_eq!(generations(&store, "by_kind").len(), 2);
+    assert_eq!(
+        std::fs::read_link(store.join("by_kind/current")).unwrap(),
+        Path::new(by_kind_3.file_name().unwrap())
+    );
+    // And the session answers from the generation it published.
+    session.clear_report();
+    let answer = run(&session, BY_KIND).await;
+    assert_eq!(session.last_report().unwrap().used_mvs(), ["by_kind"]);
+    compare(&rows(&session.without_rewrites(), BY_KIND).await, &answer).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Garbage collection: generations the catalog does not name (an older one, one a refresh cut
+/// short left) are removed at the next session start, the named one never; nothing that is
+/// not a generation is touched; a dropped MV's directory goes.
+#[tokio::test]
+async fn generations_no_version_uses_are_removed_and_nothing_else() {
+    let dir = fresh_dir("gc");
+    let (files, store) = (dir.join("events"), dir.join("store"));
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 1000).await;
+    {
+        let session = MvSession::with_data_dir(&store).unwrap();
+        run(&session, &create_events(&files)).await;
+        run(
+            &session,
+            &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+        )
+        .await;
+        run(
+            &session,
+            &format!("CREATE MATERIALIZED VIEW even AS {EVEN}"),
+        )
+        .await;
+    }
+    let current = named(&store, "by_kind").unwrap();
+    let mv_dir = store.join("by_kind");
+    // What a crash leaves: an older generation not removed yet, an unfinished one (a
+    // truncated file), and an MV created but never committed.
+    for (number, bytes) in [(current - 1, &b"PAR1"[..]), (current + 7, b"PAR1 trunc")] {
+        std::fs::create_dir_all(mv_dir.join(number.to_string())).unwrap();
+        std::fs::write(mv_dir.join(format!("{number}/{number}.parquet")), bytes).unwrap();
+    }
+    std::fs::create_dir_all(store.join("never_committed/9")).unwrap();
+    std::fs::write(store.join("never_committed/9/9.parquet"), b"x").unwrap();
+    // Not generations: kept.
+    std::fs::write(mv_dir.join("notes.txt"), b"mine").unwrap();
+    std::fs::create_dir_all(store.join("mine/2024")).unwrap();
+    std::fs::write(store.join("mine/2024/data.csv"), b"a\n1\n").unwrap();
+
+    let session = MvSession::with_data_dir(&store).unwrap();
+    assert_eq!(generations(&store, "by_kind"), [current]);
+    assert!(!store.join("never_committed").exists());
+    assert!(mv_dir.join("notes.txt").exists() && store.join("mine/2024/data.csv").exists());
+    run(&session, &create_events(&files)).await;
+    assert!(session.catalog().read().unwrap().contains("by_kind"));
+    compare(
+        &rows(&session.without_rewrites(), BY_KIND).await,
+        &run(&session, "SELECT * FROM by_kind").await,
+    )
+    .unwrap();
+    // Dropped: its generations go (what is not one stays).
+    run(&session, "DROP MATERIALIZED VIEW even").await;
+    assert!(!store.join("even").exists());
+    assert_eq!(named(&store, "even"), None);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A damaged `catalog.json` (cut short, or garbage) is a typed error naming the file, and
+/// nothing in the store is removed; no MV answers.
+#[tokio::test]
+async fn a_damaged_catalog_is_an_error_naming_it() {
+    let dir = fresh_dir("catalog");
+    let (files, store) = (dir.join("events"), dir.join("store"));
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 100).await;
+    {
+        let session = MvSession::with_data_dir(&store).unwrap();
+        run(&session, &create_events(&files)).await;
+        run(
+            &session,
+            &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+        )
+        .await;
+    }
+    let catalog = store.join("catalog.json");
+    let whole = std::fs::read(&catalog).unwrap();
+    let generation = named(&store, "by_kind").unwrap();
+    for damaged in [
+        &whole[..whole.len() / 2],
+        b"\x00garbage\xff",
+        b"{\"mvs\": 3}",
+    ] {
+        std::fs::write(&catalog, damaged).unwrap();
+        match MvSession::with_data_dir(&store) {
+            Err(MvError::Storage(why)) => assert!(why.contains("catalog.json"), "{why}"),
+            Err(other) => panic!("not a storage error: {other}"),
+            Ok(_) => panic!("a damaged catalog was read"),
+        }
+        assert_eq!(generations(&store, "by_kind"), [generation]);
+    }
+    std::fs::write(&catalog, &whole).unwrap();
+    let session = MvSession::with_data_dir(&store).unwrap();
+    run(&session, &create_events(&files)).await;
+    assert!(session.catalog().read().unwrap().contains("by_kind"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A generation file missing, cut short or overwritten makes its MV not restored, with the
+/// file named in the reason; the other MVs restore and answer.
+#[tokio::test]
+async fn a_damaged_generation_fails_its_mv_alone() {
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage, &str); 3] = [
+        (
+            "missing",
+            |f| std::fs::remove_file(f).unwrap(),
+            "cannot open",
+        ),
+        (
+            "cut short",
+            |f| {
+                let bytes = std::fs::read(f).unwrap();
+                std::fs::write(f, &bytes[..bytes.len() - 10]).unwrap()
+            },
+            "damaged file",
+        ),
+        (
+            "overwritten",
+            |f| {
+                let len = std::fs::metadata(f).unwrap().len() as usize;
+                std::fs::write(f, vec![b'x'; len]).unwrap()
+            },
+            "damaged file",
+        ),
+    ];
+    for (what, damage, reason) in damages {
+        let dir = fresh_dir("damaged");
+        let (files, store) = (dir.join("events"), dir.join("store"));
+        std::fs::create_dir_all(&files).unwrap();
+        write_file(&files, "part-0.parquet", 1, 1000).await;
+        let even_location = {
+            let session = MvSession::with_data_dir(&store).unwrap();
+            run(&session, &create_events(&files)).await;
+            run(
+                &session,
+                &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+            )
+            .await;
+            run(
+                &session,
+                &format!("CREATE MATERIALIZED VIEW even AS {EVEN}"),
+            )
+            .await;
+            session.mv_location("even").unwrap().unwrap()
+        };
+        let file = std::fs::read_dir(&even_location)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        damage(&file);
+        let session = MvSession::with_data_dir(&store).unwrap();
+        session
+            .context()
+            .register_parquet(
+                "events",
+                format!("{}/", files.display()),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let restored = session.restore().await.unwrap();
+        assert_eq!(restored.restored, ["by_kind"], "{what}");
+        let [(name, why)] = &restored.failed[..] else {
+            panic!("{what}: {:?}", restored.failed)
+        };
+        let why = why.to_string();
+        assert_eq!(name, "even");
+        assert!(
+            why.contains(reason) && why.contains(&file.display().to_string()),
+            "{what}: {why}"
+        );
+        session.clear_report();
+        let answer = run(&session, BY_KIND).await;
+        assert_eq!(session.last_report().unwrap().used_mvs(), ["by_kind"]);
+        compare(&rows(&session.without_rewrites(), BY_KIND).await, &answer).unwrap();
+        session.clear_report();
+        let answer = run(&session, EVEN).await;
+        assert!(
+            session
+                .last_report()
+                .is_none_or(|r| r.used_mvs().is_empty())
+        );
+        compare(&rows(&session.without_rewrites(), EVEN).await, &answer).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// A second session on a store in use is refused; the first one's ending frees it.
+#[test]
+fn one_session_writes_a_store_at_a_time() {
+    let dir = fresh_dir("lock");
+    let first = MvSession::with_data_dir(&dir).unwrap();
+    match MvSession::with_data_dir(&dir) {
+        Err(MvError::Storage(why)) => assert!(why.contains(".lock"), "{why}"),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("two sessions write one store"),
+    }
+    drop(first);
+    MvSession::with_data_dir(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Why `mv` did not answer the last query.
+fn rejection(session: &MvSession, mv: &str) -> (ReasonCode, String) {
+    let report = session.last_report().expect("a report");
+    match report.status_of(mv) {
+        Some(CandidateStatus::Rejected(r)) => (r.code, r.reason.clone()),
+        other => panic!("{mv} was not rejected: {other:?}\n{report}"),
+    }
+}
+
+/// A process killed in the middle of a refresh (the shell, SIGKILL while it writes the new
+/// generation): the next session on the store restores the previous generation's rows, stale
+/// (the table moved), never reads the unfinished generation, which its start removes.
+#[test]
+fn a_process_killed_mid_refresh_leaves_the_previous_rows_stale() {
+    let dir = fresh_dir("killed");
+    let (data, store) = (dir.join("data"), dir.join("store"));
+    let files = data.join("events");
+    std::fs::create_dir_all(&files).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(write_file(&files, "part-0.parquet", 1, 1000));
+    let shell = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mvrewrite"))
+            .args(["shell", "--data"])
+            .arg(&data)
+            .arg("--store")
+            .arg(&store)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = shell();
+    {
+        use std::io::Write;
+        let mut stdin = first.stdin.take().unwrap();
+        writeln!(stdin, "CREATE MATERIALIZED VIEW even AS {EVEN};").unwrap();
+    }
+    assert!(first.wait().unwrap().success());
+    let previous = named(&store, "even").expect("even published");
+    let before = runtime.block_on(async {
+        let plain = SessionContext::new();
+        let location = store.join(format!("even/{previous}/"));
+        plain
+            .register_parquet("mv", location.to_str().unwrap(), Default::default())
+            .await
+            .unwrap();
+        rows(&plain, "SELECT * FROM mv").await
+    });
+
+    // The file replaced by a large one: a full refresh, long enough to be caught midway.
+    std::fs::remove_file(files.join("part-0.parquet")).unwrap();
+    runtime.block_on(write_file(&files, "part-1.parquet", 1, 6_000_000));
+    let mut second = shell();
+    {
+        use std::io::Write;
+        // The shell reads its script to the end of its input, then runs it.
+        let mut stdin = second.stdin.take().unwrap();
+        writeln!(stdin, "REFRESH MATERIALIZED VIEW even;").unwrap();
+    }
+    let started = Instant::now();
+    let unfinished = loop {
+        let writing = generations(&store, "even")
+            .into_iter()
+            .find(|g| *g != previous && store.join(format!("even/{g}/{g}.parquet")).exists());
+        if let Some(g) = writing {
+            break g;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no new generation"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    second.kill().unwrap();
+    second.wait().unwrap();
+    // Killed before its commit: the catalog names the previous generation.
+    assert_eq!(
+        named(&store, "even"),
+        Some(previous),
+        "the refresh finished"
+    );
+    assert!(store.join(format!("even/{unfinished}")).exists());
+
+    runtime.block_on(async {
+        let session = MvSession::with_data_dir(&store).unwrap();
+        // Its start removed the unfinished generation: nothing can read it.
+        assert_eq!(generations(&store, "even"), [previous]);
+        run(&session, &create_events(&files)).await;
+        assert!(session.catalog().read().unwrap().contains("even"));
+        compare(&before, &run(&session, "SELECT * FROM even").await).unwrap();
+        assert_eq!(
+            session.mv_location("even").unwrap().unwrap(),
+            store.join(format!("even/{previous}"))
+        );
+        session.clear_report();
+        let q = "SELECT kind, v, v * 2 FROM events WHERE v % 2 = 0 AND v < 50";
+        let answer = run(&session, q).await;
+        compare(&rows(&session.without_rewrites(), q).await, &answer).unwrap();
+        let (code, reason) = rejection(&session, "even");
+        assert_eq!(code, ReasonCode::Stale);
+        assert!(reason.contains("events"), "{reason}");
+        let done = session.refresh_materialized_view("even").await.unwrap();
+        assert_eq!(done[0].mode, RefreshMode::Full);
+        assert_eq!(done[0].rows, 3_000_000);
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An MV over an MV kept in the store reads it as the listing table it is, not as a table on
+/// files another writer changes: refreshing the outer one refreshes the inner one first, and
+/// both come back after a restart, fresh, with the same rows.
+#[tokio::test]
+async fn nested_mvs_in_a_store_refresh_and_restore_in_order() {
+    let dir = fresh_dir("nested");
+    let (files, store) = (dir.join("events"), dir.join("store"));
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 1000).await;
+    let outer = "SELECT kind, total FROM by_kind WHERE n > 300";
+    let over_events =
+        "SELECT kind, sum(v) AS total FROM events GROUP BY kind HAVING count(*) > 300";
+    {
+        let session = MvSession::with_data_dir(&store).unwrap();
+        run(&session, &create_events(&files)).await;
+        run(
+            &session,
+            &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+        )
+        .await;
+        run(
+            &session,
+            &format!("CREATE MATERIALIZED VIEW big AS {outer}"),
+        )
+        .await;
+        write_file(&files, "part-1.parquet", 1001, 1300).await;
+        let done = session.refresh_materialized_view("big").await.unwrap();
+        let modes: Vec<(&str, RefreshMode)> =
+            done.iter().map(|d| (d.mv.as_str(), d.mode)).collect();
+        assert_eq!(
+            modes,
+            [
+                ("by_kind", RefreshMode::Incremental),
+                ("big", RefreshMode::Full)
+            ]
+        );
+        compare(
+            &rows(&session.without_rewrites(), over_events).await,
+            &run(&session, "SELECT * FROM big").await,
+        )
+        .unwrap();
+    }
+    let session = MvSession::with_data_dir(&store).unwrap();
+    run(&session, &create_events(&files)).await;
+    for mv in ["by_kind", "big"] {
+        assert!(session.catalog().read().unwrap().contains(mv), "{mv}");
+    }
+    compare(
+        &rows(&session.without_rewrites(), over_events).await,
+        &run(&session, "SELECT * FROM big").await,
+    )
+    .unwrap();
+    session.clear_report();
+    let answer = run(&session, over_events).await;
+    assert!(!session.last_report().unwrap().used_mvs().is_empty());
+    compare(
+        &rows(&session.without_rewrites(), over_events).await,
+        &answer,
+    )
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A store written by an earlier mvrewrite (fragments `<mv>/<n>.parquet`, no generations):
+/// opened, its MV not restored with a reason that says so, its files left alone, and created
+/// again as a generation beside them.
+#[tokio::test]
+async fn a_store_of_fragments_from_an_earlier_version_is_not_read_as_rows() {
+    let dir = fresh_dir("earlier");
+    let (files, store) = (dir.join("events"), dir.join("store"));
+    std::fs::create_dir_all(store.join("by_kind")).unwrap();
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 100).await;
+    write_file(&store.join("by_kind"), "1.parquet", 1, 10).await;
+    let earlier = r#"{"versions": {"events": 0}, "file_listings": {}, "mvs": [{
+        "name": "by_kind", "columns": ["kind", "total", "n"], "on_commit": false,
+        "sql": "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind",
+        "staleness": null, "computed_from": {"events": 0}, "computed_at_ms": 0,
+        "files": ["1.parquet"]}]}"#;
+    std::fs::write(store.join("catalog.json"), earlier).unwrap();
+    let session = MvSession::with_data_dir(&store).unwrap();
+    session
+        .context()
+        .register_parquet("events", files.to_str().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let restored = session.restore().await.unwrap();
+    let [(name, why)] = &restored.failed[..] else {
+        panic!("{:?}", restored.failed)
+    };
+    assert_eq!(name, "by_kind");
+    assert!(why.to_string().contains("earlier mvrewrite"), "{why}");
+    assert!(store.join("by_kind/1.parquet").exists());
+    run(
+        &session,
+        &format!("CREATE OR REPLACE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+    )
+    .await;
+    let at = session.mv_location("by_kind").unwrap().unwrap();
+    assert_eq!(plain_read_equals(&at, &files, BY_KIND).await, 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A refresh whose commit fails (`catalog.json` cannot be replaced): the refresh is an error
+/// and the MV stale; the generation it wrote is not named, so the next process restores the
+/// previous one (stale: its table moved) and removes the unnamed one.
+#[tokio::test]
+async fn a_refresh_whose_catalog_cannot_be_written_is_not_published() {
+    let dir = fresh_dir("commit");
+    let (files, store) = (dir.join("events"), dir.join("store"));
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 1000).await;
+    let blocker = store.join("catalog.json.tmp");
+    let (previous, before) = {
+        let session = MvSession::with_data_dir(&store).unwrap();
+        run(&session, &create_events(&files)).await;
+        run(
+            &session,
+            &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+        )
+        .await;
+        let before = run(&session, "SELECT * FROM by_kind").await;
+        write_file(&files, "part-1.parquet", 1001, 2000).await;
+        std::fs::create_dir_all(&blocker).unwrap();
+        let err = session
+            .refresh_materialized_view("by_kind")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MvError::Storage(_)), "{err}");
+        session.clear_report();
+        run(&session, BY_KIND).await;
+        let (code, reason) = rejection(&session, "by_kind");
+        assert_eq!(code, ReasonCode::Stale);
+        assert!(reason.contains("refresh failed"), "{reason}");
+        (named(&store, "by_kind").unwrap(), before)
+    };
+    assert!(generations(&store, "by_kind").len() > 1);
+    std::fs::remove_dir(&blocker).unwrap();
+    let session = MvSession::with_data_dir(&store).unwrap();
+    assert_eq!(generations(&store, "by_kind"), [previous]);
+    run(&session, &create_events(&files)).await;
+    compare(&before, &run(&session, "SELECT * FROM by_kind").await).unwrap();
+    session.clear_report();
+    let answer = run(&session, BY_KIND).await;
+    compare(&rows(&session.without_rewrites(), BY_KIND).await, &answer).unwrap();
+    assert_eq!(rejection(&session, "by_kind").0, ReasonCode::Stale);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
