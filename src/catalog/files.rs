@@ -264,8 +264,13 @@ impl FileTable {
     /// Whether `other` reads the same files the same way (the table was not replaced by
     /// another over other files).
     pub fn same_files_as(&self, other: &FileTable) -> bool {
-        self.table.table_paths() == other.table.table_paths()
-            && self.table.options().file_extension == other.table.options().file_extension
+        self.reads_as(&other.table)
+    }
+
+    /// Whether `table` reads the same files the same way as this one.
+    pub fn reads_as(&self, table: &ListingTable) -> bool {
+        self.table.table_paths() == table.table_paths()
+            && self.table.options().file_extension == table.options().file_extension
     }
 
     /// The rows of `paths` (files of this table, as listed), read with its format, options and
