@@ -521,3 +521,44 @@ async fn a_table_with_a_symbolic_link_is_listed_every_time_and_its_target_change
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file with another hard link can be written through a path outside the table's
+/// directories, which no watch of them sees: such a table is listed for every query, and a
+/// write in place through the other link is seen.
+#[tokio::test]
+async fn a_table_with_a_hard_linked_file_is_listed_every_time_and_writes_through_it_are_seen() {
+    let dir = fresh_dir("hardlink");
+    let (table, elsewhere) = (dir.join("table"), dir.join("elsewhere"));
+    std::fs::create_dir_all(&table).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(table.join("part-0.csv"), csv_rows(1000..1100)).unwrap();
+    std::fs::write(elsewhere.join("linked.csv"), csv_rows(2000..2100)).unwrap();
+    std::fs::hard_link(elsewhere.join("linked.csv"), table.join("part-1.csv")).unwrap();
+    let create = format!(
+        "CREATE EXTERNAL TABLE events STORED AS CSV LOCATION '{}/' OPTIONS ('format.has_header' 'true')",
+        table.display()
+    );
+    let session = session_with(&create).await;
+    let total = (1000..1100).sum::<i64>() + (2000..2100).sum::<i64>();
+    assert_eq!(
+        answered(&session).await,
+        (vec!["by_kind".to_string()], total)
+    );
+    let before = listings(&session);
+    answered(&session).await;
+    assert!(
+        listings(&session) > before,
+        "a table with a hard link was not listed"
+    );
+
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(elsewhere.join("linked.csv"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, csv_rows(3000..3100).as_bytes()).unwrap();
+    drop(f);
+    let (used, sum) = answered(&session).await;
+    let total = (1000..1100).sum::<i64>() + (3000..3100).sum::<i64>();
+    assert_eq!((used.len(), sum), (0, total));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
