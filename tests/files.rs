@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use datafusion::prelude::SessionContext;
 use mvrewrite::testkit::compare::compare;
 use mvrewrite::testkit::datagen::Rng;
-use mvrewrite::{CandidateStatus, MvSession, ReasonCode, RefreshMode};
+use mvrewrite::{CandidateStatus, FileListing, MvSession, ReasonCode, RefreshMode};
 
 const QUERY: &str = "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind";
 
@@ -41,16 +41,20 @@ async fn write_file(dir: &Path, file: &str, first: i64, last: i64) {
 
 /// A session over the Parquet files in `dir`, with `by_kind` over them.
 async fn session_over(dir: &Path) -> MvSession {
-    session_with(dir, MvSession::new()).await
+    session_with(&create_events(dir), MvSession::new()).await
 }
 
-/// `session` over the Parquet files in `dir`, with `by_kind` over them.
-async fn session_with(dir: &Path, session: MvSession) -> MvSession {
-    let create = format!(
+/// `CREATE EXTERNAL TABLE events` over the Parquet files in `dir`.
+fn create_events(dir: &Path) -> String {
+    format!(
         "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{}/'",
         dir.display()
-    );
-    session.sql(&create).await.unwrap().collect().await.unwrap();
+    )
+}
+
+/// `session` where `create` makes `events`, with `by_kind` over it.
+async fn session_with(create: &str, session: MvSession) -> MvSession {
+    session.sql(create).await.unwrap().collect().await.unwrap();
     session
         .sql("CREATE MATERIALIZED VIEW by_kind AS SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind")
         .await
@@ -230,7 +234,7 @@ async fn random_file_changes(in_store: bool) {
         true => MvSession::with_data_dir(root.join("store")).unwrap(),
         false => MvSession::new(),
     };
-    let session = session_with(&dir, session).await;
+    let session = session_with(&create_events(&dir), session).await;
     let mut files = vec!["part-0.parquet".to_string()];
     let mut next = 301;
     let (mut incremental, mut full) = (0, 0);
@@ -539,4 +543,235 @@ async fn a_table_on_an_object_store_sees_objects_another_writer_puts() {
     assert_eq!(code, ReasonCode::Stale);
     assert!(reason.contains("events: 1 file added"), "{reason}");
     assert_eq!(refreshed(&session, 605_550).await, RefreshMode::Incremental);
+}
+
+/// How many listings of tables on files `session` made so far.
+fn listings(session: &MvSession) -> u64 {
+    session.catalog().read().unwrap().listings_made()
+}
+
+/// By default the table's directory is watched: queries over files nobody changed reuse the
+/// listing (none is made), and a file another writer adds right before a query is seen by it.
+/// With `always`, every query lists.
+#[tokio::test]
+async fn by_default_unchanged_files_are_not_listed_again_and_a_new_one_is_seen_at_once() {
+    let dir = fresh_dir("watch");
+    write_file(&dir, "part-0.parquet", 1, 1000).await;
+    let session = session_over(&dir).await;
+    let default = session.catalog().read().unwrap().file_listing();
+    assert_eq!(
+        (default, default.to_string()),
+        (FileListing::Watch, "watch".into())
+    );
+    answered(&session).await;
+    let before = listings(&session);
+    for _ in 0..20 {
+        let (used, total) = answered(&session).await;
+        assert_eq!((used, total), (vec!["by_kind".to_string()], 500_500));
+    }
+    assert_eq!(
+        listings(&session),
+        before,
+        "unchanged files were listed again"
+    );
+
+    for round in 0..3i64 {
+        let first = 1001 + round * 100;
+        write_file(&dir, &format!("new-{round}.parquet"), first, first + 99).await;
+        let (used, _) = answered(&session).await;
+        assert!(
+            used.is_empty(),
+            "the MV answered over a file added before the query"
+        );
+        assert_eq!(
+            refreshed(&session, 500_500 + (1001..first + 100).sum::<i64>()).await,
+            RefreshMode::Incremental
+        );
+    }
+
+    run(&session, "SET mvrewrite.file_listing = 'always'").await;
+    let before = listings(&session);
+    for _ in 0..5 {
+        answered(&session).await;
+    }
+    assert!(
+        listings(&session) >= before + 5,
+        "'always' reused a listing"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// CSV rows `k<i % 3>,<value>` with values of four digits, so that another set of values
+/// rewrites the file in place with the same size.
+fn csv_rows(values: impl Iterator<Item = i64>) -> String {
+    let mut text = String::from("kind,v\n");
+    for (i, v) in values.enumerate() {
+        text.push_str(&format!("k{},{v:04}\n", i % 3));
+    }
+    text
+}
+
+/// Another writer rewrites a file in place with bytes of the same size, right before a query:
+/// that query is answered from the table. Then again, restoring the file's modification time
+/// (as `cp -p` or `rsync -t` do), so that a listing shows nothing moved: the watch still knows.
+#[tokio::test]
+async fn a_file_rewritten_in_place_with_the_same_size_is_seen_by_the_next_query() {
+    let dir = fresh_dir("in-place");
+    let file = dir.join("part-0.csv");
+    std::fs::write(&file, csv_rows(1000..1100)).unwrap();
+    let create = format!(
+        "CREATE EXTERNAL TABLE events STORED AS CSV LOCATION '{}/' OPTIONS ('format.has_header' 'true')",
+        dir.display()
+    );
+    let session = session_with(&create, MvSession::new()).await;
+    let total = (1000..1100).sum::<i64>();
+    assert_eq!(
+        answered(&session).await,
+        (vec!["by_kind".to_string()], total)
+    );
+
+    let rewrite = |values: std::ops::Range<i64>, keep_time: bool| {
+        let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+        let bytes = csv_rows(values);
+        assert_eq!(bytes.len() as u64, std::fs::metadata(&file).unwrap().len());
+        let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        std::io::Write::write_all(&mut f, bytes.as_bytes()).unwrap();
+        if keep_time {
+            f.set_modified(modified).unwrap();
+        }
+    };
+    for (round, keep_time) in [(1, false), (2, true)] {
+        let values = 1000 + round * 1000..1100 + round * 1000;
+        let total = values.clone().sum::<i64>();
+        rewrite(values, keep_time);
+        let (used, sum) = answered(&session).await;
+        assert_eq!((used.len(), sum), (0, total), "round {round}");
+        let (code, reason) = rejection(&session);
+        assert_eq!(code, ReasonCode::Stale);
+        assert!(reason.contains("events: 1 file rewritten"), "{reason}");
+        assert_eq!(refreshed(&session, total).await, RefreshMode::Full);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A Hive-partitioned table: a new partition directory, then a file in it, each right before a
+/// query. The new directory is watched from the listing after it appeared, so the file written
+/// in it later is seen.
+#[tokio::test]
+async fn a_new_partition_directory_and_then_a_file_in_it_are_seen() {
+    let dir = fresh_dir("partitions");
+    std::fs::create_dir_all(dir.join("day=1")).unwrap();
+    write_file(&dir.join("day=1"), "part-0.parquet", 1, 1000).await;
+    let create = format!(
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET PARTITIONED BY (day) LOCATION '{}/'",
+        dir.display()
+    );
+    let session = session_with(&create, MvSession::new()).await;
+    assert_eq!(
+        answered(&session).await,
+        (vec!["by_kind".to_string()], 500_500)
+    );
+
+    std::fs::create_dir_all(dir.join("day=2")).unwrap();
+    // No file yet: the listing is made again, finds the same files, and the MV still answers.
+    assert_eq!(
+        answered(&session).await,
+        (vec!["by_kind".to_string()], 500_500)
+    );
+    let before = listings(&session);
+    write_file(&dir.join("day=2"), "part-0.parquet", 1001, 1100).await;
+    let (used, total) = answered(&session).await;
+    assert_eq!((used.len(), total), (0, 605_550));
+    assert_eq!(listings(&session), before + 1);
+    let (_, reason) = rejection(&session);
+    assert!(reason.contains("events: 1 file added"), "{reason}");
+
+    // A directory and a file in it at once.
+    std::fs::create_dir_all(dir.join("day=3")).unwrap();
+    write_file(&dir.join("day=3"), "part-0.parquet", 1101, 1200).await;
+    let (used, total) = answered(&session).await;
+    assert_eq!(
+        (used.len(), total),
+        (0, 605_550 + (1101..=1200).sum::<i64>())
+    );
+    refreshed(&session, 605_550 + (1101..=1200).sum::<i64>()).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A symbolic link in the table's directory could be written through its target, which no
+/// watch of the directory sees: such a table is listed for every query, and the change is seen.
+#[tokio::test]
+async fn a_table_with_a_symbolic_link_is_listed_every_time_and_its_target_changes_are_seen() {
+    let dir = fresh_dir("symlink");
+    let (table, elsewhere) = (dir.join("table"), dir.join("elsewhere"));
+    std::fs::create_dir_all(&table).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    write_file(&table, "part-0.parquet", 1, 1000).await;
+    write_file(&elsewhere, "linked.parquet", 1001, 1100).await;
+    std::os::unix::fs::symlink(
+        elsewhere.join("linked.parquet"),
+        table.join("part-1.parquet"),
+    )
+    .unwrap();
+    let session = session_over(&table).await;
+    assert_eq!(
+        answered(&session).await,
+        (vec!["by_kind".to_string()], 605_550)
+    );
+    let before = listings(&session);
+    answered(&session).await;
+    assert!(
+        listings(&session) > before,
+        "a table with a symbolic link was not listed"
+    );
+
+    std::fs::remove_file(elsewhere.join("linked.parquet")).unwrap();
+    write_file(&elsewhere, "linked.parquet", 1001, 1050).await;
+    let (used, total) = answered(&session).await;
+    assert_eq!(
+        (used.len(), total),
+        (0, 500_500 + (1001..=1050).sum::<i64>())
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A file with another hard link can be written through a path outside the table's
+/// directories, which no watch of them sees: such a table is listed for every query, and a
+/// write in place through the other link is seen.
+#[tokio::test]
+async fn a_table_with_a_hard_linked_file_is_listed_every_time_and_writes_through_it_are_seen() {
+    let dir = fresh_dir("hardlink");
+    let (table, elsewhere) = (dir.join("table"), dir.join("elsewhere"));
+    std::fs::create_dir_all(&table).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(table.join("part-0.csv"), csv_rows(1000..1100)).unwrap();
+    std::fs::write(elsewhere.join("linked.csv"), csv_rows(2000..2100)).unwrap();
+    std::fs::hard_link(elsewhere.join("linked.csv"), table.join("part-1.csv")).unwrap();
+    let create = format!(
+        "CREATE EXTERNAL TABLE events STORED AS CSV LOCATION '{}/' OPTIONS ('format.has_header' 'true')",
+        table.display()
+    );
+    let session = session_with(&create, MvSession::new()).await;
+    let total = (1000..1100).sum::<i64>() + (2000..2100).sum::<i64>();
+    assert_eq!(
+        answered(&session).await,
+        (vec!["by_kind".to_string()], total)
+    );
+    let before = listings(&session);
+    answered(&session).await;
+    assert!(
+        listings(&session) > before,
+        "a table with a hard link was not listed"
+    );
+
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(elsewhere.join("linked.csv"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, csv_rows(3000..3100).as_bytes()).unwrap();
+    drop(f);
+    let (used, sum) = answered(&session).await;
+    let total = (1000..1100).sum::<i64>() + (3000..3100).sum::<i64>();
+    assert_eq!((used.len(), sum), (0, total));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

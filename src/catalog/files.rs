@@ -5,16 +5,23 @@
 //! write to the table (`Change::Files`): its version moves, and the MVs computed from the old
 //! files are stale, with what moved in the reason (`events: 2 files added`).
 //!
-//! A listing costs a round trip to the store. [`FileListing`] says how old a listing may be when
-//! a query is planned; the default lists again for every query an MV over the table might
-//! answer (never wrong; one listing per such query). The listing is DataFusion's own
-//! (`ListingTableUrl::list_all_files`, with the table's extension and the session's options),
-//! so it sees exactly the files a scan of the table reads; the session turns DataFusion's
-//! list-files cache off, which would otherwise hide new files from scans and listings alike.
+//! A listing costs a round trip to the store (milliseconds for a thousand local files), and a
+//! query an MV over the table might answer needs to know the files did not move. [`FileListing`]
+//! says how: by default (`watch`) the table's local directories are watched
+//! (`super::file_watch`), and its last listing stands until an event says a file changed, so
+//! a query pays a non-blocking read of the event queue, and is still never answered by an MV
+//! computed before a write another process completed. Where events cannot be trusted (object
+//! stores, network and FUSE file systems, symbolic or hard links) the default lists for every
+//! such query, as `always` does. `'<n> ms'` reuses a listing that young. The listing is
+//! DataFusion's own (`ListingTableUrl::list_all_files`, with the table's extension and the
+//! session's options), so it sees exactly the files a scan of the table reads; the session
+//! turns DataFusion's list-files cache off, which would otherwise hide new files from scans and
+//! listings alike.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -24,11 +31,16 @@ use datafusion::execution::SessionState;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
-/// How old a file table's listing may be when a query is planned.
+use super::file_watch::{Covered, Watch};
+
+/// When a file table's last listing may stand for a query being planned.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FileListing {
-    /// List again for every query (the default): a file written a moment ago is seen.
+    /// While no event of the table's watched directories says a file changed (the default):
+    /// exact, and nearly free on local file systems; elsewhere, as `Always`.
     #[default]
+    Watch,
+    /// List again for every query: a file written a moment ago is seen.
     Always,
     /// Reuse a listing this young: cheaper on remote stores, and files written within that
     /// time may be missed (the MV answers as of the listing).
@@ -38,6 +50,7 @@ pub enum FileListing {
 impl fmt::Display for FileListing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            FileListing::Watch => write!(f, "watch"),
             FileListing::Always => write!(f, "always"),
             FileListing::Reuse(d) => write!(f, "{} ms", d.as_millis()),
         }
@@ -47,17 +60,19 @@ impl fmt::Display for FileListing {
 impl std::str::FromStr for FileListing {
     type Err = String;
 
-    /// `always`, or `<n> ms`.
+    /// `watch`, `always`, or `<n> ms`.
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim().to_ascii_lowercase();
-        if s == "always" {
-            return Ok(FileListing::Always);
+        match s.as_str() {
+            "watch" => return Ok(FileListing::Watch),
+            "always" => return Ok(FileListing::Always),
+            _ => {}
         }
         let ms = s
             .strip_suffix("ms")
             .map(str::trim)
             .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| format!("'{s}' is neither 'always' nor '<n> ms'"))?;
+            .ok_or_else(|| format!("'{s}' is none of 'watch', 'always', '<n> ms'"))?;
         Ok(FileListing::Reuse(Duration::from_millis(ms)))
     }
 }
@@ -109,13 +124,16 @@ impl FileSet {
         Some(FileSet(files))
     }
 
-    /// What changed from `self` to `now`, if anything did.
-    pub fn changes_to(&self, now: &FileSet) -> Option<FilesChanged> {
+    /// What changed from `self` to `now`, if anything did; files in `touched` were written
+    /// since, whatever their listing says.
+    pub fn changes_to(&self, now: &FileSet, touched: &BTreeSet<String>) -> Option<FilesChanged> {
         let mut change = FilesChanged::default();
         for (path, meta) in &now.0 {
             match self.0.get(path) {
                 None => change.added.push(path.clone()),
-                Some(old) if old != meta => change.rewritten.push(path.clone()),
+                Some(old) if old != meta || touched.contains(path) => {
+                    change.rewritten.push(path.clone())
+                }
                 Some(_) => {}
             }
         }
@@ -196,6 +214,22 @@ pub struct FileTable {
     listed: Option<(FileSet, SystemTime)>,
     /// Set while its listings fail: one failure is one write, not one per query planned.
     failing: bool,
+    /// Its directories' watch, shared by its clones; also what tells this table's listings
+    /// from those of a table that replaced it.
+    watch: Arc<Watch>,
+    /// Held from the start of a listing to its recording: listings recorded in the order they
+    /// began, so a slower, older one never replaces a newer one.
+    listing_turn: Arc<Mutex<()>>,
+}
+
+/// One listing of a table, to be recorded.
+#[derive(Debug)]
+pub struct Listed {
+    files: FileSet,
+    at: SystemTime,
+    of: Arc<Watch>,
+    /// What its watch had seen when it began, if the table is watched.
+    covered: Option<Covered>,
 }
 
 impl FileTable {
@@ -206,6 +240,8 @@ impl FileTable {
             state,
             listed: None,
             failing: false,
+            watch: Arc::default(),
+            listing_turn: Arc::default(),
         }
     }
 
@@ -228,8 +264,13 @@ impl FileTable {
     /// Whether `other` reads the same files the same way (the table was not replaced by
     /// another over other files).
     pub fn same_files_as(&self, other: &FileTable) -> bool {
-        self.table.table_paths() == other.table.table_paths()
-            && self.table.options().file_extension == other.table.options().file_extension
+        self.reads_as(&other.table)
+    }
+
+    /// Whether `table` reads the same files the same way as this one.
+    pub fn reads_as(&self, table: &ListingTable) -> bool {
+        self.table.table_paths() == table.table_paths()
+            && self.table.options().file_extension == table.options().file_extension
     }
 
     /// The rows of `paths` (files of this table, as listed), read with its format, options and
@@ -269,25 +310,67 @@ impl FileTable {
             return false;
         };
         match policy {
+            FileListing::Watch => self.watch.unchanged() || *at >= as_of,
             FileListing::Always => *at >= as_of,
             FileListing::Reuse(d) => *at + d >= as_of,
         }
     }
 
-    /// Records a listing made at `at`; what changed since the one before, if there was one.
-    pub fn record(&mut self, files: FileSet, at: SystemTime) -> Option<FilesChanged> {
+    /// Records a listing; what changed since the one before, if there was one. A listing of
+    /// a table this one replaced is dropped.
+    pub fn record(&mut self, listed: Listed) -> Option<FilesChanged> {
+        if !Arc::ptr_eq(&listed.of, &self.watch) {
+            return None;
+        }
         self.failing = false;
-        let change = self
-            .listed
-            .as_ref()
-            .and_then(|(before, _)| before.changes_to(&files));
-        self.listed = Some((files, at));
+        let touched = listed.covered.as_ref().map(|c| &c.touched);
+        let change = self.listed.as_ref().and_then(|(before, _)| {
+            before.changes_to(&listed.files, touched.unwrap_or(&BTreeSet::new()))
+        });
+        if let Some(covered) = &listed.covered {
+            self.watch.covered(covered);
+        }
+        self.listed = Some((listed.files, listed.at));
         change
     }
 
-    /// The table's files now. Runs the listing on a thread of its own with its own runtime,
-    /// so that planning (a synchronous optimizer rule) and async callers alike can wait for it.
-    pub fn list(&self) -> Result<FileSet, String> {
+    /// Its turn to list: held until the listing is recorded.
+    pub fn listing_turn(&self) -> MutexGuard<'_, ()> {
+        self.listing_turn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Its directories, if all its locations are directories on this machine.
+    fn local_directories(&self) -> Option<Vec<PathBuf>> {
+        self.table
+            .table_paths()
+            .iter()
+            .map(|url| {
+                let path = url.get_url().to_file_path().ok()?;
+                (url.scheme() == "file" && path.is_dir()).then_some(path)
+            })
+            .collect()
+    }
+
+    /// The table's files now, watched from before it begins under `policy` `watch`. Runs the
+    /// listing on a thread of its own with its own runtime, so that planning (a synchronous
+    /// optimizer rule) and async callers alike can wait for it.
+    pub fn list(&self, policy: FileListing) -> Result<Listed, String> {
+        let at = SystemTime::now();
+        let covered = (policy == FileListing::Watch)
+            .then(|| self.watch.before_listing(self.local_directories()))
+            .flatten();
+        let files = self.list_files()?;
+        Ok(Listed {
+            files,
+            at,
+            of: Arc::clone(&self.watch),
+            covered,
+        })
+    }
+
+    fn list_files(&self) -> Result<FileSet, String> {
         std::thread::scope(|s| {
             s.spawn(|| {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -344,18 +427,18 @@ pub fn observe(
     as_of: SystemTime,
     all: bool,
 ) {
-    let to_list = match catalog.read() {
-        Ok(c) => c.to_list(tables, as_of, all),
+    let (to_list, policy) = match catalog.read() {
+        Ok(c) => (c.to_list(tables, as_of, all), c.file_listing()),
         Err(_) => return,
     };
     for (table, file_table) in to_list {
-        let at = SystemTime::now();
-        let listed = file_table.list();
+        let _turn = file_table.listing_turn();
+        let listed = file_table.list(policy);
         let Ok(mut c) = catalog.write() else {
             return;
         };
         match listed {
-            Ok(files) => c.record_listing(&table, files, at),
+            Ok(listed) => c.record_listing(&table, listed),
             Err(why) => c.listing_failed(&table, why),
         }
     }

@@ -8,6 +8,7 @@
 pub mod average_states;
 pub mod constraints;
 pub mod definition;
+mod file_watch;
 pub mod files;
 pub mod freshness;
 pub mod mv_index;
@@ -22,7 +23,7 @@ use fixedbitset::FixedBitSet;
 
 use crate::catalog::constraints::Constraints;
 use crate::catalog::constraints::DeclaredKey;
-use crate::catalog::files::{FileListing, FileSet, FileTable};
+use crate::catalog::files::{FileListing, FileSet, FileTable, Listed};
 use crate::catalog::freshness::{Change, Stale, Staleness, Versions};
 use crate::catalog::mv_index::MvIndex;
 use crate::error::{MvError, Result};
@@ -171,6 +172,8 @@ pub struct Catalog {
     /// Tables on files, with their last listing, and how old a listing may be.
     files: HashMap<String, FileTable>,
     file_listing: FileListing,
+    /// Listings made (or failed) so far: what the listing policy saves, for tests and benches.
+    listings: u64,
     /// Listings saved by an earlier process, for the tables not followed yet.
     saved_listings: HashMap<String, FileSet>,
 }
@@ -506,12 +509,13 @@ impl Catalog {
             .collect()
     }
 
-    /// Records a listing of `table` made at `at`: a change from the last one is a write.
-    pub(crate) fn record_listing(&mut self, table: &str, files: FileSet, at: SystemTime) {
+    /// Records a listing of `table`: a change from the last one is a write.
+    pub(crate) fn record_listing(&mut self, table: &str, listed: Listed) {
+        self.listings += 1;
         let Some(followed) = self.files.get_mut(table) else {
             return;
         };
-        if let Some(change) = followed.record(files, at) {
+        if let Some(change) = followed.record(listed) {
             self.record_write(table, Change::Files(change));
         }
     }
@@ -521,6 +525,7 @@ impl Catalog {
     /// Only the first failure in a row is a write: while the store stays unreachable, the
     /// writes kept for incremental refresh do not grow with every query planned.
     pub(crate) fn listing_failed(&mut self, table: &str, why: String) {
+        self.listings += 1;
         if self.files.get_mut(table).is_some_and(|f| f.failed()) {
             self.record_write(table, Change::Rewrite(format!("not listed ({why})")));
         }
@@ -552,10 +557,20 @@ impl Catalog {
         self.files.get(table)
     }
 
-    /// Sets how old a file table's listing may be when a query is planned.
+    /// Sets when a file table's listing may stand for a query being planned.
     pub fn set_file_listing(&mut self, listing: FileListing) {
         self.file_listing = listing;
         self.version += 1;
+    }
+
+    /// When a file table's listing may stand for a query being planned.
+    pub fn file_listing(&self) -> FileListing {
+        self.file_listing
+    }
+
+    /// How many listings of tables on files were made (or failed) so far.
+    pub fn listings_made(&self) -> u64 {
+        self.listings
     }
 
     /// Records a base table's row count for costing.

@@ -87,8 +87,8 @@ pub enum MvStatement {
     /// `SET mvrewrite.staleness = 'enforced' | 'stale_tolerated' | '<n> seconds'`: the
     /// session's staleness for MVs without their own.
     SetStaleness(Staleness),
-    /// `SET mvrewrite.file_listing = 'always' | '<n> ms'`: how old a listing of a table on
-    /// files may be when a query is planned.
+    /// `SET mvrewrite.file_listing = 'watch' | 'always' | '<n> ms'`: when a listing of a table
+    /// on files may stand for a query being planned.
     SetFileListing(FileListing),
     /// `ALTER TABLE t ADD PRIMARY KEY (..) | UNIQUE (..) | FOREIGN KEY (..) REFERENCES r (..)`:
     /// keys the rewriter may rely on (see [`crate::catalog::constraints`]).
@@ -214,7 +214,7 @@ pub fn parse_mv_statement(sql: &str) -> Result<Option<MvStatement>> {
             .parse()
             .map(|l| Some(MvStatement::SetFileListing(l)))
             .map_err(|why| MvError::UnexpectedStatement {
-                expected: "SET mvrewrite.file_listing = 'always' | '<n> ms'",
+                expected: "SET mvrewrite.file_listing = 'watch' | 'always' | '<n> ms'",
                 got: why,
             });
     }

@@ -30,6 +30,16 @@ impl MvSession {
                 continue;
             };
             if let Some(listing) = (provider.as_ref() as &dyn Any).downcast_ref::<ListingTable>() {
+                // Followed already over these files: nothing to copy (a session state is big,
+                // and this runs for every input of every refresh).
+                let catalog = self.read_catalog()?;
+                if catalog
+                    .file_table(table)
+                    .is_some_and(|f| f.reads_as(listing))
+                {
+                    continue;
+                }
+                drop(catalog);
                 // The state without the rule: the same runtime (object stores) and options,
                 // and no reference from the catalog back to the rule that holds it.
                 let state = Arc::new(self.plain.clone());
