@@ -1,0 +1,158 @@
+//! Hive-partitioned tables on files (`day=2024-03-01/part-0.parquet`): another writer (a plain
+//! DataFusion context, or a file removed) adds, removes or rewrites files in some partitions.
+//! Every answer is compared with the same query run without rewriting, on the files as they
+//! are.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use datafusion::prelude::SessionContext;
+use mvrewrite::testkit::compare::compare;
+use mvrewrite::{MvSession, RefreshMode, Refreshed};
+
+const BY_DAY: &str =
+    "SELECT day, kind, sum(v) AS total, count(*) AS n FROM events GROUP BY day, kind";
+const BY_KIND: &str = "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind";
+
+/// A new, empty directory for one test.
+fn fresh_dir(test: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "mvrewrite-partitions-{test}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Another writer: a plain DataFusion context writes rows `first..=last` as one Parquet file in
+/// the partition directory `day=<day>/` (created if new). The file holds `kind` and `v`; `day`
+/// is in its directory's name.
+async fn write_file(dir: &Path, day: &str, file: &str, first: i64, last: i64) {
+    let partition = dir.join(format!("day={day}"));
+    std::fs::create_dir_all(&partition).unwrap();
+    let sql = format!(
+        "COPY (SELECT 'k' || CAST(value % 3 AS VARCHAR) AS kind, value AS v
+               FROM generate_series({first}, {last}))
+         TO '{}' STORED AS PARQUET",
+        partition.join(file).display()
+    );
+    let other = SessionContext::new();
+    other.sql(&sql).await.unwrap().collect().await.unwrap();
+}
+
+/// A session over the day-partitioned Parquet files in `dir`, with `mv` defined as `definition`.
+async fn session_over(dir: &Path, mv: &str, definition: &str) -> MvSession {
+    let session = MvSession::new();
+    let create = format!(
+        "CREATE EXTERNAL TABLE events (kind VARCHAR, v BIGINT, day DATE)
+         STORED AS PARQUET PARTITIONED BY (day) LOCATION '{}/'",
+        dir.display()
+    );
+    run(&session, &create).await;
+    session
+        .sql(&format!("CREATE MATERIALIZED VIEW {mv} AS {definition}"))
+        .await
+        .unwrap();
+    session
+}
+
+/// Runs a statement to the end.
+async fn run(session: &MvSession, sql: &str) {
+    session.sql(sql).await.unwrap().collect().await.unwrap();
+}
+
+/// Runs `query` through the session and without rewriting, asserts both agree, and returns
+/// the MVs used with the report's lines on parts.
+async fn answered(session: &MvSession, query: &str) -> (Vec<String>, Vec<String>) {
+    session.clear_report();
+    let rewritten = session.sql(query).await.unwrap().collect().await.unwrap();
+    let report = session.last_report();
+    let original = session
+        .without_rewrites()
+        .sql(query)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    compare(&original, &rewritten).unwrap_or_else(|e| panic!("{query}: {e}"));
+    report.map_or_else(Default::default, |r| (r.used_mvs(), r.parts.clone()))
+}
+
+/// Refreshes `mv` and returns what was done to it.
+async fn refresh(session: &MvSession, mv: &str) -> Refreshed {
+    let done = session.refresh_materialized_view(mv).await.unwrap();
+    done.last().expect("refreshed").clone()
+}
+
+/// The MV's rows equal its definition recomputed (read through the session without
+/// rewriting, so its stored rows and the table's are compared).
+async fn equals_definition(session: &MvSession, mv: &str, definition: &str) {
+    let plain = session.without_rewrites();
+    let stored = plain
+        .sql(&format!("SELECT * FROM {mv}"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let recomputed = plain
+        .sql(definition)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    compare(&recomputed, &stored).unwrap_or_else(|e| panic!("{mv}: {e}"));
+}
+
+/// Files another writer adds to a partitioned table, in a new partition and in an existing
+/// one, are read alone with their partition values: the refresh is incremental and reads
+/// exactly their rows.
+#[tokio::test]
+async fn new_files_in_partitions_are_read_alone_with_their_partition_values() {
+    let dir = fresh_dir("added");
+    write_file(&dir, "2024-03-01", "part-0.parquet", 1, 1000).await;
+    write_file(&dir, "2024-03-02", "part-0.parquet", 1001, 1500).await;
+    let session = session_over(&dir, "by_day", BY_DAY).await;
+    assert_eq!(answered(&session, BY_DAY).await.0, vec!["by_day"]);
+    assert_eq!(answered(&session, BY_KIND).await.0, vec!["by_day"]);
+
+    // A new partition, and a new file in an existing one.
+    write_file(&dir, "2024-03-03", "part-0.parquet", 1501, 1800).await;
+    write_file(&dir, "2024-03-01", "part-1.parquet", 1801, 1900).await;
+    let (used, _) = answered(&session, BY_DAY).await;
+    assert!(used.is_empty(), "a stale MV answered: {used:?}");
+
+    let done = refresh(&session, "by_day").await;
+    assert_eq!(done.mode, RefreshMode::Incremental, "{done:?}");
+    assert!(done.reason.contains("by 400 appended rows"), "{done:?}");
+    equals_definition(&session, "by_day", BY_DAY).await;
+    assert_eq!(answered(&session, BY_DAY).await.0, vec!["by_day"]);
+    assert_eq!(answered(&session, BY_KIND).await.0, vec!["by_day"]);
+    // The partition column is typed as declared: a filter on it as a date is answered.
+    let one_day =
+        "SELECT kind, sum(v) AS total FROM events WHERE day = DATE '2024-03-01' GROUP BY kind";
+    assert_eq!(answered(&session, one_day).await.0, vec!["by_day"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An MV that does not keep the partition column takes new files incrementally too.
+#[tokio::test]
+async fn an_mv_without_the_partition_column_takes_new_partitions_incrementally() {
+    let dir = fresh_dir("by-kind");
+    write_file(&dir, "2024-03-01", "part-0.parquet", 1, 1000).await;
+    let session = session_over(&dir, "by_kind", BY_KIND).await;
+    write_file(&dir, "2024-03-02", "part-0.parquet", 1001, 1250).await;
+    assert!(answered(&session, BY_KIND).await.0.is_empty());
+    let done = refresh(&session, "by_kind").await;
+    assert_eq!(done.mode, RefreshMode::Incremental, "{done:?}");
+    assert!(done.reason.contains("by 250 appended rows"), "{done:?}");
+    equals_definition(&session, "by_kind", BY_KIND).await;
+    assert_eq!(answered(&session, BY_KIND).await.0, vec!["by_kind"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
