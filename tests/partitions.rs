@@ -125,8 +125,14 @@ async fn new_files_in_partitions_are_read_alone_with_their_partition_values() {
     // A new partition, and a new file in an existing one.
     write_file(&dir, "2024-03-03", "part-0.parquet", 1501, 1800).await;
     write_file(&dir, "2024-03-01", "part-1.parquet", 1801, 1900).await;
-    let (used, _) = answered(&session, BY_DAY).await;
-    assert!(used.is_empty(), "a stale MV answered: {used:?}");
+    // The MV keeps `day`: the two changed partitions are read from the table.
+    let (used, parts) = answered(&session, BY_DAY).await;
+    assert_eq!(used, vec!["by_day"]);
+    let parts = parts.join("\n");
+    assert!(
+        parts.contains("2024-03-01") && parts.contains("2024-03-03"),
+        "{parts}"
+    );
 
     let done = refresh(&session, "by_day").await;
     assert_eq!(done.mode, RefreshMode::Incremental, "{done:?}");
@@ -154,5 +160,87 @@ async fn an_mv_without_the_partition_column_takes_new_partitions_incrementally()
     assert!(done.reason.contains("by 250 appended rows"), "{done:?}");
     equals_definition(&session, "by_kind", BY_KIND).await;
     assert_eq!(answered(&session, BY_KIND).await.0, vec!["by_kind"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The notes of the last report.
+fn notes(session: &MvSession) -> Vec<String> {
+    session.last_report().map(|r| r.notes).unwrap_or_default()
+}
+
+/// After another writer changed some partitions, an MV keeping the partition column answers
+/// for the others: alone for a query reading only unchanged partitions, in parts (the changed
+/// partitions from the table) for one reading changed ones too, never for a changed one.
+#[tokio::test]
+async fn unchanged_partitions_are_answered_from_the_mv_and_changed_ones_from_the_table() {
+    let dir = fresh_dir("partly");
+    write_file(&dir, "2024-03-01", "part-0.parquet", 1, 1000).await;
+    write_file(&dir, "2024-03-02", "part-0.parquet", 1001, 1500).await;
+    write_file(&dir, "2024-03-03", "part-0.parquet", 1501, 2000).await;
+    let session = session_over(&dir, "by_day", BY_DAY).await;
+
+    // One partition gains a file; another loses its file.
+    write_file(&dir, "2024-03-02", "part-1.parquet", 2001, 2100).await;
+    std::fs::remove_file(dir.join("day=2024-03-03/part-0.parquet")).unwrap();
+
+    let unchanged = "SELECT kind, sum(v) AS total, count(*) AS n FROM events WHERE day = DATE '2024-03-01' GROUP BY kind";
+    let (used, parts) = answered(&session, unchanged).await;
+    assert_eq!((used, parts.len()), (vec!["by_day".to_string()], 0));
+    let note = notes(&session).join("\n");
+    assert!(
+        note.contains("events.day = 2024-03-02, 2024-03-03")
+            || note.contains("events.day = 2024-03-03, 2024-03-02"),
+        "{note}"
+    );
+
+    let some_changed = "SELECT kind, sum(v) AS total, count(*) AS n FROM events WHERE day IN (DATE '2024-03-01', DATE '2024-03-02') GROUP BY kind";
+    for query in [some_changed, BY_KIND, BY_DAY] {
+        let (used, parts) = answered(&session, query).await;
+        assert_eq!(used, vec!["by_day"], "{query}");
+        let parts = parts.join("\n");
+        assert!(
+            parts.contains("2024-03-02") && parts.contains("read from events"),
+            "{query}: {parts}"
+        );
+    }
+
+    // A query reading only changed partitions is answered from the table.
+    let changed =
+        "SELECT kind, sum(v) AS total FROM events WHERE day = DATE '2024-03-02' GROUP BY kind";
+    assert!(answered(&session, changed).await.0.is_empty());
+
+    // Refreshed, the MV answers whole again.
+    refresh(&session, "by_day").await;
+    equals_definition(&session, "by_day", BY_DAY).await;
+    assert_eq!(
+        answered(&session, BY_KIND).await,
+        (vec!["by_day".to_string()], vec![])
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An MV that does not keep the partition column is stale whole when any partition changes:
+/// its rows mix every partition's.
+#[tokio::test]
+async fn an_mv_without_the_partition_column_is_stale_whole() {
+    let dir = fresh_dir("whole");
+    write_file(&dir, "2024-03-01", "part-0.parquet", 1, 1000).await;
+    write_file(&dir, "2024-03-02", "part-0.parquet", 1001, 1500).await;
+    let session = session_over(&dir, "by_kind", BY_KIND).await;
+    std::fs::remove_file(dir.join("day=2024-03-02/part-0.parquet")).unwrap();
+    let one_day = "SELECT kind, sum(v) AS total, count(*) AS n FROM events WHERE day = DATE '2024-03-01' GROUP BY kind";
+    for query in [BY_KIND, one_day] {
+        let (used, parts) = answered(&session, query).await;
+        assert!(
+            used.is_empty() && parts.is_empty(),
+            "{query}: {used:?} {parts:?}"
+        );
+    }
+    let report = session.last_report().expect("a report");
+    let status = &report.candidates[0].status;
+    assert!(
+        matches!(status, mvrewrite::CandidateStatus::Rejected(r) if r.code == mvrewrite::ReasonCode::Stale),
+        "{status:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

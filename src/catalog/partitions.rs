@@ -1,0 +1,368 @@
+//! Partition-level freshness (StarRocks' and Doris' partition compensation). An MV that keeps
+//! a Hive-partitioned table's partition column, so that each of its rows comes from rows of one
+//! partition, still holds the right rows for the partitions whose files did not change since it
+//! was computed. While it is stale, it answers as the MV *restricted* to those partitions: its
+//! definition filtered by `day NOT IN (<changed days>)` on the table, and its stored rows read
+//! through the same filter. A query reading only unchanged partitions is answered from it; one
+//! reading changed ones is answered in parts (`crate::forms::parts`): the restricted MV's rows,
+//! and the changed partitions from the table. It never answers a changed partition.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::datasource::{ViewTable, provider_as_source};
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, LogicalPlanBuilder, lit};
+use datafusion::prelude::ident;
+
+use super::freshness::Staleness;
+use super::{Catalog, MaterializedView};
+
+/// The partitions of one table an MV may no longer answer for.
+#[derive(Clone, Debug)]
+pub struct Cut {
+    pub table: String,
+    /// The partition column the MV keeps, as the table names it.
+    pub column: String,
+    /// Its position among the MV's outputs.
+    pub output: usize,
+    /// The values of that column whose files changed since the MV was computed.
+    pub changed: Vec<ScalarValue>,
+}
+
+impl Cut {
+    /// `day = 2024-03-03, 2024-03-04` for the report.
+    pub fn describe(&self) -> String {
+        if self.changed.is_empty() {
+            return format!("{}: only files outside its partitions", self.table);
+        }
+        let values: Vec<String> = self.changed.iter().map(ToString::to_string).collect();
+        format!("{}.{} = {}", self.table, self.column, values.join(", "))
+    }
+}
+
+/// A stale MV that answers for its unchanged partitions: it restricted to them, and the cuts.
+#[derive(Clone, Debug)]
+pub struct Partly {
+    answering: Arc<MaterializedView>,
+    cuts: Vec<Cut>,
+}
+
+impl Partly {
+    /// What the report says when `mv` answers.
+    pub fn note(&self, mv: &str) -> String {
+        let cuts: Vec<String> = self.cuts.iter().map(Cut::describe).collect();
+        format!(
+            "{mv} answered only for partitions unchanged since it was computed; changed, so read from the tables where the query reads them: {}",
+            cuts.join("; ")
+        )
+    }
+}
+
+impl Catalog {
+    /// The MV that answers for `name`: restricted to its unchanged partitions while it is
+    /// partly fresh, else as registered.
+    pub(crate) fn answering(&self, name: &str) -> Option<&Arc<MaterializedView>> {
+        match self.partly.get(name) {
+            Some(partly) => Some(&partly.answering),
+            None => self.mvs.get(name),
+        }
+    }
+
+    /// Whether the rows `mv` answers with (restricted, if partly fresh) are the tables' rows
+    /// now.
+    pub(crate) fn answers_current_rows(&self, mv: &str) -> bool {
+        self.partly.contains_key(mv) || self.stale(mv).is_none()
+    }
+
+    /// After a write to `table`: each MV computed from it partly fresh, or not.
+    pub(super) fn restrict_readers_of(&mut self, table: &str) {
+        let readers: Vec<String> = self
+            .computed
+            .iter()
+            .filter(|(_, c)| c.from.contains_key(table))
+            .map(|(mv, _)| mv.clone())
+            .collect();
+        readers.iter().for_each(|mv| self.restrict(mv));
+    }
+
+    /// Indexes `mv` restricted to its unchanged partitions if it is partly fresh, as
+    /// registered otherwise.
+    pub(super) fn restrict(&mut self, mv: &str) {
+        match self.restriction(mv) {
+            Some(partly) => {
+                self.reindex(Arc::clone(&partly.answering));
+                self.partly.insert(mv.to_string(), partly);
+            }
+            None => self.unrestrict(mv),
+        }
+    }
+
+    /// Indexes `mv` as registered again.
+    pub(super) fn unrestrict(&mut self, mv: &str) {
+        if self.partly.remove(mv).is_some()
+            && let Some(registered) = self.mvs.get(mv).cloned()
+        {
+            self.reindex(registered);
+        }
+    }
+
+    /// Puts `mv` in the indexes in place of the MV of its name.
+    fn reindex(&mut self, mv: Arc<MaterializedView>) {
+        self.version += 1;
+        if let Some(set) = self.by_tables.get_mut(&mv.base_tables) {
+            set.insert(mv.name.clone(), Arc::clone(&mv));
+        }
+        for t in &mv.base_tables {
+            if let Some(set) = self.by_table.get_mut(t) {
+                set.insert(mv.name.clone(), Arc::clone(&mv));
+            }
+        }
+        self.index.insert(&mv);
+    }
+
+    /// `mv` restricted to its unchanged partitions, if it is stale only because files changed
+    /// in some partitions of partitioned tables whose partition column it keeps, and it must
+    /// not answer stale (the default staleness).
+    fn restriction(&self, mv: &str) -> Option<Partly> {
+        if self.staleness_of(mv) != Staleness::Enforced || self.failed.contains_key(mv) {
+            return None;
+        }
+        let computed = self.computed.get(mv)?;
+        let registered = self.mvs.get(mv)?;
+        let mut cuts = Vec::new();
+        for (input, version) in &computed.from {
+            if self.versions.current(input) == *version {
+                if self.mvs.contains_key(input) && self.stale(input).is_some() {
+                    return None;
+                }
+                continue;
+            }
+            let files = self.files.get(input)?;
+            let columns: Vec<String> = files
+                .partition_columns()
+                .iter()
+                .map(|(name, _)| name.clone())
+                .collect();
+            let (column, output) = kept_partition(&registered.plan, input, &columns)?;
+            let at = columns.iter().position(|c| *c == column)?;
+            let changed = self.versions.files_changed_since(input, *version)?;
+            let mut values: Vec<ScalarValue> = Vec::new();
+            let paths = changed.added.iter().chain(&changed.removed);
+            for path in paths.chain(&changed.rewritten) {
+                // A file outside the partition directories is not read by the table's scans.
+                if let Some(value) = files.partition_of(path).and_then(|v| v.get(at).cloned())
+                    && !values.contains(&value)
+                {
+                    values.push(value);
+                }
+            }
+            cuts.push(Cut {
+                table: input.clone(),
+                column,
+                output,
+                changed: values,
+            });
+        }
+        if cuts.is_empty() {
+            return None;
+        }
+        let answering = Arc::new(restricted(registered, &cuts)?);
+        Some(Partly { answering, cuts })
+    }
+}
+
+/// The first of `partition_columns` (of `table`) that `plan`, an MV's definition, keeps as an
+/// output such that each of its rows comes from rows of `table` with one value of it: the plan
+/// reads `table` once, through filters, projections and inner joins, and the output is that
+/// column, a group key of its one aggregate or passed through. With its output position.
+pub fn kept_partition(
+    plan: &LogicalPlan,
+    table: &str,
+    partition_columns: &[String],
+) -> Option<(String, usize)> {
+    let below = match top_aggregate(plan) {
+        Some(agg) => agg.input.as_ref(),
+        None => plan,
+    };
+    if scans_through_rows(below, table) != Some(1) {
+        return None;
+    }
+    (0..plan.schema().fields().len()).find_map(|j| {
+        let (scanned, column) = source_column(plan, j)?;
+        (scanned == table && partition_columns.contains(&column)).then_some((column, j))
+    })
+}
+
+/// The aggregate under the top projection, or at the top.
+fn top_aggregate(plan: &LogicalPlan) -> Option<&datafusion::logical_expr::Aggregate> {
+    match plan {
+        LogicalPlan::Aggregate(agg) => Some(agg),
+        LogicalPlan::Projection(p) => match p.input.as_ref() {
+            LogicalPlan::Aggregate(agg) => Some(agg),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// How often `plan` scans `table`, if it computes its rows one input row (combination) at a
+/// time: only projections, filters, aliases, scans and inner joins.
+fn scans_through_rows(plan: &LogicalPlan, table: &str) -> Option<usize> {
+    match plan {
+        LogicalPlan::TableScan(scan) => Some(usize::from(scan.table_name.table() == table)),
+        LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
+            scans_through_rows(plan.inputs()[0], table)
+        }
+        LogicalPlan::Join(j) if j.join_type == JoinType::Inner => {
+            Some(scans_through_rows(&j.left, table)? + scans_through_rows(&j.right, table)?)
+        }
+        _ => None,
+    }
+}
+
+/// The scanned table and column output `j` of `plan` passes through unchanged, if it does:
+/// followed down projections of a bare column, filters, inner joins and an aggregate's keys.
+fn source_column(plan: &LogicalPlan, j: usize) -> Option<(String, String)> {
+    let into = |input: &LogicalPlan, e: &Expr| match unaliased(e) {
+        Expr::Column(c) => source_column(input, input.schema().index_of_column(c).ok()?),
+        _ => None,
+    };
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let field = scan.projected_schema.field(j);
+            Some((scan.table_name.table().to_string(), field.name().clone()))
+        }
+        LogicalPlan::Projection(p) => into(&p.input, p.expr.get(j)?),
+        LogicalPlan::Aggregate(agg) => into(&agg.input, agg.group_expr.get(j)?),
+        LogicalPlan::Filter(f) => source_column(&f.input, j),
+        LogicalPlan::Join(join) if join.join_type == JoinType::Inner => {
+            let left = join.left.schema().fields().len();
+            if j < left {
+                source_column(&join.left, j)
+            } else {
+                source_column(&join.right, j - left)
+            }
+        }
+        _ => None,
+    }
+}
+
+fn unaliased(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => unaliased(&a.expr),
+        other => other,
+    }
+}
+
+/// `mv` restricted to the partitions `cuts` leave: its definition with each cut's table
+/// filtered to the other values, its stored rows read through the same filter on the columns
+/// that keep them. `None` if a plan cannot be built (then the MV is stale whole).
+pub fn restricted(mv: &MaterializedView, cuts: &[Cut]) -> Option<MaterializedView> {
+    let plan = mv
+        .plan
+        .clone()
+        .transform_up(|node| match node {
+            LogicalPlan::TableScan(scan) => {
+                let keeps = cuts
+                    .iter()
+                    .filter(|c| c.table == scan.table_name.table() && !c.changed.is_empty())
+                    .map(|c| {
+                        let column = Column::new(Some(scan.table_name.clone()), &c.column);
+                        not_in(Expr::Column(column), c)
+                    });
+                let keeps: Vec<Expr> = keeps.collect();
+                let scan = LogicalPlan::TableScan(scan);
+                match datafusion::logical_expr::utils::conjunction(keeps) {
+                    Some(predicate) => Ok(Transformed::new(
+                        LogicalPlanBuilder::from(scan).filter(predicate)?.build()?,
+                        true,
+                        TreeNodeRecursion::Continue,
+                    )),
+                    None => Ok(Transformed::no(scan)),
+                }
+            }
+            other => Ok(Transformed::no(other)),
+        })
+        .ok()?
+        .data;
+    let stored = mv.source.schema();
+    let keeps = cuts
+        .iter()
+        .filter(|c| !c.changed.is_empty())
+        .map(|c| Some(not_in(ident(stored.fields().get(c.output)?.name()), c)))
+        .collect::<Option<Vec<Expr>>>()?;
+    let rows = match datafusion::logical_expr::utils::conjunction(keeps) {
+        Some(predicate) => {
+            let scan = LogicalPlanBuilder::scan(mv.name.as_str(), Arc::clone(&mv.source), None);
+            let view = scan.and_then(|b| b.filter(predicate)?.build()).ok()?;
+            provider_as_source(Arc::new(ViewTable::new(view, None)))
+        }
+        None => Arc::clone(&mv.source),
+    };
+    let restricted = MaterializedView::new(&mv.name, mv.sql.clone(), plan, rows, mv.row_count);
+    Some(restricted.with_inputs(mv.inputs.clone()))
+}
+
+/// `column NOT IN (the cut's values)`.
+fn not_in(column: Expr, cut: &Cut) -> Expr {
+    column.in_list(cut.changed.iter().cloned().map(lit).collect(), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    async fn plan(sql: &str) -> LogicalPlan {
+        let ctx = SessionContext::new();
+        for ddl in [
+            "CREATE TABLE events (kind VARCHAR, v BIGINT, day DATE)",
+            "CREATE TABLE kinds (kind VARCHAR, label VARCHAR)",
+        ] {
+            ctx.sql(ddl).await.unwrap();
+        }
+        ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap()
+    }
+
+    /// Only an output that is the partition column itself, with each row from one partition.
+    #[tokio::test]
+    async fn the_partition_column_is_kept_only_as_a_key_or_passed_through() {
+        let day = ["day".to_string()];
+        let cases = [
+            (
+                "SELECT day, kind, sum(v) FROM events GROUP BY day, kind",
+                Some(0),
+            ),
+            (
+                "SELECT kind, day AS d, count(*) FROM events GROUP BY kind, day",
+                Some(1),
+            ),
+            ("SELECT kind, sum(v) FROM events GROUP BY kind", None),
+            ("SELECT kind, max(day) FROM events GROUP BY kind", None),
+            ("SELECT v, day FROM events WHERE v > 3", Some(1)),
+            (
+                "SELECT e.day, k.label, sum(e.v) FROM events e JOIN kinds k ON e.kind = k.kind GROUP BY e.day, k.label",
+                None,
+            ),
+            (
+                "SELECT events.day, kinds.label, sum(events.v) FROM events JOIN kinds ON events.kind = kinds.kind GROUP BY events.day, kinds.label",
+                Some(0),
+            ),
+            (
+                "SELECT a.day, count(*) FROM events a JOIN events b ON a.v = b.v GROUP BY a.day",
+                None,
+            ),
+            (
+                "SELECT day, count(*) FROM (SELECT day, kind FROM events GROUP BY day, kind) GROUP BY day",
+                None,
+            ),
+        ];
+        for (sql, kept) in cases {
+            let plan = plan(sql).await;
+            let found = kept_partition(&plan, "events", &day).map(|(_, j)| j);
+            assert_eq!(found, kept, "{sql}\n{}", plan.display_indent());
+        }
+    }
+}
