@@ -31,6 +31,16 @@ pub struct Cut {
 }
 
 impl Cut {
+    /// `column NOT IN (the changed values)`: the rows of unchanged partitions.
+    pub fn unchanged(&self, column: Expr) -> Expr {
+        column.in_list(self.changed.iter().cloned().map(lit).collect(), true)
+    }
+
+    /// `column IN (the changed values)`: the rows of changed partitions.
+    pub fn changed_rows(&self, column: Expr) -> Expr {
+        column.in_list(self.changed.iter().cloned().map(lit).collect(), false)
+    }
+
     /// `day = 2024-03-03, 2024-03-04` for the report.
     pub fn describe(&self) -> String {
         if self.changed.is_empty() {
@@ -121,54 +131,62 @@ impl Catalog {
         self.index.insert(&mv);
     }
 
-    /// `mv` restricted to its unchanged partitions, if it is stale only because files changed
-    /// in some partitions of partitioned tables whose partition column it keeps, and it must
-    /// not answer stale (the default staleness).
+    /// `mv` restricted to its unchanged partitions, if it is partly fresh ([`Catalog::cuts`])
+    /// and must not answer stale (the default staleness).
     fn restriction(&self, mv: &str) -> Option<Partly> {
         if self.staleness_of(mv) != Staleness::Enforced || self.failed.contains_key(mv) {
             return None;
         }
+        let cuts = self.cuts(mv)?;
+        let answering = Arc::new(restricted(self.mvs.get(mv)?, &cuts)?);
+        Some(Partly { answering, cuts })
+    }
+
+    /// The partitions whose files changed since `mv` was computed, one cut per input that
+    /// changed, if each such input is a partitioned table on files whose partition column
+    /// `mv` keeps, whose every change since was of its files, and no MV it reads is stale.
+    pub(crate) fn cuts(&self, mv: &str) -> Option<Vec<Cut>> {
         let computed = self.computed.get(mv)?;
         let registered = self.mvs.get(mv)?;
         let mut cuts = Vec::new();
         for (input, version) in &computed.from {
-            if self.versions.current(input) == *version {
-                if self.mvs.contains_key(input) && self.stale(input).is_some() {
-                    return None;
-                }
-                continue;
+            if self.versions.current(input) != *version {
+                cuts.push(self.cut(registered, input, *version)?);
+            } else if self.mvs.contains_key(input) && self.stale(input).is_some() {
+                return None;
             }
-            let files = self.files.get(input)?;
-            let columns: Vec<String> = files
-                .partition_columns()
-                .iter()
-                .map(|(name, _)| name.clone())
-                .collect();
-            let (column, output) = kept_partition(&registered.plan, input, &columns)?;
-            let at = columns.iter().position(|c| *c == column)?;
-            let changed = self.versions.files_changed_since(input, *version)?;
-            let mut values: Vec<ScalarValue> = Vec::new();
-            let paths = changed.added.iter().chain(&changed.removed);
-            for path in paths.chain(&changed.rewritten) {
-                // A file outside the partition directories is not read by the table's scans.
-                if let Some(value) = files.partition_of(path).and_then(|v| v.get(at).cloned())
-                    && !values.contains(&value)
-                {
-                    values.push(value);
-                }
+        }
+        (!cuts.is_empty()).then_some(cuts)
+    }
+
+    /// The partitions of `input` whose files changed since its `version`, if `mv` keeps its
+    /// partition column and only its files changed.
+    fn cut(&self, mv: &MaterializedView, input: &str, version: u64) -> Option<Cut> {
+        let files = self.files.get(input)?;
+        let columns: Vec<String> = files
+            .partition_columns()
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect();
+        let (column, output) = kept_partition(&mv.plan, input, &columns)?;
+        let at = columns.iter().position(|c| *c == column)?;
+        let changed = self.versions.files_changed_since(input, version)?;
+        let mut values: Vec<ScalarValue> = Vec::new();
+        let paths = changed.added.iter().chain(&changed.removed);
+        for path in paths.chain(&changed.rewritten) {
+            // A file outside the partition directories is not read by the table's scans.
+            if let Some(value) = files.partition_of(path).and_then(|v| v.get(at).cloned())
+                && !values.contains(&value)
+            {
+                values.push(value);
             }
-            cuts.push(Cut {
-                table: input.clone(),
-                column,
-                output,
-                changed: values,
-            });
         }
-        if cuts.is_empty() {
-            return None;
-        }
-        let answering = Arc::new(restricted(registered, &cuts)?);
-        Some(Partly { answering, cuts })
+        Some(Cut {
+            table: input.to_string(),
+            column,
+            output,
+            changed: values,
+        })
     }
 }
 
@@ -269,7 +287,7 @@ pub fn restricted(mv: &MaterializedView, cuts: &[Cut]) -> Option<MaterializedVie
                     .filter(|c| c.table == scan.table_name.table() && !c.changed.is_empty())
                     .map(|c| {
                         let column = Column::new(Some(scan.table_name.clone()), &c.column);
-                        not_in(Expr::Column(column), c)
+                        c.unchanged(Expr::Column(column))
                     });
                 let keeps: Vec<Expr> = keeps.collect();
                 let scan = LogicalPlan::TableScan(scan);
@@ -290,7 +308,7 @@ pub fn restricted(mv: &MaterializedView, cuts: &[Cut]) -> Option<MaterializedVie
     let keeps = cuts
         .iter()
         .filter(|c| !c.changed.is_empty())
-        .map(|c| Some(not_in(ident(stored.fields().get(c.output)?.name()), c)))
+        .map(|c| Some(c.unchanged(ident(stored.fields().get(c.output)?.name()))))
         .collect::<Option<Vec<Expr>>>()?;
     let rows = match datafusion::logical_expr::utils::conjunction(keeps) {
         Some(predicate) => {
@@ -302,11 +320,6 @@ pub fn restricted(mv: &MaterializedView, cuts: &[Cut]) -> Option<MaterializedVie
     };
     let restricted = MaterializedView::new(&mv.name, mv.sql.clone(), plan, rows, mv.row_count);
     Some(restricted.with_inputs(mv.inputs.clone()))
-}
-
-/// `column NOT IN (the cut's values)`.
-fn not_in(column: Expr, cut: &Cut) -> Expr {
-    column.in_list(cut.changed.iter().cloned().map(lit).collect(), true)
 }
 
 #[cfg(test)]

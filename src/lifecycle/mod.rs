@@ -13,6 +13,7 @@
 pub mod dependencies;
 mod files;
 pub mod incremental;
+mod partitions;
 pub mod persist;
 mod refresh;
 mod restore;
