@@ -364,3 +364,59 @@ async fn random_partition_changes_and_refreshes_keep_every_answer_right() {
     assert_eq!(count(RefreshMode::Full), 0, "seed {seed}: {modes:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Across a restart, an MV partly fresh comes back stale whole when the changes behind its
+/// staleness were made before the restart (the next process does not know which partitions
+/// they touched), and partly fresh for changes the next process sees itself.
+#[tokio::test]
+async fn partitions_changed_before_a_restart_are_not_trusted_after_it() {
+    let dir = fresh_dir("restart");
+    let files = dir.join("events");
+    let store = dir.join("store");
+    write_file(&files, "2024-03-01", "part-0.parquet", 1, 1000).await;
+    write_file(&files, "2024-03-02", "part-0.parquet", 1001, 1500).await;
+    let create_table = format!(
+        "CREATE EXTERNAL TABLE events (kind VARCHAR, v BIGINT, day DATE)
+         STORED AS PARQUET PARTITIONED BY (day) LOCATION '{}/'",
+        files.display()
+    );
+    let day = |d: &str| {
+        format!("SELECT kind, sum(v) AS total FROM events WHERE day = DATE '{d}' GROUP BY kind")
+    };
+    {
+        let first = MvSession::with_data_dir(&store).unwrap();
+        run(&first, &create_table).await;
+        run(
+            &first,
+            &format!("CREATE MATERIALIZED VIEW by_day AS {BY_DAY}"),
+        )
+        .await;
+        // Seen by this process, then saved with the catalog (another MV created).
+        write_file(&files, "2024-03-02", "part-1.parquet", 1501, 1600).await;
+        assert_eq!(answered(&first, &day("2024-03-01")).await.0, vec!["by_day"]);
+        run(
+            &first,
+            &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+        )
+        .await;
+    }
+    // The next process sees a change of its own in another partition.
+    write_file(&files, "2024-03-03", "part-0.parquet", 1601, 1700).await;
+    let second = MvSession::with_data_dir(&store).unwrap();
+    run(&second, &create_table).await;
+    for d in ["2024-03-01", "2024-03-02", "2024-03-03"] {
+        let (used, _) = answered(&second, &day(d)).await;
+        assert!(!used.contains(&"by_day".to_string()), "{d}: {used:?}");
+    }
+    let done = refresh(&second, "by_day").await;
+    assert_eq!(done.mode, RefreshMode::Full, "{done:?}");
+    equals_definition(&second, "by_day", BY_DAY).await;
+    // Changes this process sees itself are per partition again.
+    write_file(&files, "2024-03-03", "part-1.parquet", 1701, 1800).await;
+    assert_eq!(
+        answered(&second, &day("2024-03-01")).await.0,
+        vec!["by_day"]
+    );
+    assert!(answered(&second, &day("2024-03-03")).await.0.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
