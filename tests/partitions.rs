@@ -420,3 +420,51 @@ async fn partitions_changed_before_a_restart_are_not_trusted_after_it() {
     assert!(answered(&second, &day("2024-03-03")).await.0.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A table whose partition column DataFusion infers from the directories (no declared schema,
+/// no `PARTITIONED BY`): new files are read with their partition values as inferred, and
+/// partitions changed are read from the table.
+#[tokio::test]
+async fn inferred_partitions_are_followed_too() {
+    let dir = fresh_dir("inferred");
+    write_file(&dir, "2024-03-01", "part-0.parquet", 1, 1000).await;
+    write_file(&dir, "2024-03-02", "part-0.parquet", 1001, 1500).await;
+    let session = MvSession::new();
+    let create = format!(
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{}/'",
+        dir.display()
+    );
+    run(&session, &create).await;
+    run(
+        &session,
+        &format!("CREATE MATERIALIZED VIEW by_day AS {BY_DAY}"),
+    )
+    .await;
+    write_file(&dir, "2024-03-03", "part-0.parquet", 1501, 1800).await;
+    let one_day = "SELECT kind, sum(v) AS total FROM events WHERE day = '2024-03-01' GROUP BY kind";
+    for (query, in_parts) in [(BY_DAY, true), (BY_KIND, true), (one_day, false)] {
+        let (used, parts) = answered(&session, query).await;
+        assert_eq!(used, vec!["by_day"], "{query}");
+        let from_table = parts.iter().any(|p| p.contains("NOT IN ('2024-03-03')"));
+        assert_eq!(from_table, in_parts, "{query}: {parts:?}");
+    }
+    let done = refresh(&session, "by_day").await;
+    assert_eq!(done.mode, RefreshMode::Incremental, "{done:?}");
+    assert!(done.reason.contains("by 300 appended rows"), "{done:?}");
+    equals_definition(&session, "by_day", BY_DAY).await;
+    std::fs::remove_file(dir.join("day=2024-03-01/part-0.parquet")).unwrap();
+    for query in [BY_DAY, BY_KIND] {
+        let (used, parts) = answered(&session, query).await;
+        assert_eq!(used, vec!["by_day"], "{query}");
+        assert!(
+            parts.iter().any(|p| p.contains("NOT IN ('2024-03-01')")),
+            "{parts:?}"
+        );
+    }
+    assert!(answered(&session, one_day).await.0.is_empty());
+    let done = refresh(&session, "by_day").await;
+    assert_eq!(done.mode, RefreshMode::Partitions, "{done:?}");
+    assert_eq!(done.partitions, vec!["2024-03-01"]);
+    equals_definition(&session, "by_day", BY_DAY).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
