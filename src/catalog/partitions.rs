@@ -9,10 +9,16 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, ScalarValue};
+use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
 use datafusion::datasource::{ViewTable, provider_as_source};
+use datafusion::logical_expr::Volatility;
+use datafusion::logical_expr::execution_props::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, LogicalPlanBuilder, lit};
+use datafusion::physical_expr::create_physical_expr;
 use datafusion::prelude::ident;
 
 use super::freshness::Staleness;
@@ -22,32 +28,66 @@ use super::{Catalog, MaterializedView};
 #[derive(Clone, Debug)]
 pub struct Cut {
     pub table: String,
-    /// The partition column the MV keeps, as the table names it.
-    pub column: String,
+    /// What the MV keeps of one partition column: the column, or a function of it alone
+    /// (`date_trunc('month', day)`), over the unqualified column.
+    pub key: Expr,
     /// Its position among the MV's outputs.
     pub output: usize,
-    /// The values of that column whose files changed since the MV was computed.
+    /// The values of the key whose partitions' files changed since the MV was computed.
     pub changed: Vec<ScalarValue>,
 }
 
 impl Cut {
-    /// `column NOT IN (the changed values)`: the rows of unchanged partitions.
-    pub fn unchanged(&self, column: Expr) -> Expr {
-        column.in_list(self.changed.iter().cloned().map(lit).collect(), true)
+    /// The key over `table`'s scan (its columns qualified by the scan's name).
+    pub fn on_scan(&self, table: &TableReference) -> Expr {
+        let requalified = self.key.clone().transform(|e| {
+            Ok(match e {
+                Expr::Column(c) => {
+                    Transformed::yes(Expr::Column(Column::new(Some(table.clone()), c.name)))
+                }
+                other => Transformed::no(other),
+            })
+        });
+        requalified.map_or_else(|_| self.key.clone(), |t| t.data)
     }
 
-    /// `column IN (the changed values)`: the rows of changed partitions.
-    pub fn changed_rows(&self, column: Expr) -> Expr {
-        column.in_list(self.changed.iter().cloned().map(lit).collect(), false)
+    /// `key NOT IN (the changed values)`: the rows of unchanged partitions.
+    pub fn unchanged(&self, key: Expr) -> Expr {
+        key.in_list(self.changed.iter().cloned().map(lit).collect(), true)
     }
 
-    /// `day = 2024-03-03, 2024-03-04` for the report.
+    /// The other rows: `(key NOT IN (the changed values)) IS NOT TRUE`, so that a key NULL
+    /// for some partition is on this side too.
+    pub fn changed_rows(&self, key: Expr) -> Expr {
+        Expr::IsNotTrue(Box::new(self.unchanged(key)))
+    }
+
+    /// The changed values as text, as DataFusion casts them (`2024-03-01T00:00:00` for a
+    /// timestamp, which displays as a number).
+    pub fn values(&self) -> Vec<String> {
+        let text = |v: &ScalarValue| {
+            let cast = v.cast_to(&DataType::Utf8).ok();
+            cast.and_then(|t| t.try_as_str().flatten().map(str::to_string))
+        };
+        let shown = |v: &ScalarValue| text(v).unwrap_or_else(|| v.to_string());
+        self.changed.iter().map(shown).collect()
+    }
+
+    /// `events.day = 2024-03-03, 2024-03-04` for the report.
     pub fn describe(&self) -> String {
         if self.changed.is_empty() {
             return format!("{}: only files outside its partitions", self.table);
         }
-        let values: Vec<String> = self.changed.iter().map(ToString::to_string).collect();
-        format!("{}.{} = {}", self.table, self.column, values.join(", "))
+        let values = self.values();
+        let key = match &self.key {
+            Expr::Column(c) => format!("{}.{}", self.table, c.name),
+            bucket => format!(
+                "{} of {}",
+                crate::egraph::lang::sql_text(bucket),
+                self.table
+            ),
+        };
+        format!("{key} = {}", values.join(", "))
     }
 }
 
@@ -168,22 +208,27 @@ impl Catalog {
             .iter()
             .map(|(name, _)| name.clone())
             .collect();
-        let (column, output) = kept_partition(&mv.plan, input, &columns)?;
+        let (column, key, output) = kept_partition(&mv.plan, input, &columns)?;
         let at = columns.iter().position(|c| *c == column)?;
         let changed = self.versions.files_changed_since(input, version)?;
         let mut values: Vec<ScalarValue> = Vec::new();
         let paths = changed.added.iter().chain(&changed.removed);
         for path in paths.chain(&changed.rewritten) {
             // A file outside the partition directories is not read by the table's scans.
-            if let Some(value) = files.partition_of(path).and_then(|v| v.get(at).cloned())
-                && !values.contains(&value)
-            {
+            let Some(value) = files.partition_of(path).and_then(|v| v.get(at).cloned()) else {
+                continue;
+            };
+            let value = match &key {
+                Expr::Column(_) => value,
+                bucket => evaluate(bucket, &column, value)?,
+            };
+            if !values.contains(&value) {
                 values.push(value);
             }
         }
         Some(Cut {
             table: input.to_string(),
-            column,
+            key,
             output,
             changed: values,
         })
@@ -191,14 +236,15 @@ impl Catalog {
 }
 
 /// The first of `partition_columns` (of `table`) that `plan`, an MV's definition, keeps as an
-/// output such that each of its rows comes from rows of `table` with one value of it: the plan
-/// reads `table` once, through filters, projections and inner joins, and the output is that
-/// column, a group key of its one aggregate or passed through. With its output position.
+/// output, itself or a function of it alone (a bucket), such that each of its rows comes from
+/// rows of `table` with one value of that output: the plan reads `table` once, through
+/// filters, projections and inner joins, and the output is a group key of its one aggregate or
+/// passed through. With what it keeps (over the unqualified column) and its output position.
 pub fn kept_partition(
     plan: &LogicalPlan,
     table: &str,
     partition_columns: &[String],
-) -> Option<(String, usize)> {
+) -> Option<(String, Expr, usize)> {
     let below = match top_aggregate(plan) {
         Some(agg) => agg.input.as_ref(),
         None => plan,
@@ -207,8 +253,8 @@ pub fn kept_partition(
         return None;
     }
     (0..plan.schema().fields().len()).find_map(|j| {
-        let (scanned, column) = source_column(plan, j)?;
-        (scanned == table && partition_columns.contains(&column)).then_some((column, j))
+        let (scanned, column, key) = source_key(plan, j)?;
+        (scanned == table && partition_columns.contains(&column)).then_some((column, key, j))
     })
 }
 
@@ -239,31 +285,80 @@ fn scans_through_rows(plan: &LogicalPlan, table: &str) -> Option<usize> {
     }
 }
 
-/// The scanned table and column output `j` of `plan` passes through unchanged, if it does:
-/// followed down projections of a bare column, filters, inner joins and an aggregate's keys.
-fn source_column(plan: &LogicalPlan, j: usize) -> Option<(String, String)> {
-    let into = |input: &LogicalPlan, e: &Expr| match unaliased(e) {
-        Expr::Column(c) => source_column(input, input.schema().index_of_column(c).ok()?),
-        _ => None,
+/// The scanned table and column output `j` of `plan` computes from alone, and how (over the
+/// unqualified column), if it does so deterministically: followed down projections, filters,
+/// inner joins and an aggregate's keys.
+fn source_key(plan: &LogicalPlan, j: usize) -> Option<(String, String, Expr)> {
+    let through = |input: &LogicalPlan, e: &Expr| {
+        let e = unaliased(e);
+        let columns: Vec<&Column> = e.column_refs().into_iter().collect();
+        let [c] = columns.as_slice() else {
+            return None;
+        };
+        if !immutable(e) {
+            return None;
+        }
+        let (table, column, inner) = source_key(input, input.schema().index_of_column(c).ok()?)?;
+        let key = e.clone().transform(|x| {
+            Ok(match x {
+                Expr::Column(_) => Transformed::yes(inner.clone()),
+                other => Transformed::no(other),
+            })
+        });
+        Some((table, column, key.ok()?.data))
     };
     match plan {
         LogicalPlan::TableScan(scan) => {
-            let field = scan.projected_schema.field(j);
-            Some((scan.table_name.table().to_string(), field.name().clone()))
+            let name = scan.projected_schema.field(j).name();
+            let key = Expr::Column(Column::from_name(name));
+            Some((scan.table_name.table().to_string(), name.clone(), key))
         }
-        LogicalPlan::Projection(p) => into(&p.input, p.expr.get(j)?),
-        LogicalPlan::Aggregate(agg) => into(&agg.input, agg.group_expr.get(j)?),
-        LogicalPlan::Filter(f) => source_column(&f.input, j),
+        LogicalPlan::Projection(p) => through(&p.input, p.expr.get(j)?),
+        LogicalPlan::Aggregate(agg) => through(&agg.input, agg.group_expr.get(j)?),
+        LogicalPlan::Filter(f) => source_key(&f.input, j),
         LogicalPlan::Join(join) if join.join_type == JoinType::Inner => {
             let left = join.left.schema().fields().len();
             if j < left {
-                source_column(&join.left, j)
+                source_key(&join.left, j)
             } else {
-                source_column(&join.right, j - left)
+                source_key(&join.right, j - left)
             }
         }
         _ => None,
     }
+}
+
+/// Whether `e` gives the same value for the same row whenever it is computed (no aggregate,
+/// window, subquery, or function that is not immutable).
+fn immutable(e: &Expr) -> bool {
+    !e.exists(|x| {
+        Ok(match x {
+            Expr::ScalarFunction(f) => f.func.signature().volatility != Volatility::Immutable,
+            Expr::AggregateFunction(_)
+            | Expr::WindowFunction(_)
+            | Expr::ScalarSubquery(_)
+            | Expr::Exists(_)
+            | Expr::InSubquery(_)
+            | Expr::Placeholder(_)
+            | Expr::ScalarVariable(..) => true,
+            _ => false,
+        })
+    })
+    .unwrap_or(false)
+}
+
+/// `key` (a function of `column` alone) for a partition whose `column` is `value`, computed by
+/// DataFusion's physical expression; `None` if it cannot be.
+fn evaluate(key: &Expr, column: &str, value: ScalarValue) -> Option<ScalarValue> {
+    let schema = Schema::new(vec![Field::new(column, value.data_type(), true)]);
+    let batch =
+        RecordBatch::try_new(Arc::new(schema.clone()), vec![value.to_array().ok()?]).ok()?;
+    let dfschema = DFSchema::try_from(schema).ok()?;
+    let props = ExecutionProps::new();
+    let context = PhysicalPlanningContext::default();
+    let physical = create_physical_expr(key, &dfschema, &props, &context).ok()?;
+    let computed = physical.evaluate(&batch).ok()?.into_array(1).ok()?;
+    ScalarValue::try_from_array(&computed, 0).ok()
 }
 
 fn unaliased(e: &Expr) -> &Expr {
@@ -285,10 +380,7 @@ pub fn restricted(mv: &MaterializedView, cuts: &[Cut]) -> Option<MaterializedVie
                 let keeps = cuts
                     .iter()
                     .filter(|c| c.table == scan.table_name.table() && !c.changed.is_empty())
-                    .map(|c| {
-                        let column = Column::new(Some(scan.table_name.clone()), &c.column);
-                        c.unchanged(Expr::Column(column))
-                    });
+                    .map(|c| c.unchanged(c.on_scan(&scan.table_name)));
                 let keeps: Vec<Expr> = keeps.collect();
                 let scan = LogicalPlan::TableScan(scan);
                 match datafusion::logical_expr::utils::conjunction(keeps) {
@@ -339,9 +431,10 @@ mod tests {
         ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap()
     }
 
-    /// Only an output that is the partition column itself, with each row from one partition.
+    /// Only an output that is the partition column or a function of it alone, with each row
+    /// from one partition.
     #[tokio::test]
-    async fn the_partition_column_is_kept_only_as_a_key_or_passed_through() {
+    async fn the_partition_column_is_kept_only_as_a_key_or_passed_through_or_bucketed() {
         let day = ["day".to_string()];
         let cases = [
             (
@@ -353,6 +446,14 @@ mod tests {
                 Some(1),
             ),
             ("SELECT kind, sum(v) FROM events GROUP BY kind", None),
+            (
+                "SELECT date_trunc('month', day) AS m, sum(v) FROM events GROUP BY date_trunc('month', day)",
+                Some(0),
+            ),
+            (
+                "SELECT CAST(day AS VARCHAR) || kind AS dk, count(*) FROM events GROUP BY CAST(day AS VARCHAR) || kind",
+                None,
+            ),
             ("SELECT kind, max(day) FROM events GROUP BY kind", None),
             ("SELECT v, day FROM events WHERE v > 3", Some(1)),
             (
@@ -374,7 +475,7 @@ mod tests {
         ];
         for (sql, kept) in cases {
             let plan = plan(sql).await;
-            let found = kept_partition(&plan, "events", &day).map(|(_, j)| j);
+            let found = kept_partition(&plan, "events", &day).map(|(_, _, j)| j);
             assert_eq!(found, kept, "{sql}\n{}", plan.display_indent());
         }
     }

@@ -7,9 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::ident;
 
 use super::MvSession;
@@ -82,7 +81,7 @@ impl MvSession {
                 cut.describe()
             ),
             rows: stored_rows,
-            partitions: cut.changed.iter().map(ToString::to_string).collect(),
+            partitions: cut.values(),
         }))
     }
 }
@@ -106,8 +105,7 @@ fn over_partitions(
     }
     let filtered = definition.clone().transform_up(|node| match node {
         LogicalPlan::TableScan(scan) if scan.table_name.table() == cut.table => {
-            let column = Column::new(Some(scan.table_name.clone()), &cut.column);
-            let changed = cut.changed_rows(Expr::Column(column));
+            let changed = cut.changed_rows(cut.on_scan(&scan.table_name));
             let plan = LogicalPlanBuilder::from(LogicalPlan::TableScan(scan))
                 .filter(changed)?
                 .build()?;
