@@ -204,6 +204,18 @@ async fn unchanged_partitions_are_answered_from_the_mv_and_changed_ones_from_the
         );
     }
 
+    // The restriction is in the plan: the MV's rows filtered to the unchanged partitions.
+    let explain = session.sql(&format!("EXPLAIN {BY_KIND}")).await.unwrap();
+    let explain = explain.collect().await.unwrap();
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&explain)
+        .unwrap()
+        .to_string();
+    assert!(
+        plan.contains(
+            "Filter: by_day.day != Date32(\"2024-03-02\") AND by_day.day != Date32(\"2024-03-03\")"
+        ),
+        "{plan}"
+    );
     // A query reading only changed partitions is answered from the table.
     let changed =
         "SELECT kind, sum(v) AS total FROM events WHERE day = DATE '2024-03-02' GROUP BY kind";

@@ -3,9 +3,10 @@
 //! partition, still holds the right rows for the partitions whose files did not change since it
 //! was computed. While it is stale, it answers as the MV *restricted* to those partitions: its
 //! definition filtered by `day NOT IN (<changed days>)` on the table, and its stored rows read
-//! through the same filter. A query reading only unchanged partitions is answered from it; one
-//! reading changed ones is answered in parts (`crate::forms::parts`): the restricted MV's rows,
-//! and the changed partitions from the table. It never answers a changed partition.
+//! through the same filter, which the rewrite puts in the plan above the MV's scan. A query
+//! reading only unchanged partitions is answered from it; one reading changed ones is answered
+//! in parts (`crate::forms::parts`): the restricted MV's rows, and the changed partitions from
+//! the table. It never answers a changed partition.
 
 use std::sync::Arc;
 
@@ -13,10 +14,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
-use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::logical_expr::Volatility;
 use datafusion::logical_expr::execution_props::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::prelude::ident;
@@ -40,15 +41,7 @@ pub struct Cut {
 impl Cut {
     /// The key over `table`'s scan (its columns qualified by the scan's name).
     pub fn on_scan(&self, table: &TableReference) -> Expr {
-        let requalified = self.key.clone().transform(|e| {
-            Ok(match e {
-                Expr::Column(c) => {
-                    Transformed::yes(Expr::Column(Column::new(Some(table.clone()), c.name)))
-                }
-                other => Transformed::no(other),
-            })
-        });
-        requalified.map_or_else(|_| self.key.clone(), |t| t.data)
+        qualified(&self.key, table)
     }
 
     /// `key NOT IN (the changed values)`: the rows of unchanged partitions.
@@ -95,6 +88,8 @@ impl Cut {
 #[derive(Clone, Debug)]
 pub struct Partly {
     answering: Arc<MaterializedView>,
+    /// What its stored rows are filtered by where a rewrite reads them.
+    rows: Option<Expr>,
     cuts: Vec<Cut>,
 }
 
@@ -117,6 +112,35 @@ impl Catalog {
             Some(partly) => Some(&partly.answering),
             None => self.mvs.get(name),
         }
+    }
+
+    /// `plan`, a region answered from MVs, with each scan of a partly fresh MV it reads
+    /// filtered to the rows of the unchanged partitions, so that the restriction is in the
+    /// plan (and in the SQL text written of it). A scan the rewrite made reads the source of
+    /// the MV that answered; one the query itself made (`FROM by_day`) reads another and is
+    /// left alone. `None` if a filter cannot be added.
+    pub(crate) fn filter_partly_scans(&self, plan: LogicalPlan) -> Option<LogicalPlan> {
+        if self.partly.is_empty() {
+            return Some(plan);
+        }
+        let filtered = plan.transform_up(|node| {
+            let LogicalPlan::TableScan(scan) = node else {
+                return Ok(Transformed::no(node));
+            };
+            match self.partly.get(scan.table_name.table()) {
+                Some(Partly {
+                    answering,
+                    rows: Some(rows),
+                    ..
+                }) if Arc::ptr_eq(&scan.source, &answering.source) => {
+                    let rows = qualified(rows, &scan.table_name);
+                    let scan = LogicalPlanBuilder::from(LogicalPlan::TableScan(scan));
+                    Ok(Transformed::yes(scan.filter(rows)?.build()?))
+                }
+                _ => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
+            }
+        });
+        filtered.ok().map(|t| t.data)
     }
 
     /// Whether the rows `mv` answers with (restricted, if partly fresh) are the tables' rows
@@ -178,8 +202,13 @@ impl Catalog {
             return None;
         }
         let cuts = self.cuts(mv)?;
-        let answering = Arc::new(restricted(self.mvs.get(mv)?, &cuts)?);
-        Some(Partly { answering, cuts })
+        let (answering, rows) = restricted(self.mvs.get(mv)?, &cuts)?;
+        let answering = Arc::new(answering);
+        Some(Partly {
+            answering,
+            rows,
+            cuts,
+        })
     }
 
     /// The partitions whose files changed since `mv` was computed, one cut per input that
@@ -369,9 +398,11 @@ fn unaliased(e: &Expr) -> &Expr {
 }
 
 /// `mv` restricted to the partitions `cuts` leave: its definition with each cut's table
-/// filtered to the other values, its stored rows read through the same filter on the columns
-/// that keep them. `None` if a plan cannot be built (then the MV is stale whole).
-pub fn restricted(mv: &MaterializedView, cuts: &[Cut]) -> Option<MaterializedView> {
+/// filtered to the other values; and the filter its stored rows are read through, over the
+/// columns that keep the cuts' keys (none when no partition changed). `None` if a plan
+/// cannot be built (then the MV is stale whole).
+pub fn restricted(mv: &MaterializedView, cuts: &[Cut]) -> Option<(MaterializedView, Option<Expr>)> {
+    let cut = |c: &&Cut| !c.changed.is_empty();
     let plan = mv
         .plan
         .clone()
@@ -379,11 +410,12 @@ pub fn restricted(mv: &MaterializedView, cuts: &[Cut]) -> Option<MaterializedVie
             LogicalPlan::TableScan(scan) => {
                 let keeps = cuts
                     .iter()
-                    .filter(|c| c.table == scan.table_name.table() && !c.changed.is_empty())
+                    .filter(|c| c.table == scan.table_name.table())
+                    .filter(cut)
                     .map(|c| c.unchanged(c.on_scan(&scan.table_name)));
                 let keeps: Vec<Expr> = keeps.collect();
                 let scan = LogicalPlan::TableScan(scan);
-                match datafusion::logical_expr::utils::conjunction(keeps) {
+                match conjunction(keeps) {
                     Some(predicate) => Ok(Transformed::new(
                         LogicalPlanBuilder::from(scan).filter(predicate)?.build()?,
                         true,
@@ -399,19 +431,28 @@ pub fn restricted(mv: &MaterializedView, cuts: &[Cut]) -> Option<MaterializedVie
     let stored = mv.source.schema();
     let keeps = cuts
         .iter()
-        .filter(|c| !c.changed.is_empty())
+        .filter(cut)
         .map(|c| Some(c.unchanged(ident(stored.fields().get(c.output)?.name()))))
         .collect::<Option<Vec<Expr>>>()?;
-    let rows = match datafusion::logical_expr::utils::conjunction(keeps) {
-        Some(predicate) => {
-            let scan = LogicalPlanBuilder::scan(mv.name.as_str(), Arc::clone(&mv.source), None);
-            let view = scan.and_then(|b| b.filter(predicate)?.build()).ok()?;
-            provider_as_source(Arc::new(ViewTable::new(view, None)))
-        }
-        None => Arc::clone(&mv.source),
-    };
-    let restricted = MaterializedView::new(&mv.name, mv.sql.clone(), plan, rows, mv.row_count);
-    Some(restricted.with_inputs(mv.inputs.clone()))
+    let source = Arc::clone(&mv.source);
+    let restricted = MaterializedView::new(&mv.name, mv.sql.clone(), plan, source, mv.row_count);
+    Some((
+        restricted.with_inputs(mv.inputs.clone()),
+        conjunction(keeps),
+    ))
+}
+
+/// `e` with its columns qualified by `table`.
+fn qualified(e: &Expr, table: &TableReference) -> Expr {
+    let requalified = e.clone().transform(|e| {
+        Ok(match e {
+            Expr::Column(c) => {
+                Transformed::yes(Expr::Column(Column::new(Some(table.clone()), c.name)))
+            }
+            other => Transformed::no(other),
+        })
+    });
+    requalified.map_or_else(|_| e.clone(), |t| t.data)
 }
 
 #[cfg(test)]
