@@ -24,10 +24,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::TableProvider;
+use datafusion::datasource::listing::helpers::parse_partitions_for_path;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::SessionState;
+use datafusion::object_store::path::Path;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
@@ -274,15 +278,70 @@ impl FileTable {
     }
 
     /// The rows of `paths` (files of this table, as listed), read with its format, options and
-    /// schema: what an incremental refresh reads of the files another writer added. Not for a
-    /// partitioned table, whose partition values are in the directories above its files.
+    /// schema: what an incremental refresh reads of the files another writer added. The files
+    /// of a partitioned table are read by partition, each row given the values its directory
+    /// names (`day=2024-03-01/`), typed as the table declares them; a file outside any
+    /// partition directory is skipped, as the table's own scan skips it.
     pub async fn read(&self, paths: &[String]) -> Result<Vec<RecordBatch>, String> {
-        let options = self.table.options();
-        if !options.table_partition_cols.is_empty() {
-            return Err(
-                "its files are partitioned: new files are read with the whole table".into(),
-            );
+        let mut by_partition: Vec<(Vec<ScalarValue>, Vec<String>)> = Vec::new();
+        for path in paths {
+            let Some(values) = self.partition_of(path) else {
+                continue;
+            };
+            match by_partition.iter_mut().find(|(v, _)| *v == values) {
+                Some((_, files)) => files.push(path.clone()),
+                None => by_partition.push((values, vec![path.clone()])),
+            }
         }
+        let schema = self.table.schema();
+        let mut rows = Vec::new();
+        for (values, files) in by_partition {
+            for batch in self.read_files(&files).await? {
+                let n = batch.num_rows();
+                let mut columns = batch.columns().to_vec();
+                for value in &values {
+                    columns.push(value.to_array_of_size(n).map_err(|e| e.to_string())?);
+                }
+                let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
+                    .map_err(|e| format!("cannot read its new files: {e}"))?;
+                rows.push(batch);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The values of the table's partition columns for the file at `path` (as listed), typed
+    /// as declared: none for a table without partitions; `None` for a file outside any
+    /// partition directory. DataFusion's own parsing, as its scans use it.
+    pub fn partition_of(&self, path: &str) -> Option<Vec<ScalarValue>> {
+        let columns = &self.table.options().table_partition_cols;
+        if columns.is_empty() {
+            return Some(Vec::new());
+        }
+        let location = Path::parse(path).ok()?;
+        let names = || columns.iter().map(|(name, _)| name.as_str());
+        let parsed = self
+            .table
+            .table_paths()
+            .iter()
+            .find_map(|url| parse_partitions_for_path(url, &location, names()))?;
+        if parsed.len() != columns.len() {
+            return None;
+        }
+        parsed
+            .into_iter()
+            .zip(columns)
+            .map(|(value, (_, typed))| ScalarValue::try_from_string(value.into_owned(), typed).ok())
+            .collect()
+    }
+
+    /// The table's partition columns, with their types (none when it is not partitioned).
+    pub fn partition_columns(&self) -> &[(String, DataType)] {
+        &self.table.options().table_partition_cols
+    }
+
+    /// The rows of `paths` as stored in the files, without partition columns.
+    async fn read_files(&self, paths: &[String]) -> Result<Vec<RecordBatch>, String> {
         let store = self
             .table
             .table_paths()
@@ -294,9 +353,22 @@ impl FileTable {
             .map(|p| ListingTableUrl::parse(format!("{}{p}", store.as_str())))
             .collect::<datafusion::error::Result<Vec<_>>>()
             .map_err(|e| format!("cannot address its new files: {e}"))?;
+        let partitions = self.partition_columns();
+        let table_schema = self.table.schema();
+        let in_files = table_schema
+            .fields()
+            .iter()
+            .filter(|f| partitions.iter().all(|(name, _)| name != f.name()))
+            .cloned()
+            .collect::<Vec<_>>();
+        let options = self
+            .table
+            .options()
+            .clone()
+            .with_table_partition_cols(vec![]);
         let config = ListingTableConfig::new_with_multi_paths(urls)
-            .with_listing_options(options.clone())
-            .with_schema(self.table.schema());
+            .with_listing_options(options)
+            .with_schema(Arc::new(Schema::new(in_files)));
         let new_files = ListingTable::try_new(config).map_err(|e| e.to_string())?;
         let ctx = SessionContext::new_with_state(self.state.as_ref().clone());
         let read = async { ctx.read_table(Arc::new(new_files))?.collect().await };

@@ -124,15 +124,20 @@ impl Versions {
     }
 
     /// The files changed in `table` since `version`, when every write since then was a change
-    /// of its files (what a stale MV's reason names).
+    /// of its files and is known (what a stale MV's reason names, and the partitions it may
+    /// no longer answer for: a write not known could be any).
     pub fn files_changed_since(&self, table: &str, version: u64) -> Option<FilesChanged> {
-        let mut changed: Option<FilesChanged> = None;
-        for w in self
+        let writes: Vec<&Write> = self
             .writes
             .get(table)?
             .iter()
             .filter(|w| w.version > version)
-        {
+            .collect();
+        if Some(writes.len() as u64) != self.current(table).checked_sub(version) {
+            return None;
+        }
+        let mut changed: Option<FilesChanged> = None;
+        for w in writes {
             let Change::Files(files) = &w.change else {
                 return None;
             };
@@ -283,6 +288,31 @@ mod tests {
         );
         let none = v.appended_since("t", 3).unwrap();
         assert!(none.rows.is_empty() && none.files.is_empty());
+    }
+
+    #[test]
+    fn files_changed_are_named_only_when_every_write_since_is_known() {
+        let mut v = Versions::default();
+        let added = FilesChanged {
+            added: vec!["day=1/a.parquet".into()],
+            ..FilesChanged::default()
+        };
+        v.record("t", Change::Files(added.clone()));
+        v.record("t", Change::Files(added.clone()));
+        assert_eq!(
+            v.files_changed_since("t", 0).map(|f| f.added.len()),
+            Some(2)
+        );
+        // Versions restored after a restart: the writes behind them are not known.
+        v.restore(BTreeMap::from([("t".to_string(), 5)]));
+        v.record("t", Change::Files(added));
+        assert_eq!(
+            v.files_changed_since("t", 5).map(|f| f.added.len()),
+            Some(1)
+        );
+        assert!(v.files_changed_since("t", 2).is_none());
+        v.record("t", Change::Append(vec![]));
+        assert!(v.files_changed_since("t", 5).is_none());
     }
 
     #[test]

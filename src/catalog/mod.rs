@@ -12,6 +12,7 @@ mod file_watch;
 pub mod files;
 pub mod freshness;
 pub mod mv_index;
+pub mod partitions;
 pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -176,6 +177,9 @@ pub struct Catalog {
     listings: u64,
     /// Listings saved by an earlier process, for the tables not followed yet.
     saved_listings: HashMap<String, FileSet>,
+    /// Stale MVs that still answer for the partitions unchanged since they were computed
+    /// ([`partitions`]): indexed as restricted to those.
+    partly: HashMap<String, partitions::Partly>,
 }
 
 impl Catalog {
@@ -193,6 +197,7 @@ impl Catalog {
             }
             self.unindex(&mv.name);
         }
+        self.partly.remove(&mv.name);
         let mv = Arc::new(mv);
         self.by_tables
             .entry(mv.base_tables.clone())
@@ -220,6 +225,7 @@ impl Catalog {
         self.failed.remove(name);
         self.mv_staleness.remove(name);
         self.on_commit.remove(name);
+        self.partly.remove(name);
         self.record_write(name, Change::Rewrite("dropped".into()));
         self.unindex(name)
     }
@@ -334,6 +340,7 @@ impl Catalog {
         if !self.computed.values().any(|c| c.from.contains_key(table)) {
             self.versions.prune(table, version);
         }
+        self.restrict_readers_of(table);
         version
     }
 
@@ -351,6 +358,7 @@ impl Catalog {
     pub(crate) fn set_computed(&mut self, mv: &str, from: BTreeMap<String, u64>, at: SystemTime) {
         self.version += 1;
         self.failed.remove(mv);
+        self.unrestrict(mv);
         self.computed.insert(mv.to_string(), Computed { from, at });
         let mut oldest: HashMap<&str, u64> = HashMap::new();
         for c in self.computed.values() {
@@ -374,6 +382,7 @@ impl Catalog {
     /// answer until a refresh succeeds.
     pub(crate) fn refresh_failed(&mut self, mv: &str, why: &str) {
         self.version += 1;
+        self.unrestrict(mv);
         self.failed.insert(
             mv.to_string(),
             Stale {
@@ -437,6 +446,8 @@ impl Catalog {
     pub fn set_staleness(&mut self, staleness: Staleness) {
         self.version += 1;
         self.staleness = staleness;
+        let all: Vec<String> = self.computed.keys().cloned().collect();
+        all.iter().for_each(|mv| self.restrict(mv));
     }
 
     /// Sets the staleness allowed to one MV (`None`: the session's).
@@ -446,6 +457,7 @@ impl Catalog {
             Some(s) => self.mv_staleness.insert(mv.to_string(), s),
             None => self.mv_staleness.remove(mv),
         };
+        self.restrict(mv);
     }
 
     /// The staleness set on `mv` itself, if any.
@@ -460,6 +472,9 @@ impl Catalog {
 
     /// Why `mv` may not answer because it is stale, if so.
     pub(crate) fn stale_rejection(&self, mv: &str) -> Option<String> {
+        if self.partly.contains_key(mv) {
+            return None;
+        }
         let stale = self.stale(mv)?;
         let mode = self.staleness_of(mv);
         (!mode.allows(stale.since)).then(|| {
@@ -469,6 +484,9 @@ impl Catalog {
 
     /// What to report when a stale `mv` answers because its staleness allows it.
     pub(crate) fn stale_note(&self, mv: &str) -> Option<String> {
+        if let Some(partly) = self.partly.get(mv) {
+            return Some(partly.note(mv));
+        }
         let stale = self.stale(mv)?;
         let mode = self.staleness_of(mv);
         mode.allows(stale.since)

@@ -132,6 +132,14 @@ pub async fn run_statement(session: &MvSession, sql: &str) -> Result<String> {
             }
         } else {
             out.push_str(&format!("answered by {}\n", used.join(", ")));
+            // Which rows came from the tables (parts, partitions changed since an MV was
+            // computed), and stale MVs that answered.
+            for line in report.parts.iter().map(|p| format!("in parts: {p}")) {
+                out.push_str(&format!("  {line}\n"));
+            }
+            for line in report.notes.iter().map(|n| format!("note: {n}")) {
+                out.push_str(&format!("  {line}\n"));
+            }
         }
     }
     if let Some(stored) = stored_at(session, sql)? {

@@ -184,6 +184,8 @@ impl Engine {
         let candidates = self.candidates(region, catalog, screen, statuses, explain)?;
         let graph = self.build_egraph(region, &candidates, catalog, statuses, report)?;
         let graph = self.saturate(graph, report);
-        extract::extract(&graph, region, statuses, report)
+        let answered = extract::extract(&graph, region, statuses, report)?;
+        // An MV fresh only in some partitions is read through a filter to them.
+        catalog.filter_partly_scans(answered)
     }
 }

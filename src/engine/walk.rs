@@ -204,9 +204,10 @@ impl<'a> PlanWalk<'a> {
                 matches!(status, CandidateStatus::Rejected(r) if r.code == ReasonCode::FilterNotImplied)
             })
             // A stale MV's rows next to the table's current ones would mix two times (a row
-            // updated out of its filter since would count twice).
-            .filter(|(mv, _)| self.catalog.stale(mv).is_none())
-            .filter_map(|(mv, _)| self.catalog.get(mv))
+            // updated out of its filter since would count twice); one restricted to its
+            // unchanged partitions holds current rows only (src/catalog/partitions.rs).
+            .filter(|(mv, _)| self.catalog.answers_current_rows(mv))
+            .filter_map(|(mv, _)| self.catalog.answering(mv))
             .flat_map(|mv| parts::conditions(mv))
             .take(self.engine.limits.parts)
             .collect()

@@ -8,7 +8,8 @@
 //! `incremental.rs` what an MV takes from appended rows, `storage.rs` where an MV's rows are
 //! and the provider reading them, `materialize.rs` computing them there, `store.rs` the
 //! store's generations of Parquet files, `persist.rs` its `catalog.json`,
-//! `dependencies.rs` the graph of MVs, `progress.rs` what long computations report as they run.
+//! `partitions.rs` refreshing only the changed partitions, `dependencies.rs` the graph of MVs,
+//! `progress.rs` what long computations report as they run.
 //!
 //! May use: `frontend`, `engine`, `catalog` and everything below. Used by `cli`.
 
@@ -16,6 +17,7 @@ pub mod dependencies;
 mod files;
 pub mod incremental;
 mod materialize;
+mod partitions;
 pub mod persist;
 pub mod progress;
 mod refresh;

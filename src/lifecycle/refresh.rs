@@ -37,6 +37,9 @@ pub enum RefreshMode {
     Full,
     /// Only the new rows of one input were computed and added.
     Incremental,
+    /// Only the partitions of one partitioned table whose files changed were recomputed
+    /// (`crate::lifecycle::partitions`); [`Refreshed::partitions`] lists them.
+    Partitions,
     /// Nothing it reads had changed.
     UpToDate,
 }
@@ -46,6 +49,7 @@ impl fmt::Display for RefreshMode {
         f.write_str(match self {
             RefreshMode::Full => "full",
             RefreshMode::Incremental => "incremental",
+            RefreshMode::Partitions => "partitions",
             RefreshMode::UpToDate => "up_to_date",
         })
     }
@@ -62,6 +66,8 @@ pub struct Refreshed {
     pub reason: String,
     /// Rows stored after it.
     pub rows: u64,
+    /// The values of the partition column recomputed, for [`RefreshMode::Partitions`].
+    pub partitions: Vec<String>,
 }
 
 /// The rows one input gained since an MV's last refresh, the version they bring it to, and
@@ -248,6 +254,7 @@ impl MvSession {
                     mode: RefreshMode::UpToDate,
                     reason: "nothing it reads changed since it was computed".into(),
                     rows: stored.rows(),
+                    partitions: vec![],
                 });
             }
             (Some(computed), Some(stale), Some(stored)) => (computed, stale, stored),
@@ -258,6 +265,7 @@ impl MvSession {
                     mode: RefreshMode::Full,
                     reason: "no record of what it was computed from".into(),
                     rows,
+                    partitions: vec![],
                 });
             }
         };
@@ -268,25 +276,15 @@ impl MvSession {
                     .to_string()
             }
             [] => format!("{name} is {stale}"),
-            [(table, since)] => match self.new_rows(table, *since, &definition).await? {
-                Ok(new_rows) => {
-                    let added = self
-                        .add_new_rows(
-                            name,
-                            sql.clone(),
-                            &definition,
-                            stored,
-                            &computed.from,
-                            new_rows,
-                        )
-                        .await?;
-                    match added {
-                        Ok(done) => return Ok(done),
-                        Err(why) => why,
-                    }
+            [(table, since)] => {
+                let one = (table.as_str(), *since);
+                let done =
+                    self.refresh_one_input(name, &sql, &definition, stored, &computed.from, one);
+                match done.await? {
+                    Ok(done) => return Ok(done),
+                    Err(why) => why,
                 }
-                Err(why) => why,
-            },
+            }
             many => {
                 let names: Vec<&str> = many.iter().map(|(t, _)| t.as_str()).collect();
                 format!("{} changed", names.join(" and "))
@@ -298,7 +296,40 @@ impl MvSession {
             mode: RefreshMode::Full,
             reason: why_full,
             rows,
+            partitions: vec![],
         })
+    }
+
+    /// One input of `name` changed since `from`: only its new rows, else only its partitions
+    /// that changed, are computed; `Ok(Err(why))` when neither can be (why not incrementally).
+    async fn refresh_one_input(
+        &self,
+        name: &str,
+        sql: &Option<String>,
+        definition: &LogicalPlan,
+        stored: Stored,
+        from: &BTreeMap<String, u64>,
+        (table, since): (&str, u64),
+    ) -> Result<std::result::Result<Refreshed, String>> {
+        let why = match self.new_rows(table, since, definition).await? {
+            Ok(new_rows) => {
+                let added = self.add_new_rows(
+                    name,
+                    sql.clone(),
+                    definition,
+                    stored.clone(),
+                    from,
+                    new_rows,
+                );
+                match added.await? {
+                    Ok(done) => return Ok(Ok(done)),
+                    Err(why) => why,
+                }
+            }
+            Err(why) => why,
+        };
+        let by_partition = self.refresh_partitions(name, sql.clone(), definition, stored, from);
+        Ok(by_partition.await?.map_err(|_| why))
     }
 
     /// Reads what a refresh needs about `name` (SQL, plan, inputs' versions, staleness) at once.
@@ -457,6 +488,7 @@ impl MvSession {
                 mode: RefreshMode::Incremental,
                 reason,
                 rows,
+                partitions: vec![],
             })
         })
     }
