@@ -649,3 +649,53 @@ async fn a_refresh_whose_catalog_cannot_be_written_is_not_published() {
     assert_eq!(rejection(&session, "by_kind").0, ReasonCode::Stale);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A restore reports its progress, MV by MV, to the session's sink: the last report says the
+/// restore of the last of them is done.
+#[tokio::test]
+async fn a_restore_reports_its_progress() {
+    use std::sync::{Arc, Mutex};
+    let dir = fresh_dir("progress");
+    let (files, store) = (dir.join("events"), dir.join("store"));
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 1000).await;
+    {
+        let first = MvSession::with_data_dir(&store).unwrap();
+        run(&first, &create_events(&files)).await;
+        for (i, definition) in [
+            BY_KIND,
+            "SELECT kind, max(v) AS top FROM events GROUP BY kind",
+            "SELECT v FROM events WHERE v > 900",
+        ]
+        .iter()
+        .enumerate()
+        {
+            run(
+                &first,
+                &format!("CREATE MATERIALIZED VIEW mv{i} AS {definition}"),
+            )
+            .await;
+        }
+    }
+    let second = MvSession::with_data_dir(&store).unwrap();
+    let reports: Arc<Mutex<Vec<mvrewrite::Progress>>> = Arc::default();
+    let seen = Arc::clone(&reports);
+    second.on_progress(mvrewrite::ProgressSink {
+        every: std::time::Duration::from_millis(1),
+        report: Arc::new(move |p| seen.lock().unwrap().push(p.clone())),
+    });
+    run(&second, &create_events(&files)).await;
+    let reports = reports.lock().unwrap();
+    // The last report is made once every MV is restored (which takes more than a
+    // millisecond); those between depend on the machine's load.
+    let last = reports.last().expect("a report once done");
+    assert!(last.done && last.task.ends_with("(3 of 3)"), "{reports:?}");
+    assert!(
+        reports.iter().all(|p| p.task.starts_with("restoring mv")),
+        "{reports:?}"
+    );
+    for mv in ["mv0", "mv1", "mv2"] {
+        assert!(second.mv_location(mv).unwrap().is_some(), "{mv} restored");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -16,7 +16,7 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use super::MvSession;
 use crate::error::Result;
 use crate::lifecycle::incremental::Shape;
-use crate::lifecycle::progress::Watch;
+use crate::lifecycle::progress::{ProgressSink, Watch};
 use crate::lifecycle::storage::{MAX_FRAGMENTS, Rows, Stored};
 use crate::lifecycle::store::{DataDir, GenerationWriter};
 
@@ -134,6 +134,11 @@ impl MvSession {
         Ok((execute_stream(physical, task_ctx)?, watch))
     }
 
+    /// Where progress goes, if anywhere.
+    pub(super) fn progress_sink(&self) -> Option<ProgressSink> {
+        self.progress.lock().ok().and_then(|p| p.clone())
+    }
+
     /// `plan` (never rewritten: an MV computed from other MVs, stale ones where tolerated or
     /// itself, would be recorded as fresh with stale rows) ready to run, and a watch that
     /// reports its progress as `task` to the session's sink.
@@ -145,8 +150,7 @@ impl MvSession {
         let df = self.without_rewrites().execute_logical_plan(plan).await?;
         let task_ctx = Arc::new(df.task_ctx());
         let physical = df.create_physical_plan().await?;
-        let sink = self.progress.lock().ok().and_then(|p| p.clone());
-        let watch = Watch::start(&physical, task, sink);
+        let watch = Watch::start(&physical, task, self.progress_sink());
         Ok((physical, task_ctx, watch))
     }
 

@@ -207,8 +207,8 @@ impl MvSession {
         Arc::clone(&self.catalog)
     }
 
-    /// Reports the progress of MVs being computed (created, refreshed, compacted) to `sink`:
-    /// the CLI prints it on stderr.
+    /// Reports the progress of MVs being computed (created, refreshed, compacted) and of
+    /// restores to `sink`: the CLI prints it on stderr.
     pub fn on_progress(&self, sink: ProgressSink) {
         if let Ok(mut progress) = self.progress.lock() {
             *progress = Some(sink);

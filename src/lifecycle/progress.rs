@@ -1,5 +1,6 @@
-//! Progress of an MV being computed (created, refreshed, compacted), for whoever watches the
-//! session: the CLI prints it on stderr, as the demo's data generation does.
+//! Progress of an MV being computed (created, refreshed, compacted) and of a store being
+//! restored, for whoever watches the session: the CLI prints it on stderr, as the demo's data
+//! generation does.
 //!
 //! Rows read are DataFusion's own metrics: the `output_rows` of the plan's leaves (its scans),
 //! which their streams count as they go, so a running computation can be sampled without
@@ -14,9 +15,10 @@ use datafusion::physical_plan::ExecutionPlan;
 /// How far one step of maintenance has come.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Progress {
-    /// What is being done: `computing by_kind`, `merging new rows into by_kind`.
+    /// What is being done: `computing by_kind`, `merging new rows into by_kind`, `restoring
+    /// by_kind (2 of 5)`.
     pub task: String,
-    /// Rows its scans have read so far, where they count them.
+    /// Rows its scans have read so far, where they count them (none for a restore).
     pub rows_read: Option<u64>,
     /// Time since it started.
     pub elapsed: Duration,
@@ -142,5 +144,61 @@ impl std::fmt::Display for Progress {
             write!(f, ", done")?;
         }
         Ok(())
+    }
+}
+
+/// Progress through a known number of steps (the MVs of a restore), reported at most every
+/// `sink.every`, and once more at the end if it ran that long.
+pub struct Steps {
+    sink: Option<ProgressSink>,
+    total: usize,
+    done: usize,
+    start: Instant,
+    last: Instant,
+    task: String,
+}
+
+impl Steps {
+    /// `total` steps about to start.
+    pub fn new(sink: Option<ProgressSink>, total: usize) -> Steps {
+        let now = Instant::now();
+        Steps {
+            sink,
+            total,
+            done: 0,
+            start: now,
+            last: now,
+            task: String::new(),
+        }
+    }
+
+    /// The next step, `task`, starts.
+    pub fn next(&mut self, task: &str) {
+        self.done += 1;
+        self.task = format!("{task} ({} of {})", self.done, self.total);
+        if let Some(sink) = &self.sink
+            && self.last.elapsed() >= sink.every
+        {
+            self.last = Instant::now();
+            (sink.report)(&self.progress(false));
+        }
+    }
+
+    /// Every step ended.
+    pub fn finish(self) {
+        if let Some(sink) = &self.sink
+            && self.start.elapsed() >= sink.every
+        {
+            (sink.report)(&self.progress(true));
+        }
+    }
+
+    fn progress(&self, done: bool) -> Progress {
+        Progress {
+            task: self.task.clone(),
+            rows_read: None,
+            elapsed: self.start.elapsed(),
+            done,
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{MvError, Result};
 use crate::lifecycle::dependencies::Dependencies;
 use crate::lifecycle::incremental::{self, Shape};
 use crate::lifecycle::persist::{SavedCatalog, SavedMv};
+use crate::lifecycle::progress::Steps;
 use crate::lifecycle::storage::{Rows, Stored};
 use crate::lifecycle::store::DataDir;
 
@@ -90,7 +91,9 @@ impl MvSession {
         // dropped) loses nothing.
         let saved = self.lock_pending()?.clone();
         let mut outcome = Restored::default();
+        let mut steps = Steps::new(self.progress_sink(), saved.len());
         for mv in saved {
+            steps.next(&format!("restoring {}", mv.name));
             match self.restore_one(dir, &mv).await {
                 Ok(()) => {
                     self.forget_unrestored(&mv.name)?;
@@ -103,6 +106,7 @@ impl MvSession {
                 }
             }
         }
+        steps.finish();
         self.save()?;
         Ok(outcome)
     }
