@@ -2,42 +2,23 @@
 //! and another writer (a plain DataFusion context, or a file removed) changing its files. Every
 //! answer is compared with the same query run without rewriting, on the files as they are.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use datafusion::prelude::SessionContext;
 use mvrewrite::testkit::compare::compare;
 use mvrewrite::testkit::datagen::Rng;
 use mvrewrite::{CandidateStatus, FileListing, MvSession, ReasonCode, RefreshMode};
 
-const QUERY: &str = "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind";
+use common::write_file;
 
 /// A new, empty directory for one test.
 fn fresh_dir(test: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "mvrewrite-files-{test}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir("files", test)
 }
 
-/// Another writer: a plain DataFusion context writes rows `first..=last` as one Parquet file.
-async fn write_file(dir: &Path, file: &str, first: i64, last: i64) {
-    let path = dir.join(file);
-    let sql = format!(
-        "COPY (SELECT 'k' || CAST(value % 3 AS VARCHAR) AS kind, value AS v
-               FROM generate_series({first}, {last}))
-         TO '{}' STORED AS PARQUET",
-        path.display()
-    );
-    let other = SessionContext::new();
-    other.sql(&sql).await.unwrap().collect().await.unwrap();
-}
+const QUERY: &str = "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind";
 
 /// A session over the Parquet files in `dir`, with `by_kind` over them.
 async fn session_over(dir: &Path) -> MvSession {
@@ -271,21 +252,7 @@ async fn random_file_changes(in_store: bool) {
     if in_store {
         // Refreshed, the MV's rows as another engine reads them are its definition's.
         session.refresh_materialized_view("by_kind").await.unwrap();
-        let location = session.mv_location("by_kind").unwrap().unwrap();
-        let plain = SessionContext::new();
-        plain
-            .register_parquet("mv", location.to_str().unwrap(), Default::default())
-            .await
-            .unwrap();
-        let stored = plain.sql("SELECT * FROM mv").await.unwrap().collect().await;
-        let definition = session
-            .without_rewrites()
-            .sql("SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind")
-            .await
-            .unwrap()
-            .collect()
-            .await;
-        compare(&definition.unwrap(), &stored.unwrap()).unwrap();
+        common::another_engine_reads(&session, "by_kind", QUERY).await;
     }
     std::fs::remove_dir_all(&root).unwrap();
 }

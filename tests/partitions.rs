@@ -3,8 +3,9 @@
 //! Every answer is compared with the same query run without rewriting, on the files as they
 //! are.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use datafusion::prelude::SessionContext;
 use mvrewrite::testkit::compare::compare;
@@ -16,16 +17,7 @@ const BY_KIND: &str = "SELECT kind, sum(v) AS total, count(*) AS n FROM events G
 
 /// A new, empty directory for one test.
 fn fresh_dir(test: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "mvrewrite-partitions-{test}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir("partitions", test)
 }
 
 /// Another writer: a plain DataFusion context writes rows `first..=last` as one Parquet file in
@@ -414,15 +406,7 @@ async fn random_partition_changes(in_store: bool) {
             ("by_month", by_month),
         ] {
             session.refresh_materialized_view(mv).await.unwrap();
-            let location = session.mv_location(mv).unwrap().unwrap();
-            let plain = SessionContext::new();
-            plain
-                .register_parquet("mv", location.to_str().unwrap(), Default::default())
-                .await
-                .unwrap();
-            let stored = plain.sql("SELECT * FROM mv").await.unwrap().collect().await;
-            let computed = session.without_rewrites().sql(definition).await.unwrap();
-            compare(&computed.collect().await.unwrap(), &stored.unwrap()).unwrap();
+            common::another_engine_reads(&session, mv, definition).await;
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -3,42 +3,25 @@
 //! mid-refresh, a damaged store. Real files everywhere; rows compared with the definitions run
 //! by a plain DataFusion context.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use mvrewrite::testkit::compare::compare;
 use mvrewrite::{CandidateStatus, MvError, MvSession, ReasonCode, RefreshMode};
 
-const BY_KIND: &str = "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind";
-const EVEN: &str = "SELECT kind, v, v * 2 AS w FROM events WHERE v % 2 = 0";
+use common::write_file;
 
 /// A new, empty directory for one test.
 fn fresh_dir(test: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "mvrewrite-store-{test}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir("store", test)
 }
 
-/// Another writer: a plain DataFusion context writes rows `first..=last` as one Parquet file.
-async fn write_file(dir: &Path, file: &str, first: i64, last: i64) {
-    let sql = format!(
-        "COPY (SELECT 'k' || CAST(value % 3 AS VARCHAR) AS kind, value AS v
-               FROM generate_series({first}, {last}))
-         TO '{}' STORED AS PARQUET",
-        dir.join(file).display()
-    );
-    let other = SessionContext::new();
-    other.sql(&sql).await.unwrap().collect().await.unwrap();
-}
+const BY_KIND: &str = "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind";
+const EVEN: &str = "SELECT kind, v, v * 2 AS w FROM events WHERE v % 2 = 0";
 
 fn create_events(files: &Path) -> String {
     format!(

@@ -187,3 +187,44 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A new, empty directory for one test of `suite`, unique to this process and moment.
+pub fn fresh_dir(suite: &str, test: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "mvrewrite-{suite}-{test}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Another writer: a plain DataFusion context writes rows `first..=last` (`kind` one of three,
+/// `v` the row's number) as the Parquet file `file` of `dir`.
+pub async fn write_file(dir: &std::path::Path, file: &str, first: i64, last: i64) {
+    let sql = format!(
+        "COPY (SELECT 'k' || CAST(value % 3 AS VARCHAR) AS kind, value AS v
+               FROM generate_series({first}, {last}))
+         TO '{}' STORED AS PARQUET",
+        dir.join(file).display()
+    );
+    let other = SessionContext::new();
+    other.sql(&sql).await.unwrap().collect().await.unwrap();
+}
+
+/// `mv`, kept in `session`'s store, read by a plain DataFusion context at its location as
+/// another engine would: its rows are `definition`'s, run on the tables as they are.
+pub async fn another_engine_reads(session: &MvSession, mv: &str, definition: &str) {
+    let location = session.mv_location(mv).unwrap().unwrap();
+    let plain = SessionContext::new();
+    plain
+        .register_parquet("mv", location.to_str().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let stored = plain.sql("SELECT * FROM mv").await.unwrap().collect().await;
+    let computed = session.without_rewrites().sql(definition).await.unwrap();
+    compare(&computed.collect().await.unwrap(), &stored.unwrap()).unwrap();
+}
