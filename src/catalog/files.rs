@@ -25,14 +25,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemTable;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::listing::helpers::parse_partitions_for_path;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::provider_as_source;
 use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::object_store::path::Path;
-use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
 use super::file_watch::{Covered, Watch};
@@ -277,12 +278,13 @@ impl FileTable {
             && self.table.options().file_extension == table.options().file_extension
     }
 
-    /// The rows of `paths` (files of this table, as listed), read with its format, options and
-    /// schema: what an incremental refresh reads of the files another writer added. The files
-    /// of a partitioned table are read by partition, each row given the values its directory
-    /// names (`day=2024-03-01/`), typed as the table declares them; a file outside any
-    /// partition directory is skipped, as the table's own scan skips it.
-    pub async fn read(&self, paths: &[String]) -> Result<Vec<RecordBatch>, String> {
+    /// The rows of `paths` (files of this table, as listed) as a plan that reads them with the
+    /// table's format, options and schema: what an incremental refresh computes the MV's
+    /// definition over, in one pass (reading them into memory first took as long as the
+    /// computation). The files of a partitioned table are read by partition, each row given
+    /// the values its directory names (`day=2024-03-01/`), typed as the table declares them;
+    /// a file outside any partition directory is skipped, as the table's own scan skips it.
+    pub fn read(&self, paths: &[String]) -> Result<LogicalPlan, String> {
         let mut by_partition: Vec<(Vec<ScalarValue>, Vec<String>)> = Vec::new();
         for path in paths {
             let Some(values) = self.partition_of(path) else {
@@ -293,21 +295,42 @@ impl FileTable {
                 None => by_partition.push((values, vec![path.clone()])),
             }
         }
-        let schema = self.table.schema();
-        let mut rows = Vec::new();
+        let mut plans = Vec::new();
         for (values, files) in by_partition {
-            for batch in self.read_files(&files).await? {
-                let n = batch.num_rows();
-                let mut columns = batch.columns().to_vec();
-                for value in &values {
-                    columns.push(value.to_array_of_size(n).map_err(|e| e.to_string())?);
-                }
-                let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
-                    .map_err(|e| format!("cannot read its new files: {e}"))?;
-                rows.push(batch);
+            let scan = LogicalPlanBuilder::scan(
+                "new_files",
+                provider_as_source(self.files(&files)?),
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+            let mut columns: Vec<Expr> = scan
+                .schema()
+                .columns()
+                .into_iter()
+                .map(Expr::Column)
+                .collect();
+            for (value, (name, _)) in values.into_iter().zip(self.partition_columns()) {
+                columns.push(lit(value).alias(name));
             }
+            plans.push(scan.project(columns).map_err(|e| e.to_string())?);
         }
-        Ok(rows)
+        let mut plans = plans.into_iter();
+        let Some(first) = plans.next() else {
+            // No file in a partition: no rows, in the table's schema.
+            let empty =
+                MemTable::try_new(self.table.schema(), vec![vec![]]).map_err(|e| e.to_string())?;
+            return LogicalPlanBuilder::scan(
+                "new_files",
+                provider_as_source(Arc::new(empty)),
+                None,
+            )
+            .and_then(|b| b.build())
+            .map_err(|e| e.to_string());
+        };
+        plans
+            .try_fold(first, |all, next| all.union(next.build()?))
+            .and_then(|b| b.build())
+            .map_err(|e| e.to_string())
     }
 
     /// The values of the table's partition columns for the file at `path` (as listed), typed
@@ -340,8 +363,9 @@ impl FileTable {
         &self.table.options().table_partition_cols
     }
 
-    /// The rows of `paths` as stored in the files, without partition columns.
-    async fn read_files(&self, paths: &[String]) -> Result<Vec<RecordBatch>, String> {
+    /// The files `paths` as a table of the columns stored in them (without partition
+    /// columns), with the table's format and options.
+    fn files(&self, paths: &[String]) -> Result<Arc<ListingTable>, String> {
         let store = self
             .table
             .table_paths()
@@ -369,11 +393,9 @@ impl FileTable {
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(Arc::new(Schema::new(in_files)));
-        let new_files = ListingTable::try_new(config).map_err(|e| e.to_string())?;
-        let ctx = SessionContext::new_with_state(self.state.as_ref().clone());
-        let read = async { ctx.read_table(Arc::new(new_files))?.collect().await };
-        read.await
-            .map_err(|e| format!("cannot read its new files: {e}"))
+        ListingTable::try_new(config)
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
     }
 
     /// Whether its last listing may stand for a query planned at `as_of`.

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::listing::ListingTable;
+use datafusion::logical_expr::LogicalPlan;
 
 use crate::catalog::files::{FileTable, observe};
 use crate::error::Result;
@@ -51,16 +51,15 @@ impl MvSession {
         Ok(())
     }
 
-    /// The rows of `files`, files another writer added to the table on files `table`, or why
-    /// they cannot be read alone.
-    pub(super) async fn rows_of_files(
+    /// The rows of `files`, files another writer added to the table on files `table`, as a plan
+    /// that reads them, or why they cannot be read alone.
+    pub(super) fn rows_of_files(
         &self,
         table: &str,
         files: &[String],
-    ) -> Result<std::result::Result<Vec<RecordBatch>, String>> {
-        let followed = self.read_catalog()?.file_table(table).cloned();
-        Ok(match followed {
-            Some(followed) => followed.read(files).await,
+    ) -> Result<std::result::Result<LogicalPlan, String>> {
+        Ok(match self.read_catalog()?.file_table(table) {
+            Some(followed) => followed.read(files),
             None => Err(format!("{table} is not a table on files")),
         })
     }

@@ -80,14 +80,15 @@ impl Watch {
         }
     }
 
-    /// The plan ran to its end: the last report.
-    pub fn finish(mut self) {
+    /// The plan ran to its end: the last report. Returns the rows its scans read.
+    pub fn finish(mut self) -> Option<u64> {
         self.stop();
         if let Some(sink) = &self.sink
             && self.start.elapsed() >= sink.every
         {
             (sink.report)(&progress(&self.task, self.plan.as_ref(), self.start, true));
         }
+        rows_read(self.plan.as_ref())
     }
 
     fn stop(&mut self) {

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
+use datafusion::catalog::view::ViewTable;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
@@ -74,7 +75,10 @@ pub struct Refreshed {
 /// how the MV takes them.
 struct NewRows {
     table: String,
+    /// Rows appended through the session.
     rows: Vec<RecordBatch>,
+    /// Files another writer added, as a plan reading them.
+    files: Option<LogicalPlan>,
     version: u64,
     shape: Shape,
 }
@@ -396,22 +400,20 @@ impl MvSession {
                 .map(|appended| (appended, versions.current(table)))
         };
         let appended = match appended {
-            // Files another writer added: read them alone.
-            Ok((mut appended, version)) if !appended.files.is_empty() => {
-                match self.rows_of_files(table, &appended.files).await? {
-                    Ok(rows) => {
-                        appended.rows.extend(rows);
-                        Ok((appended.rows, version))
-                    }
+            // Files another writer added: read alone, as the definition runs over them.
+            Ok((appended, version)) if !appended.files.is_empty() => {
+                match self.rows_of_files(table, &appended.files)? {
+                    Ok(files) => Ok((appended.rows, Some(files), version)),
                     Err(why) => Err(format!("{table}: {why}")),
                 }
             }
-            other => other.map(|(appended, version)| (appended.rows, version)),
+            other => other.map(|(appended, version)| (appended.rows, None, version)),
         };
-        Ok(appended.and_then(|(rows, version)| {
+        Ok(appended.and_then(|(rows, files, version)| {
             incremental::shape(definition).map(|shape| NewRows {
                 table: table.to_string(),
                 rows,
+                files,
                 version,
                 shape,
             })
@@ -432,6 +434,7 @@ impl MvSession {
         let NewRows {
             table,
             rows,
+            files,
             version,
             shape,
         } = new;
@@ -441,19 +444,18 @@ impl MvSession {
             .table_provider(TableReference::bare(table))
             .await?
             .schema();
-        let new_rows: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
-        let source = provider_as_source(Arc::new(MemTable::try_new(schema, vec![rows])?));
+        let appended: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
+        let source = new_rows_source(schema, rows, files)?;
         let over_new = match incremental::over_new_rows(definition, table, source) {
             Ok(plan) => plan,
             Err(why) => return Ok(Err(why)),
         };
-        let added = self
-            .execute(
-                &format!("computing {name} over new rows"),
-                over_new,
-                &stored.schema,
-            )
+        let task = format!("computing {name} over new rows");
+        let (added, read) = self
+            .execute_reading(&task, over_new, &stored.schema)
             .await?;
+        // Rows in memory are not counted by the scans; those of new files are, as read.
+        let new_rows = appended + read.unwrap_or(0);
         let mut from = from.clone();
         from.insert(table.to_string(), version);
         // How the fragments merge follows from the definition as planned now.
@@ -542,13 +544,24 @@ impl MvSession {
         plan: LogicalPlan,
         schema: &datafusion::arrow::datatypes::SchemaRef,
     ) -> Result<Vec<RecordBatch>> {
+        Ok(self.execute_reading(task, plan, schema).await?.0)
+    }
+
+    /// [`MvSession::execute`], with the rows its scans of files read.
+    async fn execute_reading(
+        &self,
+        task: &str,
+        plan: LogicalPlan,
+        schema: &datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<(Vec<RecordBatch>, Option<u64>)> {
         let (physical, task_ctx, watch) = self.watched(task, plan).await?;
         let batches = datafusion::physical_plan::collect(physical, task_ctx).await?;
-        watch.finish();
-        Ok(batches
+        let read = watch.finish();
+        let batches = batches
             .into_iter()
             .map(|b| RecordBatch::try_new(Arc::clone(schema), b.columns().to_vec()))
-            .collect::<std::result::Result<Vec<_>, _>>()?)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok((batches, read))
     }
 
     /// Replaces the MV's contents and registration with `new`, records what it was computed
@@ -719,4 +732,21 @@ impl MvSession {
             .lock()
             .map_err(|_| MvError::Internal("MV storage lock poisoned".into()))
     }
+}
+
+/// What an incremental refresh reads as the table's new rows: those appended through the
+/// session, and the files another writer added, read as the definition runs (one pass).
+fn new_rows_source(
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    rows: Vec<RecordBatch>,
+    files: Option<LogicalPlan>,
+) -> Result<Arc<dyn datafusion::logical_expr::TableSource>> {
+    let in_memory = Arc::new(MemTable::try_new(Arc::clone(&schema), vec![rows])?);
+    let Some(files) = files else {
+        return Ok(provider_as_source(in_memory));
+    };
+    let both = LogicalPlanBuilder::scan("__mvr_appended", provider_as_source(in_memory), None)?
+        .union(files)?
+        .build()?;
+    Ok(provider_as_source(Arc::new(ViewTable::new(both, None))))
 }
