@@ -55,6 +55,26 @@ async fn plain_read_equals(location: &Path, files: &Path, definition: &str) -> u
     stored.iter().map(|b| b.num_rows()).sum()
 }
 
+/// A test's directory with `events` (rows `1..=rows`, one Parquet file) and a store where a
+/// session that has ended kept `by_kind` and the MVs of `more` (name, definition): the
+/// directory, the table's files and the store.
+async fn kept(test: &str, rows: i64, more: &[(&str, &str)]) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = fresh_dir(test);
+    let (files, store) = (dir.join("events"), dir.join("store"));
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, rows).await;
+    let session = MvSession::with_data_dir(&store).unwrap();
+    run(&session, &create_events(&files)).await;
+    for (mv, definition) in [("by_kind", BY_KIND)].iter().chain(more) {
+        run(
+            &session,
+            &format!("CREATE MATERIALIZED VIEW {mv} AS {definition}"),
+        )
+        .await;
+    }
+    (dir, files, store)
+}
+
 /// The generation numbers present in `mv`'s directory.
 fn generations(store: &Path, mv: &str) -> Vec<u64> {
     let mut found: Vec<u64> = std::fs::read_dir(store.join(mv))
@@ -177,24 +197,7 @@ async fn another_engine_reads_each_published_generation() {
 /// not a generation is touched; a dropped MV's directory goes.
 #[tokio::test]
 async fn generations_no_version_uses_are_removed_and_nothing_else() {
-    let dir = fresh_dir("gc");
-    let (files, store) = (dir.join("events"), dir.join("store"));
-    std::fs::create_dir_all(&files).unwrap();
-    write_file(&files, "part-0.parquet", 1, 1000).await;
-    {
-        let session = MvSession::with_data_dir(&store).unwrap();
-        run(&session, &create_events(&files)).await;
-        run(
-            &session,
-            &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
-        )
-        .await;
-        run(
-            &session,
-            &format!("CREATE MATERIALIZED VIEW even AS {EVEN}"),
-        )
-        .await;
-    }
+    let (dir, files, store) = kept("gc", 1000, &[("even", EVEN)]).await;
     let current = named(&store, "by_kind").unwrap();
     let mv_dir = store.join("by_kind");
     // What a crash leaves: an older generation not removed yet, an unfinished one (a
@@ -232,19 +235,7 @@ async fn generations_no_version_uses_are_removed_and_nothing_else() {
 /// nothing in the store is removed; no MV answers.
 #[tokio::test]
 async fn a_damaged_catalog_is_an_error_naming_it() {
-    let dir = fresh_dir("catalog");
-    let (files, store) = (dir.join("events"), dir.join("store"));
-    std::fs::create_dir_all(&files).unwrap();
-    write_file(&files, "part-0.parquet", 1, 100).await;
-    {
-        let session = MvSession::with_data_dir(&store).unwrap();
-        run(&session, &create_events(&files)).await;
-        run(
-            &session,
-            &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
-        )
-        .await;
-    }
+    let (dir, files, store) = kept("catalog", 100, &[]).await;
     let catalog = store.join("catalog.json");
     let whole = std::fs::read(&catalog).unwrap();
     let generation = named(&store, "by_kind").unwrap();
