@@ -77,8 +77,8 @@ struct NewRows {
     table: String,
     /// Rows appended through the session.
     rows: Vec<RecordBatch>,
-    /// Files another writer added, as a plan reading them.
-    files: Option<LogicalPlan>,
+    /// Files another writer added (how many, and a plan reading them).
+    files: Option<(usize, LogicalPlan)>,
     version: u64,
     shape: Shape,
 }
@@ -403,7 +403,7 @@ impl MvSession {
             // Files another writer added: read alone, as the definition runs over them.
             Ok((appended, version)) if !appended.files.is_empty() => {
                 match self.rows_of_files(table, &appended.files)? {
-                    Ok(files) => Ok((appended.rows, Some(files), version)),
+                    Ok(files) => Ok((appended.rows, Some((appended.files.len(), files)), version)),
                     Err(why) => Err(format!("{table}: {why}")),
                 }
             }
@@ -445,7 +445,8 @@ impl MvSession {
             .await?
             .schema();
         let appended: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
-        let source = new_rows_source(schema, rows, files)?;
+        let new_files = files.as_ref().map(|(n, _)| *n);
+        let source = new_rows_source(schema, rows, files.map(|(_, plan)| plan))?;
         let over_new = match incremental::over_new_rows(definition, table, source) {
             Ok(plan) => plan,
             Err(why) => return Ok(Err(why)),
@@ -454,8 +455,6 @@ impl MvSession {
         let (added, read) = self
             .execute_reading(&task, over_new, &stored.schema)
             .await?;
-        // Rows in memory are not counted by the scans; those of new files are, as read.
-        let new_rows = appended + read.unwrap_or(0);
         let mut from = from.clone();
         from.insert(table.to_string(), version);
         // How the fragments merge follows from the definition as planned now.
@@ -470,7 +469,10 @@ impl MvSession {
             }
         };
         let (stored, note) = self.add_rows(name, stored, added, &shape).await?;
-        let mut reason = format!("only {table} changed, by {new_rows} appended rows");
+        let mut reason = format!(
+            "only {table} changed, by {}",
+            what_was_new(appended, new_files, read)
+        );
         if let Some(note) = note {
             reason.push_str(&format!("; {note}"));
         }
@@ -749,4 +751,20 @@ fn new_rows_source(
         .union(files)?
         .build()?;
     Ok(provider_as_source(Arc::new(ViewTable::new(both, None))))
+}
+
+/// What an incremental refresh read: `500 appended rows`, `2 new files (1000 rows of them
+/// read)`. The rows of new files are those their scans read (DataFusion counts them; pruning
+/// by statistics reads fewer, and an aggregate the statistics answer reads none); rows
+/// appended through the session are not scanned from files, so they are counted apart.
+fn what_was_new(appended: u64, new_files: Option<usize>, read: Option<u64>) -> String {
+    let files = new_files.map(|n| {
+        let noun = if n == 1 { "file" } else { "files" };
+        format!("{n} new {noun} ({} rows of them read)", read.unwrap_or(0))
+    });
+    match (appended, files) {
+        (_, None) => format!("{appended} appended rows"),
+        (0, Some(files)) => files,
+        (_, Some(files)) => format!("{appended} appended rows and {files}"),
+    }
 }
