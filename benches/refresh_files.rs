@@ -6,27 +6,18 @@
 //!
 //! `cargo bench --bench refresh_files` (release build; figures go to BENCHMARKS.md).
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
-use datafusion::prelude::SessionContext;
 use mvrewrite::{MvSession, RefreshMode};
+
+#[path = "support/refresh.rs"]
+mod support;
+use support::{median, rows, write_file};
 
 const FILES: u64 = 100;
 const MV: &str = "CREATE OR REPLACE MATERIALIZED VIEW by_kind AS
     SELECT kind, sum(v) AS total, count(*) AS n, max(v) AS top FROM events GROUP BY kind";
-
-/// Rows `first..first + rows` written as one Parquet file by a plain DataFusion context.
-async fn write_file(path: &Path, first: u64, rows: u64) {
-    let sql = format!(
-        "COPY (SELECT 'k' || CAST(value % 97 AS VARCHAR) AS kind, value AS v
-               FROM generate_series({first}, {})) TO '{}' STORED AS PARQUET",
-        first + rows - 1,
-        path.display()
-    );
-    let ctx = SessionContext::new();
-    ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-}
 
 /// The table's first `FILES` files, written once and kept between runs.
 async fn table(rows: u64) -> PathBuf {
@@ -56,21 +47,11 @@ async fn table(rows: u64) -> PathBuf {
     dir
 }
 
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
-    // `cargo test --benches` runs bench binaries once as a check: stay quick there.
-    if std::env::args().any(|a| a == "--test" || a == "--list") {
+    let Some(rows) = rows() else {
         return;
-    }
-    let rows: u64 = std::env::var("REFRESH_ROWS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000_000);
+    };
     let dir = table(rows).await;
     let session = MvSession::new();
     let create = format!(
