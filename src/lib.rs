@@ -19,7 +19,8 @@
 //!   text and a [`Report`] (every MV: used, more expensive, or rejected with a
 //!   [`ReasonCode`]) out. No data needed.
 //!
-//! The `mvrewrite` binary wraps them (`rewrite`, `explain`, `shell`, `demo`).
+//! The `mvrewrite` binary wraps them (`rewrite`, `explain`, `shell`, `demo`, and with the
+//! feature `serve`, `serve`: an Arrow Flight SQL server over an `MvSession`).
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -51,7 +52,7 @@
 //! [`guide::rewriting`] (aggregates, rollup, grouping sets, unions, parts),
 //! [`guide::filters`], [`guide::joins`], [`guide::time_buckets`] (CarbonData, ClickHouse,
 //! `date_trunc`, `date_bin`), [`guide::lifecycle`] (freshness, refresh, persistence),
-//! [`guide::cli`], [`guide::testing`]. How the code is laid out: `ARCHITECTURE.md` in the
+//! [`guide::cli`], [`guide::testing`], [`guide::serving`] (Flight SQL). How the code is laid out: `ARCHITECTURE.md` in the
 //! repository.
 
 #![warn(missing_docs)]
@@ -69,6 +70,8 @@ pub(crate) mod lifecycle;
 pub(crate) mod plan;
 mod report;
 pub(crate) mod rules;
+#[cfg(feature = "serve")]
+pub mod serve;
 #[doc(hidden)]
 pub mod testkit;
 pub(crate) mod timeseries;
@@ -106,6 +109,8 @@ pub mod guide {
     pub mod cli {}
     #[doc = include_str!("../docs/testing.md")]
     pub mod testing {}
+    #[doc = include_str!("../docs/serving.md")]
+    pub mod serving {}
 }
 
 /// The README's examples, compiled and run as doctests so they stay true.

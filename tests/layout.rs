@@ -20,6 +20,7 @@ const STAGES: &[&str] = &[
     "frontend",
     "lifecycle",
     "testkit",
+    "serve",
     "cli",
 ];
 

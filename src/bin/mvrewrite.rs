@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mvrewrite::MvError;
 use mvrewrite::cli::{self, Inputs, explain, shell};
-use mvrewrite::{MvError, MvSession};
 
 /// Answer SQL queries from materialized views: rewrite a query onto the MVs that can answer
 /// it, explain why an MV was or was not used, or try it all in a SQL shell.
@@ -73,6 +73,47 @@ enum Command {
         #[arg(long)]
         store: Option<PathBuf>,
     },
+    /// Serve a rewriting session over Arrow Flight SQL (JDBC, ADBC, Python): the tables of
+    /// --data, the MVs kept in --store, every statement the shell takes. Every request needs
+    /// a token (or a user's handshake); read-only tokens and users may only query.
+    #[cfg(feature = "serve")]
+    #[command(
+        after_help = "Example:\n  MVREWRITE_TOKEN=s3cret mvrewrite serve --data ./data --store ./mvs --listen 127.0.0.1:50051"
+    )]
+    Serve {
+        /// A directory of tables, as for `shell`.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Keep MVs in this directory and restore those kept there, as for `shell`.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// The address to listen on (port 0: any free port, printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// A bearer token that may do everything (prefer the environment: flags show in `ps`).
+        #[arg(long, env = "MVREWRITE_TOKEN", hide_env_values = true)]
+        token: Vec<String>,
+        /// A bearer token that may only query.
+        #[arg(long, env = "MVREWRITE_READ_ONLY_TOKEN", hide_env_values = true)]
+        read_only_token: Vec<String>,
+        /// NAME:PASSWORD of a user that may do everything (a handshake hands out a token);
+        /// in the environment, users separated by commas.
+        #[arg(
+            long,
+            env = "MVREWRITE_USERS",
+            hide_env_values = true,
+            value_delimiter = ','
+        )]
+        user: Vec<String>,
+        /// NAME:PASSWORD of a user that may only query.
+        #[arg(
+            long,
+            env = "MVREWRITE_READ_ONLY_USERS",
+            hide_env_values = true,
+            value_delimiter = ','
+        )]
+        read_only_user: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -134,6 +175,29 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Shell { data, file, store } => runtime.block_on(run_shell(data, file, store)),
+        #[cfg(feature = "serve")]
+        Command::Serve {
+            data,
+            store,
+            listen,
+            token,
+            read_only_token,
+            user,
+            read_only_user,
+        } => {
+            let credentials = cli::serve::Credentials {
+                tokens: token,
+                read_only_tokens: read_only_token,
+                users: user,
+                read_only_users: read_only_user,
+            };
+            runtime
+                .block_on(async {
+                    let session = cli::open_session(data.as_deref(), store.as_deref()).await?;
+                    cli::serve::run(session, listen, &credentials).await
+                })
+                .map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -146,28 +210,7 @@ async fn run_shell(
     file: Option<PathBuf>,
     store: Option<PathBuf>,
 ) -> Result<ExitCode, MvError> {
-    let session = match &store {
-        Some(dir) => MvSession::with_data_dir(dir)?,
-        None => MvSession::new(),
-    };
-    session.on_progress(shell::progress_on_stderr());
-    if let Some(dir) = data {
-        let tables = shell::load_data(&session, &dir).await?;
-        eprintln!("tables from {}: {}", dir.display(), tables.join(", "));
-    }
-    let restored = session.restore().await?;
-    if !restored.restored.is_empty() {
-        eprintln!(
-            "materialized views restored: {}",
-            restored.restored.join(", ")
-        );
-    }
-    for (name, e) in &restored.failed {
-        eprintln!(
-            "materialized view {name} not restored yet (kept until what it reads is created): {}",
-            shell::one_line(&e.to_string())
-        );
-    }
+    let session = cli::open_session(data.as_deref(), store.as_deref()).await?;
     let mut stdout = std::io::stdout();
     let errors = match file {
         Some(path) => {

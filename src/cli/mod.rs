@@ -6,6 +6,8 @@
 
 pub mod demo;
 pub mod explain;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod shell;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +18,35 @@ use datafusion::sql::unparser::dialect as unparse;
 use crate::error::{MvError, Result};
 use crate::frontend::rewrite::{RewriteResult, Rewriter};
 use crate::frontend::unparse::plan_sql;
+use crate::lifecycle::MvSession;
+
+/// The session `shell` and `serve` run: MVs kept in `store` (if given), the tables of `data`
+/// registered, then the kept MVs restored; progress and what was restored said on stderr.
+pub async fn open_session(data: Option<&Path>, store: Option<&Path>) -> Result<MvSession> {
+    let session = match store {
+        Some(dir) => MvSession::with_data_dir(dir)?,
+        None => MvSession::new(),
+    };
+    session.on_progress(shell::progress_on_stderr());
+    if let Some(dir) = data {
+        let tables = shell::load_data(&session, dir).await?;
+        eprintln!("tables from {}: {}", dir.display(), tables.join(", "));
+    }
+    let restored = session.restore().await?;
+    if !restored.restored.is_empty() {
+        eprintln!(
+            "materialized views restored: {}",
+            restored.restored.join(", ")
+        );
+    }
+    for (name, e) in &restored.failed {
+        eprintln!(
+            "materialized view {name} not restored yet (kept until what it reads is created): {}",
+            shell::one_line(&e.to_string())
+        );
+    }
+    Ok(session)
+}
 
 /// What `rewrite` and `explain` read.
 #[derive(Clone, Debug, Default)]

@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use datafusion::arrow::array::{StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -228,11 +229,28 @@ impl MvSession {
     /// Runs one SQL statement: MV statements are handled here, writes are versioned, the rest
     /// is DataFusion's.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        self.sql_with_params(sql, None).await
+    }
+
+    /// [`MvSession::sql`] with values for the statement's placeholders (`$1`, `$name`), bound
+    /// before it runs: a prepared INSERT writes the values, a prepared query is rewritten with
+    /// them as literals. MV statements take none.
+    pub async fn sql_with_params(
+        &self,
+        sql: &str,
+        params: Option<ParamValues>,
+    ) -> Result<DataFrame> {
         // Tables registered since the last statement, however they were, may bring kept MVs back.
         self.restore_if_ready().await?;
         let sql = standard_sql(sql);
         let sql = sql.as_ref();
-        match mv_statement(sql) {
+        let statement = mv_statement(sql);
+        if params.is_some() && matches!(statement, Ok(Some(_))) {
+            return Err(MvError::Input(
+                "materialized view statements take no parameters".into(),
+            ));
+        }
+        match statement {
             Ok(Some(MvStatement::Create(create))) => {
                 self.create_materialized_view(&create).await?;
                 Ok(self.ctx.read_empty()?)
@@ -273,6 +291,10 @@ impl MvSession {
             // Anything else goes to DataFusion, which reports its own errors.
             Ok(None) => {
                 let plan = self.ctx.state().create_logical_plan(sql).await?;
+                let plan = match params {
+                    Some(values) => plan.with_param_values(values)?,
+                    None => plan,
+                };
                 let creates_table = matches!(
                     &plan,
                     LogicalPlan::Ddl(
