@@ -2,9 +2,9 @@
 //! least 32) each run `QUERIES` queries while another client inserts and refreshes the MV,
 //! `ROUNDS` times. Every answer is checked against the original query's answer at one of the
 //! states the table went through (computed on a plain DataFusion context): 0 wrong, or the
-//! run fails. Prints p50/p99 latency (`GetFlightInfo` + `DoGet`), throughput, and the share of
-//! answers the MV gave, for BENCHMARKS.md. A bench binary: the figures are rates across
-//! clients, not one call's latency.
+//! run fails; the server must still answer, from the refreshed MV, at the end. Prints p50/p99
+//! latency (`GetFlightInfo` + `DoGet`) and throughput for BENCHMARKS.md. A bench binary: the
+//! figures are rates across clients, not one call's latency.
 //!
 //! `cargo test --features serve --bench serve_load` (dev profile, the figures recorded) or
 //! `cargo bench --features serve --bench serve_load`. `SERVE_CLIENTS`, `SERVE_QUERIES`,

@@ -115,7 +115,13 @@ impl Authenticator {
             return Ok((token, role));
         }
         let encoded = credentials(metadata, "Basic ")?;
-        let decoded = base64::engine::general_purpose::STANDARD
+        // Padded or not: Go's Flight client (ADBC) leaves the padding out.
+        let base64 = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = base64
             .decode(encoded.as_bytes())
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
@@ -232,6 +238,12 @@ mod tests {
         assert!(auth.role(&MetadataMap::new()).is_err());
         assert!(auth.handshake(&basic("ana", "wrong")).is_err());
         assert!(auth.handshake(&basic("bob", "pw")).is_err());
+        // Without base64's padding, as Go's client sends it.
+        let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode("ana:pw");
+        assert!(
+            auth.handshake(&metadata(&format!("Basic {unpadded}")))
+                .is_ok()
+        );
         let (token, role) = auth.handshake(&basic("ana", "pw")).unwrap();
         assert_eq!(role, Role::ReadOnly);
         assert_eq!(token.len(), 64);

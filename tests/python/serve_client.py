@@ -49,7 +49,7 @@ def start_server(binary):
 
 
 def connect(uri, **kwargs):
-    return flight_sql.connect(uri, db_kwargs=kwargs)
+    return flight_sql.connect(uri, db_kwargs=kwargs, autocommit=True)
 
 
 def rows_of(cursor):
