@@ -689,3 +689,58 @@ async fn readers_see_whole_states_while_another_client_writes_and_refreshes() {
     server.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The built binary: `serve --help` hides the environment's secrets, refuses to start
+/// without credentials, and serves with a token from the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_with_a_token_from_the_environment() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let binary = env!("CARGO_BIN_EXE_mvrewrite");
+    let help = Command::new(binary)
+        .args(["serve", "--help"])
+        .env("MVREWRITE_TOKEN", "env-secret-123")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("Example:"), "{help}");
+    assert!(!help.contains("env-secret-123"), "{help}");
+
+    let refused = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("MVREWRITE_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8(refused.stderr).unwrap();
+    assert!(err.contains("at least one token or user"), "{err}");
+
+    let mut child = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("MVREWRITE_TOKEN", "env-secret-123")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("Flight SQL on grpc://")
+        .unwrap()
+        .to_string();
+    let channel = Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = FlightSqlServiceClient::new(channel);
+    assert!(sql(&mut c, "SELECT 1").await.is_err());
+    c.set_token("env-secret-123".to_string());
+    let rows = sql(&mut c, "SELECT 41 + 1 AS answer").await.unwrap();
+    assert_eq!(cells(&rows), [["42"]]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

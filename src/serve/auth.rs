@@ -87,8 +87,11 @@ const MAX_ISSUED_TOKENS: usize = 10_000;
 /// Checks the requests' credentials and hands out tokens for users' passwords.
 pub(crate) struct Authenticator {
     access: Access,
-    issued: Mutex<HashMap<String, (Role, Instant)>>,
+    issued: Mutex<Issued>,
 }
+
+/// Each token handed out: its role and when.
+type Issued = HashMap<String, (Role, Instant)>;
 
 impl Authenticator {
     pub(crate) fn new(access: Access) -> Self {
@@ -170,9 +173,7 @@ impl Authenticator {
         (at.elapsed() < TOKEN_LIFETIME).then_some(*role)
     }
 
-    fn lock_issued(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, (Role, Instant)>>, Status> {
+    fn lock_issued(&self) -> Result<std::sync::MutexGuard<'_, Issued>, Status> {
         self.issued
             .lock()
             .map_err(|_| Status::internal("token table lock poisoned"))

@@ -365,7 +365,7 @@ impl FlightSqlService for MvFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.role(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         info_response(&query.as_any(), &schema, request.into_inner())
     }
 
@@ -422,7 +422,7 @@ impl FlightSqlService for MvFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.role(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         info_response(&query.as_any(), &schema, request.into_inner())
     }
 

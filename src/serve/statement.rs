@@ -125,7 +125,7 @@ pub(crate) fn changed_rows(batches: &[RecordBatch]) -> i64 {
 /// The schema a data frame's rows are announced and sent with: the logical one, which the
 /// `FlightInfo` promised (a physical batch may differ in nullability only).
 pub(crate) fn schema_of(frame: &DataFrame) -> SchemaRef {
-    Arc::new(Schema::from(frame.schema().as_arrow().clone()))
+    Arc::new(frame.schema().as_arrow().clone())
 }
 
 /// The parameters a statement takes (`$1`, `$2`, .. in order), as a schema: what a prepared
