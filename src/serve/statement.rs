@@ -29,11 +29,12 @@ pub(crate) enum Kind {
     Change,
 }
 
-/// The kind of `sql`, found by planning it (planning runs nothing).
-pub(crate) async fn kind(session: &MvSession, sql: &str) -> Result<Kind, Status> {
+/// DataFusion's plan of `sql` (planning runs nothing), or `None` for an MV statement, which
+/// only the session reads.
+async fn plan(session: &MvSession, sql: &str) -> Result<Option<LogicalPlan>, Status> {
     let sql = standard_sql(sql);
     if mv_statement(&sql).map_err(to_status)?.is_some() {
-        return Ok(Kind::Change);
+        return Ok(None);
     }
     let plan = session
         .context()
@@ -41,10 +42,14 @@ pub(crate) async fn kind(session: &MvSession, sql: &str) -> Result<Kind, Status>
         .create_logical_plan(&sql)
         .await
         .map_err(|e| to_status(e.into()))?;
-    Ok(if changes_something(&plan) {
-        Kind::Change
-    } else {
-        Kind::Query
+    Ok(Some(plan))
+}
+
+/// The kind of `sql`, found by planning it.
+pub(crate) async fn kind(session: &MvSession, sql: &str) -> Result<Kind, Status> {
+    Ok(match plan(session, sql).await? {
+        Some(plan) if !changes_something(&plan) => Kind::Query,
+        _ => Kind::Change,
     })
 }
 
@@ -131,16 +136,9 @@ pub(crate) fn schema_of(frame: &DataFrame) -> SchemaRef {
 /// The parameters a statement takes (`$1`, `$2`, .. in order), as a schema: what a prepared
 /// statement tells its client to bind.
 pub(crate) async fn parameter_schema(session: &MvSession, sql: &str) -> Result<Schema, Status> {
-    let sql = standard_sql(sql);
-    if mv_statement(&sql).map_err(to_status)?.is_some() {
+    let Some(plan) = plan(session, sql).await? else {
         return Ok(Schema::empty());
-    }
-    let plan = session
-        .context()
-        .state()
-        .create_logical_plan(&sql)
-        .await
-        .map_err(|e| to_status(e.into()))?;
+    };
     let types = plan
         .get_parameter_types()
         .map_err(|e| to_status(e.into()))?;
