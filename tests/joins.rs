@@ -267,7 +267,10 @@ async fn star_schema_pairs_agree() {
             .unwrap_or_else(|e| panic!("{mv}: {e}"));
         let used = common::assert_same(&pair, &query).await;
         rewritten += usize::from(used.contains(&name));
-        pair.session.drop_materialized_view(&name, false).unwrap();
+        pair.session
+            .drop_materialized_view(&name, false)
+            .await
+            .unwrap();
     }
     println!("joins: {cases} pairs, {rewritten} rewritten (seed {seed})");
     assert!(

@@ -332,7 +332,7 @@ async fn random_partition_changes(in_store: bool) {
         "SELECT day, count(DISTINCT kind) AS kinds, max(v) AS top FROM events GROUP BY day";
     let store = fresh_dir("random-store");
     let session = match in_store {
-        true => MvSession::with_data_dir(&store).unwrap(),
+        true => MvSession::with_data_dir(&store).await.unwrap(),
         false => MvSession::new(),
     };
     let session = session_with(&dir, "by_day", BY_DAY, session).await;
@@ -432,7 +432,7 @@ async fn partitions_changed_before_a_restart_are_not_trusted_after_it() {
         format!("SELECT kind, sum(v) AS total FROM events WHERE day = DATE '{d}' GROUP BY kind")
     };
     {
-        let first = MvSession::with_data_dir(&store).unwrap();
+        let first = MvSession::with_data_dir(&store).await.unwrap();
         run(&first, &create_table).await;
         run(
             &first,
@@ -450,7 +450,7 @@ async fn partitions_changed_before_a_restart_are_not_trusted_after_it() {
     }
     // The next process sees a change of its own in another partition.
     write_file(&files, "2024-03-03", "part-0.parquet", 1601, 1700).await;
-    let second = MvSession::with_data_dir(&store).unwrap();
+    let second = MvSession::with_data_dir(&store).await.unwrap();
     run(&second, &create_table).await;
     for d in ["2024-03-01", "2024-03-02", "2024-03-03"] {
         let (used, _) = answered(&second, &day(d)).await;

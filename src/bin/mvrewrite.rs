@@ -147,7 +147,7 @@ async fn run_shell(
     store: Option<PathBuf>,
 ) -> Result<ExitCode, MvError> {
     let session = match &store {
-        Some(dir) => MvSession::with_data_dir(dir)?,
+        Some(dir) => MvSession::with_data_dir(dir).await?,
         None => MvSession::new(),
     };
     session.on_progress(shell::progress_on_stderr());

@@ -120,7 +120,7 @@ impl MvSession {
                 catalog.record_write(table, Change::Rewrite((*what).into()));
             }
         }
-        self.save()?;
+        self.save().await?;
         // A write runs now, so that the MVs refreshed on commit see it.
         let done = self.ctx.execute_logical_plan(plan).await?.collect().await?;
         for (table, _) in &written {
@@ -142,7 +142,7 @@ impl MvSession {
     /// Records a write to `table` and refreshes the on-commit MVs that read it.
     async fn written(&self, table: &str, change: Change) -> Result<()> {
         self.write_catalog()?.record_write(table, change);
-        self.save()?;
+        self.save().await?;
         self.refresh_after_write(table).await
     }
 
