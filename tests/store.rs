@@ -254,12 +254,13 @@ async fn a_damaged_catalog_is_an_error_naming_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A generation file missing, cut short or overwritten makes its MV not restored, with the
+/// A generation file missing, cut short, overwritten or with one byte changed in its rows
+/// (same size, footer intact: only its checksum tells) makes its MV not restored, with the
 /// file named in the reason; the other MVs restore and answer.
 #[tokio::test]
 async fn a_damaged_generation_fails_its_mv_alone() {
     type Damage = fn(&Path);
-    let damages: [(&str, Damage, &str); 3] = [
+    let damages: [(&str, Damage, &str); 4] = [
         (
             "missing",
             |f| std::fs::remove_file(f).unwrap(),
@@ -281,6 +282,16 @@ async fn a_damaged_generation_fails_its_mv_alone() {
             },
             "damaged file",
         ),
+        (
+            "a byte changed in its rows",
+            |f| {
+                let mut bytes = std::fs::read(f).unwrap();
+                // Past the leading magic, well before the footer: inside the first page.
+                bytes[40] ^= 0x01;
+                std::fs::write(f, bytes).unwrap()
+            },
+            "checksum",
+        ),
     ];
     for (what, damage, reason) in damages {
         let dir = fresh_dir("damaged");
@@ -290,16 +301,7 @@ async fn a_damaged_generation_fails_its_mv_alone() {
         let even_location = {
             let session = MvSession::with_data_dir(&store).await.unwrap();
             run(&session, &create_events(&files)).await;
-            run(
-                &session,
-                &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
-            )
-            .await;
-            run(
-                &session,
-                &format!("CREATE MATERIALIZED VIEW even AS {EVEN}"),
-            )
-            .await;
+            create_mvs(&session, &[("by_kind", BY_KIND), ("even", EVEN)]).await;
             std::path::PathBuf::from(session.mv_location("even").unwrap().unwrap())
         };
         let file = std::fs::read_dir(&even_location)

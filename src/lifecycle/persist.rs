@@ -166,7 +166,7 @@ fn generation_json(g: &Generation) -> Value {
     let files: Vec<Value> = g
         .files
         .iter()
-        .map(|f| json!({ "name": f.name, "size": f.size, "rows": f.rows }))
+        .map(|f| json!({ "name": f.name, "size": f.size, "rows": f.rows, "checksum": f.checksum }))
         .collect();
     json!({ "number": g.number, "files": files })
 }
@@ -181,6 +181,10 @@ fn parse_generation(g: &Value) -> Option<Generation> {
                 name: f.get("name")?.as_str()?.to_string(),
                 size: f.get("size")?.as_u64()?,
                 rows: f.get("rows")?.as_u64()?,
+                checksum: match f.get("checksum") {
+                    Some(c) if !c.is_null() => Some(u32::try_from(c.as_u64()?).ok()?),
+                    _ => None,
+                },
             })
         })
         .collect::<Option<_>>()?;
@@ -217,6 +221,7 @@ mod tests {
                         name: "2.parquet".into(),
                         size: 120,
                         rows: 3,
+                        checksum: Some(0xdead_beef),
                     }],
                 }),
             }],

@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::listing::ListingTableUrl;
@@ -41,7 +42,9 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::object_store::local::LocalFileSystem;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::async_writer::AsyncFileWriter;
 
 use crate::error::Result;
 use crate::lifecycle::place::{Place, failed};
@@ -53,6 +56,10 @@ pub struct StoredFile {
     pub name: String,
     pub size: u64,
     pub rows: u64,
+    /// The xxHash32 of its bytes, computed as they were written, checked on restore: the
+    /// `parquet` crate writes no page checksums, so damage that keeps a file's size would
+    /// otherwise be read as rows (`None` in catalogs saved before checksums were kept).
+    pub checksum: Option<u32>,
 }
 
 /// A published generation of an MV: its number and its files.
@@ -173,9 +180,9 @@ impl DataDir {
         })
     }
 
-    /// Whether `generation` of `mv` is whole: every file there, of its size, with a Parquet
-    /// footer whose columns are `schema`'s. What a restore checks before the MV answers (the
-    /// rows themselves are read by queries).
+    /// Whether `generation` of `mv` is whole: every file there, of its size and checksum, with
+    /// a Parquet footer whose columns are `schema`'s. What a restore checks before the MV
+    /// answers: it reads every byte of the MV once.
     pub async fn check(&self, mv: &str, generation: &Generation, schema: &SchemaRef) -> Result<()> {
         let dir = Self::generation_dir(mv, generation.number);
         for f in &generation.files {
@@ -185,6 +192,14 @@ impl DataDir {
             if size != f.size {
                 let sizes = format!("{size} bytes, {} written", f.size);
                 return Err(failed("damaged file", &at, sizes));
+            }
+            if let Some(written) = f.checksum {
+                let bytes = self.place.read(&file).await?.unwrap_or_default();
+                let found = twox_hash::XxHash32::oneshot(0, &bytes);
+                if found != written {
+                    let sums = format!("checksum {found:08x}, {written:08x} written");
+                    return Err(failed("damaged file", &at, sums));
+                }
             }
             let meta = self.place.footer(&file, size).await?;
             let names = |s: &SchemaRef| -> Vec<String> {
@@ -361,7 +376,11 @@ impl GenerationWriter {
     /// names it.
     fn open_file(&self, schema: &SchemaRef) -> Result<(String, Writer)> {
         let file = format!("{}/{}.parquet", self.dir(), self.generation.number);
-        let writer = AsyncArrowWriter::try_new(self.place.create(&file)?, Arc::clone(schema), None)
+        let hashing = Hashing {
+            inner: self.place.create(&file)?,
+            hash: twox_hash::XxHash32::with_seed(0),
+        };
+        let writer = AsyncArrowWriter::try_new(hashing, Arc::clone(schema), None)
             .map_err(|e| failed("cannot write", &self.place.show(&file), e))?;
         Ok((file, writer))
     }
@@ -371,9 +390,15 @@ impl GenerationWriter {
             .finish()
             .await
             .map_err(|e| failed("cannot write", &self.place.show(&file), e))?;
+        let checksum = Some(writer.into_inner().hash.finish_32());
         let size = self.place.size(&file).await?;
         let name = file.rsplit('/').next().unwrap_or_default().to_string();
-        self.generation.files.push(StoredFile { name, size, rows });
+        self.generation.files.push(StoredFile {
+            name,
+            size,
+            rows,
+            checksum,
+        });
         Ok(())
     }
 
@@ -385,4 +410,21 @@ impl GenerationWriter {
     }
 }
 
-type Writer = AsyncArrowWriter<Box<dyn parquet::arrow::async_writer::AsyncFileWriter>>;
+type Writer = AsyncArrowWriter<Hashing>;
+
+/// A file being written, and the checksum of what was written to it so far.
+struct Hashing {
+    inner: Box<dyn AsyncFileWriter>,
+    hash: twox_hash::XxHash32,
+}
+
+impl AsyncFileWriter for Hashing {
+    fn write(&mut self, bytes: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        std::hash::Hasher::write(&mut self.hash, &bytes);
+        self.inner.write(bytes)
+    }
+
+    fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        self.inner.complete()
+    }
+}
