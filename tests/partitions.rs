@@ -557,3 +557,87 @@ async fn an_mv_keeping_a_bucket_of_the_partition_column_is_fresh_per_bucket() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Hive's directory for NULL partition values (`day=__HIVE_DEFAULT_PARTITION__`). Under a DATE
+/// partition column DataFusion 55 cannot read the table at all (it casts the directory's text):
+/// creating the MV is a clear error, as the query is without rewriting. Under a VARCHAR column
+/// the directory's text is the value, for the table and the MV alike: the MV, its refresh from
+/// new files and the answers in parts agree with the table.
+#[tokio::test]
+async fn the_hive_null_partition_is_read_as_the_table_reads_it() {
+    let dir = fresh_dir("null-partition");
+    write_file(&dir, "2024-03-01", "part-0.parquet", 1, 100).await;
+    write_file(
+        &dir,
+        "__HIVE_DEFAULT_PARTITION__",
+        "part-0.parquet",
+        101,
+        150,
+    )
+    .await;
+    let dated = MvSession::new();
+    let create = |day_type: &str| {
+        format!(
+            "CREATE EXTERNAL TABLE events (kind VARCHAR, v BIGINT, day {day_type})
+             STORED AS PARQUET PARTITIONED BY (day) LOCATION '{}/'",
+            dir.display()
+        )
+    };
+    run(&dated, &create("DATE")).await;
+    let per_day = "SELECT day, sum(v) FROM events GROUP BY day";
+    let plain = dated
+        .without_rewrites()
+        .sql(per_day)
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(
+        plain.is_err(),
+        "DataFusion reads the NULL partition as a DATE now"
+    );
+    let created = dated
+        .sql(&format!("CREATE MATERIALIZED VIEW by_day AS {BY_DAY}"))
+        .await;
+    let err = created
+        .err()
+        .expect("an MV over a table DataFusion cannot read");
+    assert!(
+        err.to_string().contains("__HIVE_DEFAULT_PARTITION__"),
+        "{err}"
+    );
+
+    let session = MvSession::new();
+    run(&session, &create("VARCHAR")).await;
+    run(
+        &session,
+        &format!("CREATE MATERIALIZED VIEW by_day AS {BY_DAY}"),
+    )
+    .await;
+    equals_definition(&session, "by_day", BY_DAY).await;
+    assert_eq!(answered(&session, per_day).await.0, ["by_day"]);
+    // New files in the NULL partition and in a dated one.
+    write_file(
+        &dir,
+        "__HIVE_DEFAULT_PARTITION__",
+        "part-1.parquet",
+        151,
+        170,
+    )
+    .await;
+    write_file(&dir, "2024-03-02", "part-0.parquet", 171, 200).await;
+    answered(&session, per_day).await;
+    let one_day = "SELECT day, sum(v) FROM events WHERE day = '2024-03-01' GROUP BY day";
+    assert_eq!(answered(&session, one_day).await.0, ["by_day"]);
+    let (mode, _) = refreshed(&session, "by_day", BY_DAY).await;
+    assert_eq!(mode, RefreshMode::Incremental);
+    assert_eq!(answered(&session, per_day).await.0, ["by_day"]);
+    // A file removed from the NULL partition: only it is stale, and only it is recomputed.
+    let null = dir.join("day=__HIVE_DEFAULT_PARTITION__");
+    std::fs::remove_file(null.join("part-0.parquet")).unwrap();
+    answered(&session, per_day).await;
+    assert_eq!(answered(&session, one_day).await.0, ["by_day"]);
+    let (mode, partitions) = refreshed(&session, "by_day", BY_DAY).await;
+    assert_eq!(mode, RefreshMode::Partitions, "{partitions:?}");
+    assert_eq!(answered(&session, per_day).await.0, ["by_day"]);
+}
