@@ -599,9 +599,9 @@ async fn the_hive_null_partition_is_read_as_the_table_reads_it() {
     let created = dated
         .sql(&format!("CREATE MATERIALIZED VIEW by_day AS {BY_DAY}"))
         .await;
-    let err = created
-        .err()
-        .expect("an MV over a table DataFusion cannot read");
+    let Err(err) = created else {
+        panic!("an MV over a table DataFusion cannot read")
+    };
     assert!(
         err.to_string().contains("__HIVE_DEFAULT_PARTITION__"),
         "{err}"
