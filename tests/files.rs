@@ -216,7 +216,7 @@ async fn random_file_changes(in_store: bool) {
     std::fs::create_dir_all(&dir).unwrap();
     write_file(&dir, "part-0.parquet", 1, 300).await;
     let session = match in_store {
-        true => MvSession::with_data_dir(root.join("store")).unwrap(),
+        true => MvSession::with_data_dir(root.join("store")).await.unwrap(),
         false => MvSession::new(),
     };
     let session = session_with(&create_events(&dir), session).await;
@@ -275,7 +275,7 @@ async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
         files.display()
     );
     {
-        let first = MvSession::with_data_dir(&store).unwrap();
+        let first = MvSession::with_data_dir(&store).await.unwrap();
         run(&first, &create_table).await;
         first
             .sql("CREATE MATERIALIZED VIEW by_kind AS SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind")
@@ -284,7 +284,7 @@ async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
         assert_eq!(answered(&first).await.0, vec!["by_kind"]);
     }
     // The next process: the table defined by SQL brings the MV back, fresh.
-    let second = MvSession::with_data_dir(&store).unwrap();
+    let second = MvSession::with_data_dir(&store).await.unwrap();
     run(&second, &create_table).await;
     assert_eq!(
         answered(&second).await,
@@ -294,7 +294,7 @@ async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
 
     // A file added while no process runs: the MV comes back stale, and says why.
     write_file(&files, "part-1.parquet", 1001, 1100).await;
-    let third = MvSession::with_data_dir(&store).unwrap();
+    let third = MvSession::with_data_dir(&store).await.unwrap();
     run(&third, &create_table).await;
     let (used, total) = answered(&third).await;
     assert_eq!((used.len(), total), (0, 605_550));
@@ -317,7 +317,7 @@ async fn an_mv_kept_across_a_restart_comes_back_when_its_table_is_registered_on_
     write_file(&files, "part-0.parquet", 1, 1000).await;
     let location = format!("{}/", files.display());
     {
-        let first = MvSession::with_data_dir(&store).unwrap();
+        let first = MvSession::with_data_dir(&store).await.unwrap();
         first
             .context()
             .register_parquet("events", &location, Default::default())
@@ -330,7 +330,7 @@ async fn an_mv_kept_across_a_restart_comes_back_when_its_table_is_registered_on_
         assert_eq!(answered(&first).await.0, vec!["by_kind"]);
     }
     write_file(&files, "part-1.parquet", 1001, 1100).await;
-    let second = MvSession::with_data_dir(&store).unwrap();
+    let second = MvSession::with_data_dir(&store).await.unwrap();
     assert!(!second.catalog().read().unwrap().contains("by_kind"));
     second
         .context()
@@ -464,34 +464,12 @@ async fn a_new_file_with_another_schema_is_an_error_never_old_rows() {
 /// MV stale, and the refresh reads only it.
 #[tokio::test]
 async fn a_table_on_an_object_store_sees_objects_another_writer_puts() {
+    use common::put_parquet as put;
     use datafusion::execution::object_store::ObjectStoreUrl;
-    use datafusion::object_store::{ObjectStoreExt, memory::InMemory, path::Path as ObjectPath};
-    use datafusion::parquet::arrow::ArrowWriter;
-
-    /// Rows `first..=last` as a Parquet object, put by another writer.
-    async fn put(store: &InMemory, name: &str, first: i64, last: i64) {
-        let sql = format!(
-            "SELECT 'k' || CAST(value % 3 AS VARCHAR) AS kind, value AS v FROM generate_series({first}, {last})"
-        );
-        let batches = SessionContext::new()
-            .sql(&sql)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let mut bytes = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut bytes, batches[0].schema(), None).unwrap();
-        for b in &batches {
-            writer.write(b).unwrap();
-        }
-        writer.close().unwrap();
-        let path = ObjectPath::from(format!("events/{name}"));
-        store.put(&path, bytes.into()).await.unwrap();
-    }
+    use datafusion::object_store::memory::InMemory;
 
     let store = std::sync::Arc::new(InMemory::new());
-    put(&store, "part-0.parquet", 1, 1000).await;
+    put(&store, "events/part-0.parquet", 1, 1000).await;
     let session = MvSession::new();
     let url = ObjectStoreUrl::parse("memory://bucket").unwrap();
     session
@@ -508,7 +486,7 @@ async fn a_table_on_an_object_store_sees_objects_another_writer_puts() {
         .unwrap();
     assert_eq!(answered(&session).await, (vec!["by_kind".into()], 500_500));
 
-    put(&store, "part-1.parquet", 1001, 1100).await;
+    put(&store, "events/part-1.parquet", 1001, 1100).await;
     assert_eq!(answered(&session).await, (vec![], 605_550));
     let (code, reason) = rejection(&session);
     assert_eq!(code, ReasonCode::Stale);

@@ -153,7 +153,7 @@ async fn incremental_refresh_equals_full_recompute_over_random_appends() {
 #[tokio::test]
 async fn incremental_refresh_into_a_store_equals_full_recompute_over_random_appends() {
     let dir = temp_dir("random-appends-store");
-    random_appends(MvSession::with_data_dir(&dir).unwrap(), true).await;
+    random_appends(MvSession::with_data_dir(&dir).await.unwrap(), true).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -463,7 +463,7 @@ async fn mvs_survive_a_restart_from_their_data_directory() {
     let mut events = datagen::events(5_000, 1024, 21, |_| {}).unwrap();
     let appended = more_events(300, 22, 10_000);
     {
-        let s = MvSession::with_data_dir(&dir).unwrap();
+        let s = MvSession::with_data_dir(&dir).await.unwrap();
         register_base_tables(&s, events.clone());
         s.sql(&BY_TYPE.replace(
             " AS SELECT",
@@ -480,7 +480,7 @@ async fn mvs_survive_a_restart_from_their_data_directory() {
         assert_eq!(answered_by(&s, BY_TYPE_QUERY).await, ["by_type"]);
     }
     events.extend(appended);
-    let s = MvSession::with_data_dir(&dir).unwrap();
+    let s = MvSession::with_data_dir(&dir).await.unwrap();
     register_base_tables(&s, events);
     let restored = s.restore().await.unwrap();
     assert!(restored.failed.is_empty(), "{:?}", restored.failed);
@@ -525,7 +525,7 @@ async fn a_failed_write_leaves_the_previous_data_intact() {
     let q = "SELECT user_id, count(*) FROM events GROUP BY user_id";
     let before;
     {
-        let s = MvSession::with_data_dir(&dir).unwrap();
+        let s = MvSession::with_data_dir(&dir).await.unwrap();
         register_base_tables(&s, events.clone());
         s.sql("CREATE MATERIALIZED VIEW per_user AS SELECT user_id, count(*) AS n FROM events GROUP BY user_id")
             .await
@@ -536,8 +536,9 @@ async fn a_failed_write_leaves_the_previous_data_intact() {
             .unwrap();
         // A file where the next generation's directory goes makes the write fail.
         let data = s.data_dir().unwrap();
-        let next = data.load().unwrap().unwrap().next_generation;
-        std::fs::write(data.generation_dir("per_user", next), b"in the way").unwrap();
+        let next = data.load().await.unwrap().unwrap().next_generation;
+        let generation = data.generation_location("per_user", next);
+        std::fs::write(generation.trim_end_matches('/'), b"in the way").unwrap();
         let err = s
             .sql("REFRESH MATERIALIZED VIEW per_user")
             .await
@@ -547,7 +548,7 @@ async fn a_failed_write_leaves_the_previous_data_intact() {
         assert!(answered_by(&s, q).await.is_empty());
         assert!(stale_reason(&s, "per_user").contains("its refresh failed"));
     }
-    let s = MvSession::with_data_dir(&dir).unwrap();
+    let s = MvSession::with_data_dir(&dir).await.unwrap();
     register_base_tables(&s, events);
     s.restore().await.unwrap();
     common::compare(&before, &collect(&s, "SELECT * FROM per_user").await).unwrap();
@@ -569,7 +570,7 @@ async fn an_mv_that_cannot_be_restored_fails_alone() {
     let per_user = "SELECT user_id, count(*) FROM events GROUP BY user_id";
     let by_country = "SELECT country, count(*) FROM users GROUP BY country";
     {
-        let s = MvSession::with_data_dir(&dir).unwrap();
+        let s = MvSession::with_data_dir(&dir).await.unwrap();
         register_base_tables(&s, events.clone());
         s.context().register_batch("users", users.clone()).unwrap();
         for sql in [
@@ -585,8 +586,8 @@ async fn an_mv_that_cannot_be_restored_fails_alone() {
     }
     // by_type's file is gone, and users is not registered yet.
     let data = mvrewrite::testkit::DataDir::open(&dir).unwrap();
-    std::fs::remove_dir_all(data.mv_dir("by_type")).unwrap();
-    let s = MvSession::with_data_dir(&dir).unwrap();
+    std::fs::remove_dir_all(data.mv_location("by_type")).unwrap();
+    let s = MvSession::with_data_dir(&dir).await.unwrap();
     register_base_tables(&s, events);
     let restored = s.restore().await.unwrap();
     assert_eq!(restored.restored, ["per_user", "busy"]);
@@ -626,9 +627,10 @@ async fn an_mv_that_cannot_be_restored_fails_alone() {
     s.sql("CREATE MATERIALIZED VIEW typed AS SELECT event_type, count(*) AS n FROM events GROUP BY event_type")
         .await
         .unwrap();
-    let saved = || -> Vec<String> {
+    let saved = async || -> Vec<String> {
         let mut names: Vec<String> = data
             .load()
+            .await
             .unwrap()
             .unwrap()
             .mvs
@@ -639,7 +641,7 @@ async fn an_mv_that_cannot_be_restored_fails_alone() {
         names
     };
     assert_eq!(
-        saved(),
+        saved().await,
         [
             "busy",
             "by_country",
@@ -656,10 +658,13 @@ async fn an_mv_that_cannot_be_restored_fails_alone() {
         .unwrap_err();
     assert!(matches!(err, MvError::DuplicateMv(_)), "{err}");
     // Dropped while not restored: gone from the catalog and its files with it.
-    assert!(data.mv_dir("by_country").exists());
+    assert!(std::path::Path::new(&data.mv_location("by_country")).exists());
     s.sql("DROP MATERIALIZED VIEW by_country").await.unwrap();
-    assert!(!data.mv_dir("by_country").exists());
-    assert_eq!(saved(), ["busy", "by_type", "per_user", "tiers", "typed"]);
+    assert!(!std::path::Path::new(&data.mv_location("by_country")).exists());
+    assert_eq!(
+        saved().await,
+        ["busy", "by_type", "per_user", "tiers", "typed"]
+    );
     assert!(s.sql("DROP MATERIALIZED VIEW by_country").await.is_err());
     // Restored as soon as users is back, registered on the context: the next statement
     // through the session brings it back before it runs, and the insert makes it stale.
@@ -688,13 +693,13 @@ async fn a_table_holding_a_saved_mvs_name_keeps_it() {
     let events = datagen::events(2_000, 1024, 51, |_| {}).unwrap();
     let q = "SELECT user_id, count(*) FROM events GROUP BY user_id";
     {
-        let s = MvSession::with_data_dir(&dir).unwrap();
+        let s = MvSession::with_data_dir(&dir).await.unwrap();
         register_base_tables(&s, events.clone());
         s.sql("CREATE MATERIALIZED VIEW m AS SELECT user_id, count(*) AS n FROM events GROUP BY user_id")
             .await
             .unwrap();
     }
-    let s = MvSession::with_data_dir(&dir).unwrap();
+    let s = MvSession::with_data_dir(&dir).await.unwrap();
     register_base_tables(&s, events);
     s.context()
         .register_batch("m", datagen::users(10, 5).unwrap())

@@ -149,7 +149,7 @@ async fn both(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn carbondata_scenario_over_flight() {
     let dir = store("carbondata");
-    let server = start(MvSession::with_data_dir(&dir).unwrap()).await;
+    let server = start(MvSession::with_data_dir(&dir).await.unwrap()).await;
     let mut c = client(&server, Some(TOKEN)).await;
     let reference = SessionContext::new();
     both(
@@ -635,7 +635,7 @@ async fn readers_see_whole_states_while_another_client_writes_and_refreshes() {
     const QUERIES: usize = 15;
     const ROUNDS: i64 = 6;
     let dir = store("concurrent");
-    let server = start(MvSession::with_data_dir(&dir).unwrap()).await;
+    let server = start(MvSession::with_data_dir(&dir).await.unwrap()).await;
     let mut admin = client(&server, Some(TOKEN)).await;
     for statement in [
         "CREATE TABLE t AS

@@ -63,16 +63,19 @@ async fn kept(test: &str, rows: i64, more: &[(&str, &str)]) -> (PathBuf, PathBuf
     let (files, store) = (dir.join("events"), dir.join("store"));
     std::fs::create_dir_all(&files).unwrap();
     write_file(&files, "part-0.parquet", 1, rows).await;
-    let session = MvSession::with_data_dir(&store).unwrap();
+    let session = MvSession::with_data_dir(&store).await.unwrap();
     run(&session, &create_events(&files)).await;
-    for (mv, definition) in [("by_kind", BY_KIND)].iter().chain(more) {
-        run(
-            &session,
-            &format!("CREATE MATERIALIZED VIEW {mv} AS {definition}"),
-        )
-        .await;
-    }
+    create_mvs(&session, &[("by_kind", BY_KIND)]).await;
+    create_mvs(&session, more).await;
     (dir, files, store)
+}
+
+/// Creates each MV of `mvs` (name, definition) in `session`.
+async fn create_mvs(session: &MvSession, mvs: &[(&str, &str)]) {
+    for (mv, definition) in mvs {
+        let sql = format!("CREATE MATERIALIZED VIEW {mv} AS {definition}");
+        run(session, &sql).await;
+    }
 }
 
 /// The generation numbers present in `mv`'s directory.
@@ -89,10 +92,11 @@ fn generations(store: &Path, mv: &str) -> Vec<u64> {
 }
 
 /// The generation `catalog.json` names for `mv`.
-fn named(store: &Path, mv: &str) -> Option<u64> {
+async fn named(store: &Path, mv: &str) -> Option<u64> {
     let saved = mvrewrite::testkit::DataDir::open(store)
         .unwrap()
         .load()
+        .await
         .unwrap()?;
     let mv = saved.mvs.into_iter().find(|m| m.name == mv)?;
     mv.generation.map(|g| g.number)
@@ -113,25 +117,16 @@ async fn another_engine_reads_each_published_generation() {
     let (files, store) = (dir.join("events"), dir.join("store"));
     std::fs::create_dir_all(&files).unwrap();
     write_file(&files, "part-0.parquet", 1, 1000).await;
-    let session = MvSession::with_data_dir(&store).unwrap();
+    let session = MvSession::with_data_dir(&store).await.unwrap();
     run(&session, &create_events(&files)).await;
-    run(
-        &session,
-        &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
-    )
-    .await;
-    run(
-        &session,
-        &format!("CREATE MATERIALIZED VIEW even AS {EVEN}"),
-    )
-    .await;
-    let by_kind = session.mv_location("by_kind").unwrap().unwrap();
+    create_mvs(&session, &[("by_kind", BY_KIND), ("even", EVEN)]).await;
+    let by_kind = std::path::PathBuf::from(session.mv_location("by_kind").unwrap().unwrap());
     assert_eq!(plain_read_equals(&by_kind, &files, BY_KIND).await, 3);
     assert_eq!(
         plain_read_equals(&store.join("by_kind/current"), &files, BY_KIND).await,
         3
     );
-    let even = session.mv_location("even").unwrap().unwrap();
+    let even = std::path::PathBuf::from(session.mv_location("even").unwrap().unwrap());
     assert_eq!(plain_read_equals(&even, &files, EVEN).await, 500);
     let files_of = |generation: &Path| {
         let mut names: Vec<PathBuf> = std::fs::read_dir(generation)
@@ -152,7 +147,7 @@ async fn another_engine_reads_each_published_generation() {
         let done = session.refresh_materialized_view(mv).await.unwrap();
         assert_eq!(done[0].mode, RefreshMode::Incremental, "{done:?}");
     }
-    let by_kind_2 = session.mv_location("by_kind").unwrap().unwrap();
+    let by_kind_2 = std::path::PathBuf::from(session.mv_location("by_kind").unwrap().unwrap());
     assert_ne!(by_kind, by_kind_2);
     // Final rows: one per group, in one file, not the partial aggregates of two refreshes.
     assert_eq!(plain_read_equals(&by_kind_2, &files, BY_KIND).await, 3);
@@ -161,7 +156,7 @@ async fn another_engine_reads_each_published_generation() {
         plain_read_equals(&store.join("by_kind/current"), &files, BY_KIND).await,
         3
     );
-    let even_2 = session.mv_location("even").unwrap().unwrap();
+    let even_2 = std::path::PathBuf::from(session.mv_location("even").unwrap().unwrap());
     assert_eq!(plain_read_equals(&even_2, &files, EVEN).await, 650);
     let new = files_of(&even_2);
     assert_eq!(new.len(), 2, "{new:?}");
@@ -177,7 +172,7 @@ async fn another_engine_reads_each_published_generation() {
     assert!(by_kind.exists() && even.exists());
     write_file(&files, "part-2.parquet", 1301, 1400).await;
     session.refresh_materialized_view("by_kind").await.unwrap();
-    let by_kind_3 = session.mv_location("by_kind").unwrap().unwrap();
+    let by_kind_3 = std::path::PathBuf::from(session.mv_location("by_kind").unwrap().unwrap());
     assert!(!by_kind.exists() && by_kind_2.exists() && by_kind_3.exists());
     assert_eq!(generations(&store, "by_kind").len(), 2);
     assert_eq!(
@@ -198,7 +193,7 @@ async fn another_engine_reads_each_published_generation() {
 #[tokio::test]
 async fn generations_no_version_uses_are_removed_and_nothing_else() {
     let (dir, files, store) = kept("gc", 1000, &[("even", EVEN)]).await;
-    let current = named(&store, "by_kind").unwrap();
+    let current = named(&store, "by_kind").await.unwrap();
     let mv_dir = store.join("by_kind");
     // What a crash leaves: an older generation not removed yet, an unfinished one (a
     // truncated file), and an MV created but never committed.
@@ -213,7 +208,7 @@ async fn generations_no_version_uses_are_removed_and_nothing_else() {
     std::fs::create_dir_all(store.join("mine/2024")).unwrap();
     std::fs::write(store.join("mine/2024/data.csv"), b"a\n1\n").unwrap();
 
-    let session = MvSession::with_data_dir(&store).unwrap();
+    let session = MvSession::with_data_dir(&store).await.unwrap();
     assert_eq!(generations(&store, "by_kind"), [current]);
     assert!(!store.join("never_committed").exists());
     assert!(mv_dir.join("notes.txt").exists() && store.join("mine/2024/data.csv").exists());
@@ -227,7 +222,7 @@ async fn generations_no_version_uses_are_removed_and_nothing_else() {
     // Dropped: its generations go (what is not one stays).
     run(&session, "DROP MATERIALIZED VIEW even").await;
     assert!(!store.join("even").exists());
-    assert_eq!(named(&store, "even"), None);
+    assert_eq!(named(&store, "even").await, None);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -238,14 +233,14 @@ async fn a_damaged_catalog_is_an_error_naming_it() {
     let (dir, files, store) = kept("catalog", 100, &[]).await;
     let catalog = store.join("catalog.json");
     let whole = std::fs::read(&catalog).unwrap();
-    let generation = named(&store, "by_kind").unwrap();
+    let generation = named(&store, "by_kind").await.unwrap();
     for damaged in [
         &whole[..whole.len() / 2],
         b"\x00garbage\xff",
         b"{\"mvs\": 3}",
     ] {
         std::fs::write(&catalog, damaged).unwrap();
-        match MvSession::with_data_dir(&store) {
+        match MvSession::with_data_dir(&store).await {
             Err(MvError::Storage(why)) => assert!(why.contains("catalog.json"), "{why}"),
             Err(other) => panic!("not a storage error: {other}"),
             Ok(_) => panic!("a damaged catalog was read"),
@@ -253,18 +248,19 @@ async fn a_damaged_catalog_is_an_error_naming_it() {
         assert_eq!(generations(&store, "by_kind"), [generation]);
     }
     std::fs::write(&catalog, &whole).unwrap();
-    let session = MvSession::with_data_dir(&store).unwrap();
+    let session = MvSession::with_data_dir(&store).await.unwrap();
     run(&session, &create_events(&files)).await;
     assert!(session.catalog().read().unwrap().contains("by_kind"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A generation file missing, cut short or overwritten makes its MV not restored, with the
+/// A generation file missing, cut short, overwritten or with one byte changed in its rows
+/// (same size, footer intact: only its checksum tells) makes its MV not restored, with the
 /// file named in the reason; the other MVs restore and answer.
 #[tokio::test]
 async fn a_damaged_generation_fails_its_mv_alone() {
     type Damage = fn(&Path);
-    let damages: [(&str, Damage, &str); 3] = [
+    let damages: [(&str, Damage, &str); 4] = [
         (
             "missing",
             |f| std::fs::remove_file(f).unwrap(),
@@ -286,6 +282,16 @@ async fn a_damaged_generation_fails_its_mv_alone() {
             },
             "damaged file",
         ),
+        (
+            "a byte changed in its rows",
+            |f| {
+                let mut bytes = std::fs::read(f).unwrap();
+                // Past the leading magic, well before the footer: inside the first page.
+                bytes[40] ^= 0x01;
+                std::fs::write(f, bytes).unwrap()
+            },
+            "checksum",
+        ),
     ];
     for (what, damage, reason) in damages {
         let dir = fresh_dir("damaged");
@@ -293,19 +299,10 @@ async fn a_damaged_generation_fails_its_mv_alone() {
         std::fs::create_dir_all(&files).unwrap();
         write_file(&files, "part-0.parquet", 1, 1000).await;
         let even_location = {
-            let session = MvSession::with_data_dir(&store).unwrap();
+            let session = MvSession::with_data_dir(&store).await.unwrap();
             run(&session, &create_events(&files)).await;
-            run(
-                &session,
-                &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
-            )
-            .await;
-            run(
-                &session,
-                &format!("CREATE MATERIALIZED VIEW even AS {EVEN}"),
-            )
-            .await;
-            session.mv_location("even").unwrap().unwrap()
+            create_mvs(&session, &[("by_kind", BY_KIND), ("even", EVEN)]).await;
+            std::path::PathBuf::from(session.mv_location("even").unwrap().unwrap())
         };
         let file = std::fs::read_dir(&even_location)
             .unwrap()
@@ -314,7 +311,7 @@ async fn a_damaged_generation_fails_its_mv_alone() {
             .unwrap()
             .path();
         damage(&file);
-        let session = MvSession::with_data_dir(&store).unwrap();
+        let session = MvSession::with_data_dir(&store).await.unwrap();
         session
             .context()
             .register_parquet(
@@ -352,17 +349,17 @@ async fn a_damaged_generation_fails_its_mv_alone() {
 }
 
 /// A second session on a store in use is refused; the first one's ending frees it.
-#[test]
-fn one_session_writes_a_store_at_a_time() {
+#[tokio::test]
+async fn one_session_writes_a_store_at_a_time() {
     let dir = fresh_dir("lock");
-    let first = MvSession::with_data_dir(&dir).unwrap();
-    match MvSession::with_data_dir(&dir) {
+    let first = MvSession::with_data_dir(&dir).await.unwrap();
+    match MvSession::with_data_dir(&dir).await {
         Err(MvError::Storage(why)) => assert!(why.contains(".lock"), "{why}"),
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("two sessions write one store"),
     }
     drop(first);
-    MvSession::with_data_dir(&dir).unwrap();
+    MvSession::with_data_dir(&dir).await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -405,7 +402,9 @@ fn a_process_killed_mid_refresh_leaves_the_previous_rows_stale() {
         writeln!(stdin, "CREATE MATERIALIZED VIEW even AS {EVEN};").unwrap();
     }
     assert!(first.wait().unwrap().success());
-    let previous = named(&store, "even").expect("even published");
+    let previous = runtime
+        .block_on(named(&store, "even"))
+        .expect("even published");
     let before = runtime.block_on(async {
         let plain = SessionContext::new();
         let location = store.join(format!("even/{previous}/"));
@@ -444,21 +443,21 @@ fn a_process_killed_mid_refresh_leaves_the_previous_rows_stale() {
     second.wait().unwrap();
     // Killed before its commit: the catalog names the previous generation.
     assert_eq!(
-        named(&store, "even"),
+        runtime.block_on(named(&store, "even")),
         Some(previous),
         "the refresh finished"
     );
     assert!(store.join(format!("even/{unfinished}")).exists());
 
     runtime.block_on(async {
-        let session = MvSession::with_data_dir(&store).unwrap();
+        let session = MvSession::with_data_dir(&store).await.unwrap();
         // Its start removed the unfinished generation: nothing can read it.
         assert_eq!(generations(&store, "even"), [previous]);
         run(&session, &create_events(&files)).await;
         assert!(session.catalog().read().unwrap().contains("even"));
         compare(&before, &run(&session, "SELECT * FROM even").await).unwrap();
         assert_eq!(
-            session.mv_location("even").unwrap().unwrap(),
+            std::path::PathBuf::from(session.mv_location("even").unwrap().unwrap()),
             store.join(format!("even/{previous}"))
         );
         session.clear_report();
@@ -488,7 +487,7 @@ async fn nested_mvs_in_a_store_refresh_and_restore_in_order() {
     let over_events =
         "SELECT kind, sum(v) AS total FROM events GROUP BY kind HAVING count(*) > 300";
     {
-        let session = MvSession::with_data_dir(&store).unwrap();
+        let session = MvSession::with_data_dir(&store).await.unwrap();
         run(&session, &create_events(&files)).await;
         run(
             &session,
@@ -517,7 +516,7 @@ async fn nested_mvs_in_a_store_refresh_and_restore_in_order() {
         )
         .unwrap();
     }
-    let session = MvSession::with_data_dir(&store).unwrap();
+    let session = MvSession::with_data_dir(&store).await.unwrap();
     run(&session, &create_events(&files)).await;
     for mv in ["by_kind", "big"] {
         assert!(session.catalog().read().unwrap().contains(mv), "{mv}");
@@ -555,7 +554,7 @@ async fn a_store_of_fragments_from_an_earlier_version_is_not_read_as_rows() {
         "staleness": null, "computed_from": {"events": 0}, "computed_at_ms": 0,
         "files": ["1.parquet"]}]}"#;
     std::fs::write(store.join("catalog.json"), earlier).unwrap();
-    let session = MvSession::with_data_dir(&store).unwrap();
+    let session = MvSession::with_data_dir(&store).await.unwrap();
     session
         .context()
         .register_parquet("events", files.to_str().unwrap(), Default::default())
@@ -573,7 +572,7 @@ async fn a_store_of_fragments_from_an_earlier_version_is_not_read_as_rows() {
         &format!("CREATE OR REPLACE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
     )
     .await;
-    let at = session.mv_location("by_kind").unwrap().unwrap();
+    let at = std::path::PathBuf::from(session.mv_location("by_kind").unwrap().unwrap());
     assert_eq!(plain_read_equals(&at, &files, BY_KIND).await, 3);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -589,7 +588,7 @@ async fn a_refresh_whose_catalog_cannot_be_written_is_not_published() {
     write_file(&files, "part-0.parquet", 1, 1000).await;
     let blocker = store.join("catalog.json.tmp");
     let (previous, before) = {
-        let session = MvSession::with_data_dir(&store).unwrap();
+        let session = MvSession::with_data_dir(&store).await.unwrap();
         run(&session, &create_events(&files)).await;
         run(
             &session,
@@ -609,11 +608,11 @@ async fn a_refresh_whose_catalog_cannot_be_written_is_not_published() {
         let (code, reason) = rejection(&session, "by_kind");
         assert_eq!(code, ReasonCode::Stale);
         assert!(reason.contains("refresh failed"), "{reason}");
-        (named(&store, "by_kind").unwrap(), before)
+        (named(&store, "by_kind").await.unwrap(), before)
     };
     assert!(generations(&store, "by_kind").len() > 1);
     std::fs::remove_dir(&blocker).unwrap();
-    let session = MvSession::with_data_dir(&store).unwrap();
+    let session = MvSession::with_data_dir(&store).await.unwrap();
     assert_eq!(generations(&store, "by_kind"), [previous]);
     run(&session, &create_events(&files)).await;
     compare(&before, &run(&session, "SELECT * FROM by_kind").await).unwrap();
@@ -634,7 +633,7 @@ async fn a_restore_reports_its_progress() {
     std::fs::create_dir_all(&files).unwrap();
     write_file(&files, "part-0.parquet", 1, 1000).await;
     {
-        let first = MvSession::with_data_dir(&store).unwrap();
+        let first = MvSession::with_data_dir(&store).await.unwrap();
         run(&first, &create_events(&files)).await;
         for (i, definition) in [
             BY_KIND,
@@ -651,7 +650,7 @@ async fn a_restore_reports_its_progress() {
             .await;
         }
     }
-    let second = MvSession::with_data_dir(&store).unwrap();
+    let second = MvSession::with_data_dir(&store).await.unwrap();
     let reports: Arc<Mutex<Vec<mvrewrite::Progress>>> = Arc::default();
     let seen = Arc::clone(&reports);
     second.on_progress(mvrewrite::ProgressSink {
@@ -672,4 +671,207 @@ async fn a_restore_reports_its_progress() {
         assert!(second.mv_location(mv).unwrap().is_some(), "{mv} restored");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A session on a store and a table both on an object store (an in-memory one, registered on
+/// the session's runtime as S3 or GCS would be): what a local store does, with objects.
+async fn on_objects(
+    objects: &std::sync::Arc<datafusion::object_store::memory::InMemory>,
+) -> mvrewrite::Result<MvSession> {
+    let session = MvSession::new();
+    let url = datafusion::execution::object_store::ObjectStoreUrl::parse("memory://").unwrap();
+    session
+        .context()
+        .register_object_store(url.as_ref(), objects.clone());
+    let session = session.with_store("memory:///mvs/").await?;
+    run(
+        &session,
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION 'memory:///data/events/'",
+    )
+    .await;
+    Ok(session)
+}
+
+/// A plain DataFusion context reading `location` on `objects`: `definition`'s rows over the
+/// table there.
+async fn plain_reads_objects(
+    objects: &std::sync::Arc<datafusion::object_store::memory::InMemory>,
+    location: &str,
+    definition: &str,
+) -> usize {
+    let plain = SessionContext::new();
+    let url = datafusion::execution::object_store::ObjectStoreUrl::parse("memory://").unwrap();
+    plain.register_object_store(url.as_ref(), objects.clone());
+    for (table, at) in [("mv", location), ("events", "memory:///data/events/")] {
+        let sql = format!("CREATE EXTERNAL TABLE {table} STORED AS PARQUET LOCATION '{at}'");
+        plain.sql(&sql).await.unwrap();
+    }
+    let stored = rows(&plain, "SELECT * FROM mv").await;
+    compare(&rows(&plain, definition).await, &stored).unwrap();
+    stored.iter().map(|b| b.num_rows()).sum()
+}
+
+/// The objects under `prefix`.
+async fn objects_under(
+    objects: &datafusion::object_store::memory::InMemory,
+    prefix: &str,
+) -> Vec<String> {
+    use datafusion::object_store::ObjectStore;
+    use futures::TryStreamExt;
+    let prefix = datafusion::object_store::path::Path::from(prefix);
+    let listed: Vec<_> = objects.list(Some(&prefix)).try_collect().await.unwrap();
+    let mut names: Vec<String> = listed.into_iter().map(|o| o.location.to_string()).collect();
+    names.sort();
+    names
+}
+
+/// A store on an object store: MVs are generations of Parquet objects other engines read,
+/// refreshed incrementally when another writer puts an object, published by the catalog
+/// object, the replaced generation removed a refresh later, the store locked while a session
+/// writes it, and everything restored by the next session.
+#[tokio::test]
+async fn a_store_on_an_object_store_keeps_mvs_as_parquet_objects_across_sessions() {
+    use common::put_parquet;
+    let objects = std::sync::Arc::new(datafusion::object_store::memory::InMemory::new());
+    put_parquet(objects.as_ref(), "data/events/part-0.parquet", 1, 1000).await;
+    let session = on_objects(&objects).await.unwrap();
+    create_mvs(&session, &[("by_kind", BY_KIND), ("even", EVEN)]).await;
+    let q = "SELECT kind, sum(v) FROM events GROUP BY kind";
+    let answer = run(&session, q).await;
+    assert_eq!(common::used_mvs(&session).unwrap(), ["by_kind"]);
+    compare(&rows(&session.without_rewrites(), q).await, &answer).unwrap();
+    let first = session.mv_location("by_kind").unwrap().unwrap();
+    assert!(first.starts_with("memory:///mvs/by_kind/"), "{first}");
+    assert_eq!(plain_reads_objects(&objects, &first, BY_KIND).await, 3);
+    let even = session.mv_location("even").unwrap().unwrap();
+    assert_eq!(plain_reads_objects(&objects, &even, EVEN).await, 500);
+    assert!(
+        objects_under(&objects, "mvs")
+            .await
+            .contains(&"mvs/catalog.json".to_string())
+    );
+
+    // A second session is refused while this one writes the store.
+    match MvSession::new().with_store("memory:///mvs/").await {
+        Err(_) => {}
+        Ok(_) => panic!("a store without its object store registered was opened"),
+    }
+    match on_objects(&objects).await {
+        Err(MvError::Storage(why)) => assert!(why.contains("memory:///mvs/.lock"), "{why}"),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("two sessions write one store"),
+    }
+
+    // Another writer puts an object: stale, answered from the table, refreshed from it alone.
+    put_parquet(objects.as_ref(), "data/events/part-1.parquet", 1001, 1300).await;
+    let answer = run(&session, q).await;
+    assert!(common::used_mvs(&session).unwrap().is_empty());
+    compare(&rows(&session.without_rewrites(), q).await, &answer).unwrap();
+    let done = session.refresh_materialized_view("by_kind").await.unwrap();
+    assert_eq!(done[0].mode, RefreshMode::Incremental, "{}", done[0].reason);
+    let done = session.refresh_materialized_view("even").await.unwrap();
+    assert_eq!(done[0].mode, RefreshMode::Incremental, "{}", done[0].reason);
+    let second = session.mv_location("by_kind").unwrap().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(plain_reads_objects(&objects, &second, BY_KIND).await, 3);
+    let even = session.mv_location("even").unwrap().unwrap();
+    assert_eq!(plain_reads_objects(&objects, &even, EVEN).await, 650);
+    // The replaced generation stays (queries may still read it) until the next refresh.
+    let in_first = |listed: &[String]| {
+        let prefix = first.trim_start_matches("memory:///");
+        listed.iter().any(|o| o.starts_with(prefix))
+    };
+    assert!(in_first(&objects_under(&objects, "mvs/by_kind").await));
+    put_parquet(objects.as_ref(), "data/events/part-2.parquet", 1301, 1400).await;
+    session.refresh_materialized_view("by_kind").await.unwrap();
+    assert!(!in_first(&objects_under(&objects, "mvs/by_kind").await));
+    session.refresh_materialized_view("even").await.unwrap();
+    let answer = run(&session, q).await;
+    assert_eq!(common::used_mvs(&session).unwrap(), ["by_kind"]);
+    compare(&rows(&session.without_rewrites(), q).await, &answer).unwrap();
+
+    // The next session restores both; a write while none ran leaves `even` stale.
+    drop(session);
+    put_parquet(objects.as_ref(), "data/events/part-3.parquet", 1401, 1500).await;
+    let session = on_objects(&objects).await.unwrap();
+    let answer = run(&session, EVEN).await;
+    assert!(common::used_mvs(&session).unwrap().is_empty());
+    compare(&rows(&session.without_rewrites(), EVEN).await, &answer).unwrap();
+    let (code, _) = rejection(&session, "even");
+    assert_eq!(code, ReasonCode::Stale);
+    let done = session.refresh_materialized_view("even").await.unwrap();
+    assert_eq!(done[0].mode, RefreshMode::Incremental, "{}", done[0].reason);
+    let answer = run(&session, EVEN).await;
+    assert_eq!(common::used_mvs(&session).unwrap(), ["even"]);
+    compare(&rows(&session.without_rewrites(), EVEN).await, &answer).unwrap();
+    session.sql("DROP MATERIALIZED VIEW even").await.unwrap();
+    assert!(objects_under(&objects, "mvs/even").await.is_empty());
+}
+
+/// An object-store store's lock left by a holder known to be gone (a process of this host
+/// that no longer runs) is taken over; one held on another host is refused, saying what to
+/// remove; an MV whose objects were damaged is not restored, and answers nothing.
+#[tokio::test]
+async fn an_object_store_lock_left_behind_and_damaged_objects() {
+    use common::put_parquet;
+    use datafusion::object_store::{ObjectStoreExt, path::Path as ObjectPath};
+    let objects = std::sync::Arc::new(datafusion::object_store::memory::InMemory::new());
+    put_parquet(objects.as_ref(), "data/events/part-0.parquet", 1, 1000).await;
+    let lock = ObjectPath::from("mvs/.lock");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut ended = std::process::Command::new("true").spawn().unwrap();
+    ended.wait().unwrap();
+    let left = format!(r#"{{"host": "{}", "pid": {}}}"#, host.trim(), ended.id());
+    objects.put(&lock, left.into_bytes().into()).await.unwrap();
+    let session = on_objects(&objects).await.unwrap();
+    run(
+        &session,
+        &format!("CREATE MATERIALIZED VIEW by_kind AS {BY_KIND}"),
+    )
+    .await;
+    let location = session.mv_location("by_kind").unwrap().unwrap();
+    drop(session);
+    // The drop releases the lock in the background: wait for it.
+    for _ in 0..100 {
+        if objects.head(&lock).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        objects.head(&lock).await.is_err(),
+        "the lock was not released"
+    );
+
+    let elsewhere = r#"{"host": "another-host", "pid": 1}"#;
+    objects.put(&lock, elsewhere.into()).await.unwrap();
+    match on_objects(&objects).await {
+        Err(MvError::Storage(why)) => {
+            assert!(
+                why.contains("another-host") && why.contains("remove"),
+                "{why}"
+            )
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a lock held on another host was taken"),
+    }
+    objects.delete(&lock).await.unwrap();
+
+    // The generation's file replaced by garbage: not restored, never answering.
+    let file = format!("{}1.parquet", location.trim_start_matches("memory:///"));
+    let file = ObjectPath::from(file);
+    assert!(objects.head(&file).await.is_ok(), "{file}");
+    objects
+        .put(&file, b"not parquet".to_vec().into())
+        .await
+        .unwrap();
+    let session = on_objects(&objects).await.unwrap();
+    let restored = session.restore().await.unwrap();
+    assert!(restored.restored.is_empty());
+    let (mv, why) = &restored.failed[0];
+    assert_eq!(mv, "by_kind");
+    assert!(why.to_string().contains("damaged"), "{why}");
+    let answer = run(&session, BY_KIND).await;
+    assert!(common::used_mvs(&session).unwrap().is_empty());
+    compare(&rows(&session.without_rewrites(), BY_KIND).await, &answer).unwrap();
 }

@@ -253,7 +253,10 @@ async fn bucket_rollups_match_the_lattice_and_the_data() {
         assert_eq!(uses == vec![name.clone()] || dearer, expect, "{context}");
         used += usize::from(!uses.is_empty());
         expected_uses += usize::from(expect);
-        pair.session.drop_materialized_view(&name, false).unwrap();
+        pair.session
+            .drop_materialized_view(&name, false)
+            .await
+            .unwrap();
     }
     println!(
         "time buckets: {cases} pairs, {used} answered from the MV, as the lattice says ({expected_uses})"

@@ -83,6 +83,14 @@ impl Constraints {
         Ok(())
     }
 
+    /// Forgets every key on or referencing `table`: it was dropped or replaced, and a key
+    /// declared on what had its name says nothing of what has it now.
+    pub fn forget(&mut self, table: &str) {
+        self.unique.remove(table);
+        self.foreign
+            .retain(|k| k.table != table && k.references != table);
+    }
+
     /// Whether `columns` of `table` contain a declared unique key: then no two rows agree on them.
     pub fn is_unique(&self, table: &str, columns: &[String]) -> bool {
         self.unique
@@ -131,5 +139,8 @@ mod tests {
             ..fk
         };
         assert!(c.declare_foreign_key(bad).is_err());
+        c.forget("depts");
+        assert!(!c.is_unique("depts", &["deptno".into()]));
+        assert!(c.foreign_keys("emps", "depts").is_empty());
     }
 }

@@ -618,6 +618,12 @@ impl Catalog {
         }
     }
 
+    /// Forgets the keys on or referencing `table` (dropped or replaced).
+    pub(crate) fn forget_keys(&mut self, table: &str) {
+        self.version += 1;
+        self.constraints.forget(table);
+    }
+
     pub(crate) fn constraints(&self) -> &Constraints {
         &self.constraints
     }

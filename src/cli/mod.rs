@@ -24,7 +24,7 @@ use crate::lifecycle::MvSession;
 /// registered, then the kept MVs restored; progress and what was restored said on stderr.
 pub async fn open_session(data: Option<&Path>, store: Option<&Path>) -> Result<MvSession> {
     let session = match store {
-        Some(dir) => MvSession::with_data_dir(dir)?,
+        Some(dir) => MvSession::with_data_dir(dir).await?,
         None => MvSession::new(),
     };
     session.on_progress(shell::progress_on_stderr());

@@ -159,7 +159,7 @@ fn stored_at(session: &MvSession, sql: &str) -> Result<Option<String>> {
     };
     Ok(session
         .mv_location(&name)?
-        .map(|at| format!("{name} stored at {}\n", at.display())))
+        .map(|at| format!("{name} stored at {at}\n")))
 }
 
 /// Runs every statement of `script`, printing results and errors; the number of errors.

@@ -27,8 +27,9 @@ impl MvSession {
     }
 
     /// A new generation of `name` in `dir`, numbered from the session's counter.
-    fn new_generation(&self, dir: &DataDir, name: &str) -> Result<GenerationWriter> {
-        let writer = dir.new_generation(name, self.next_generation.load(Ordering::SeqCst))?;
+    async fn new_generation(&self, dir: &DataDir, name: &str) -> Result<GenerationWriter> {
+        let number = self.next_generation.load(Ordering::SeqCst);
+        let writer = dir.new_generation(name, number).await?;
         self.next_generation
             .fetch_max(writer.number() + 1, Ordering::SeqCst);
         Ok(writer)
@@ -47,13 +48,12 @@ impl MvSession {
             let task = format!("computing {name}");
             return Ok(Rows::Memory(vec![self.execute(&task, plan, schema).await?]));
         };
-        let mut writer = self.new_generation(dir, name)?;
+        let mut writer = self.new_generation(dir, name).await?;
         let (rows, watch) = self.stream(&format!("computing {name}"), plan).await?;
         writer.write(schema, rows).await?;
         watch.finish();
-        let location = writer.dir().to_path_buf();
         Ok(Rows::Files {
-            dir: location,
+            location: writer.location(),
             generation: writer.finish()?,
         })
     }
@@ -71,22 +71,22 @@ impl MvSession {
         added: Vec<RecordBatch>,
         shape: &Shape,
     ) -> Result<(Stored, Option<String>)> {
-        let (previous_dir, previous) = match &stored.rows {
+        let previous = match &stored.rows {
             Rows::Memory(_) => return self.add_fragment(name, stored, added).await,
-            Rows::Files { dir, generation } => (dir.clone(), generation.clone()),
+            Rows::Files { generation, .. } => generation.clone(),
         };
         let Some(store) = self.store_for(true) else {
             return Err(crate::error::MvError::Internal(format!(
                 "{name} is kept in a store the session does not have"
             )));
         };
-        let mut writer = self.new_generation(store, name)?;
+        let mut writer = self.new_generation(store, name).await?;
         let schema = Arc::clone(&stored.schema);
         let mut note = None;
         match shape {
             Shape::Rows if previous.files.len() < MAX_FRAGMENTS => {
-                writer.share(&previous_dir, &previous)?;
-                writer.write_batches(&schema, &added)?;
+                writer.share(&previous).await?;
+                writer.write_batches(&schema, &added).await?;
             }
             Shape::Rows => {
                 let both = self.previous_and_added(&stored, added)?;
@@ -104,9 +104,8 @@ impl MvSession {
                 watch.finish();
             }
         }
-        let dir = writer.dir().to_path_buf();
         stored.rows = Rows::Files {
-            dir,
+            location: writer.location(),
             generation: writer.finish()?,
         };
         Ok((stored, note))
@@ -187,11 +186,12 @@ impl MvSession {
     /// After the catalog named `stored`'s generation of `name`: `<mv>/current` points at it,
     /// and the MV's generations older than the one it `replaced` go (no version uses them).
     /// The replaced one stays until the next refresh, so that queries reading it finish.
-    pub(super) fn published(&self, name: &str, stored: &Stored, replaced: Option<&Stored>) {
+    pub(super) async fn published(&self, name: &str, stored: &Stored, replaced: Option<&Stored>) {
         if let (Some(dir), Some(generation)) = (&self.data_dir, stored.generation()) {
             dir.point_current(name, generation.number);
             let previous = replaced.and_then(Stored::generation).map(|g| g.number);
-            dir.remove_old_generations(name, &[Some(generation.number), previous]);
+            let keep = [Some(generation.number), previous];
+            dir.remove_old_generations(name, &keep).await;
         }
     }
 }

@@ -19,11 +19,13 @@ pub mod incremental;
 mod materialize;
 mod partitions;
 pub mod persist;
+mod place;
 pub mod progress;
 mod refresh;
 mod restore;
 pub mod storage;
 pub mod store;
+mod store_lock;
 mod writes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -71,6 +73,8 @@ pub struct MvSession {
     stored: Mutex<HashMap<String, Stored>>,
     /// Held by every write and every refresh: a refresh never interleaves with a write.
     maintenance: tokio::sync::Mutex<()>,
+    /// Held while the catalog is saved: saves happen one at a time.
+    saving: tokio::sync::Mutex<()>,
     /// Where MVs are persisted, if anywhere, and the MVs saved there not restored yet (every
     /// MV after those it reads): they stay saved until restored, replaced (OR REPLACE) or
     /// dropped, and their names are taken.
@@ -133,6 +137,7 @@ impl MvSession {
             plain,
             stored: Mutex::new(HashMap::new()),
             maintenance: tokio::sync::Mutex::new(()),
+            saving: tokio::sync::Mutex::new(()),
             data_dir: None,
             pending: Mutex::new(Vec::new()),
             restore_tried: Mutex::new(BTreeMap::new()),
@@ -141,27 +146,54 @@ impl MvSession {
         }
     }
 
-    /// A session whose MVs (definitions, rows as Parquet, freshness) are kept in the store
-    /// `dir` and survive a restart: register the base tables, then call
-    /// [`MvSession::restore`] (or run statements through [`MvSession::sql`], which restores
-    /// the kept MVs as soon as the tables they read are registered). The session locks the
-    /// store: a second session on it is refused while this one lives. Generations of MV rows
-    /// the catalog does not name (older ones, and those a refresh cut short left) are removed.
-    pub fn with_data_dir(dir: impl Into<std::path::PathBuf>) -> Result<Self> {
-        let mut session = Self::new();
-        let mut data = DataDir::open(dir)?;
-        data.lock()?;
-        let saved = data.load()?.unwrap_or_default();
+    /// A session whose MVs (definitions, rows as Parquet, freshness) are kept in the local
+    /// directory `dir` and survive a restart: [`MvSession::with_store`] on a new session.
+    pub async fn with_data_dir(dir: impl Into<std::path::PathBuf>) -> Result<Self> {
+        Self::new().keep_in(DataDir::open(dir)?).await
+    }
+
+    /// This session with its MVs (definitions, rows as Parquet, freshness) kept in the store
+    /// at `location`, where they survive a restart: a local path, a `file://` URL, or the URL
+    /// of an object store registered on the session's runtime first
+    /// (`context().register_object_store(..)`: S3, GCS, Azure, `memory://`). Register the base
+    /// tables, then call [`MvSession::restore`] (or run statements through
+    /// [`MvSession::sql`], which restores the kept MVs as soon as the tables they read are
+    /// registered). The session locks the store: a second session on it is refused while this
+    /// one lives. Generations of MV rows the catalog does not name (older ones, and those a
+    /// refresh cut short left) are removed.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use datafusion::execution::object_store::ObjectStoreUrl;
+    /// # use datafusion::object_store::memory::InMemory;
+    /// # #[tokio::main] async fn main() -> mvrewrite::Result<()> {
+    /// let session = mvrewrite::MvSession::new();
+    /// let url = ObjectStoreUrl::parse("memory://")?;
+    /// session.context().register_object_store(url.as_ref(), Arc::new(InMemory::new()));
+    /// let session = session.with_store("memory:///mvs/").await?;
+    /// session.sql("CREATE TABLE t (x INT) AS VALUES (1), (2)").await?;
+    /// session.sql("CREATE MATERIALIZED VIEW total AS SELECT sum(x) AS s FROM t").await?;
+    /// assert_eq!(session.mv_location("total")?.unwrap(), "memory:///mvs/total/1/");
+    /// # Ok(()) }
+    /// ```
+    pub async fn with_store(self, location: &str) -> Result<Self> {
+        let store = DataDir::open_at(location, &self.ctx.runtime_env())?;
+        self.keep_in(store).await
+    }
+
+    async fn keep_in(mut self, mut data: DataDir) -> Result<Self> {
+        data.lock().await?;
+        let saved = data.load().await?.unwrap_or_default();
         {
-            let mut catalog = session.write_catalog()?;
+            let mut catalog = self.write_catalog()?;
             catalog.restore_versions(saved.versions.clone());
             catalog.restore_listings(saved.file_listings.clone());
         }
-        collect_garbage(&data, &saved);
-        session.next_generation = AtomicU64::new(saved.next_generation.max(1));
-        session.data_dir = Some(data);
-        session.pending = Mutex::new(saved.mvs);
-        Ok(session)
+        collect_garbage(&data, &saved).await;
+        self.next_generation = AtomicU64::new(saved.next_generation.max(1));
+        self.data_dir = Some(data);
+        self.pending = Mutex::new(saved.mvs);
+        Ok(self)
     }
 
     /// The store MVs are kept in, if any.
@@ -169,13 +201,16 @@ impl MvSession {
         self.data_dir.as_ref()
     }
 
-    /// The directory holding the rows of `mv` as it is now, when it is kept in the store: a
-    /// generation other engines can read as a Parquet table, never changed once published.
-    pub fn mv_location(&self, mv: &str) -> Result<Option<std::path::PathBuf>> {
+    /// Where the rows of `mv` as it is now are, when it is kept in the store: a generation
+    /// other engines can read as a Parquet table (`CREATE EXTERNAL TABLE .. LOCATION`), a
+    /// directory or an object-store URL, never changed once published.
+    pub fn mv_location(&self, mv: &str) -> Result<Option<String>> {
         let stored = self.lock_stored()?;
         Ok(
             match (&self.data_dir, stored.get(mv).and_then(Stored::generation)) {
-                (Some(dir), Some(generation)) => Some(dir.generation_dir(mv, generation.number)),
+                (Some(dir), Some(generation)) => {
+                    Some(dir.generation_location(mv, generation.number))
+                }
                 _ => None,
             },
         )
@@ -280,9 +315,10 @@ impl MvSession {
             })) => {
                 for name in names {
                     if cascade {
-                        self.drop_materialized_view_cascade(&name, if_exists)?;
+                        self.drop_materialized_view_cascade(&name, if_exists)
+                            .await?;
                     } else {
-                        self.drop_materialized_view(&name, if_exists)?;
+                        self.drop_materialized_view(&name, if_exists).await?;
                     }
                 }
                 Ok(self.ctx.read_empty()?)
@@ -356,7 +392,7 @@ fn files_runtime() -> Arc<RuntimeEnv> {
 
 /// Removes the store's generations `saved` does not name, and points each MV's `current` at
 /// the one it names (a process may have died between the two).
-fn collect_garbage(store: &DataDir, saved: &SavedCatalog) {
+async fn collect_garbage(store: &DataDir, saved: &SavedCatalog) {
     let keep: BTreeMap<String, Option<u64>> = saved
         .mvs
         .iter()
@@ -367,7 +403,7 @@ fn collect_garbage(store: &DataDir, saved: &SavedCatalog) {
             store.point_current(mv, *number);
         }
     }
-    store.collect_garbage(&keep);
+    store.collect_garbage(&keep).await;
 }
 
 /// What `REFRESH MATERIALIZED VIEW` returns: one row per MV refreshed (inputs first), with how

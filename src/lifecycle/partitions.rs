@@ -62,16 +62,18 @@ impl MvSession {
             .await?;
         let mut from = from.clone();
         from.insert(cut.table.clone(), version);
-        let stored_rows = self.install(Install {
-            name: name.to_string(),
-            sql,
-            definition: definition.clone(),
-            stored,
-            computed_from: from,
-            computed_at: SystemTime::now(),
-            change: Some(Change::Rewrite("recomputed in some partitions".into())),
-            save: true,
-        })?;
+        let stored_rows = self
+            .install(Install {
+                name: name.to_string(),
+                sql,
+                definition: definition.clone(),
+                stored,
+                computed_from: from,
+                computed_at: SystemTime::now(),
+                change: Some(Change::Rewrite("recomputed in some partitions".into())),
+                save: true,
+            })
+            .await?;
         Ok(Ok(Refreshed {
             mv: name.to_string(),
             mode: RefreshMode::Partitions,

@@ -2,22 +2,20 @@
 //! (`crate::lifecycle::store`), their freshness, and the table versions and listings it goes
 //! with, so that all of it survives a restart.
 //!
-//! It is written whole under a temporary name, synced, then renamed into place, only after
-//! the generations it names are synced: the rename is the commit of a refresh. A write that
-//! fails or a process that dies midway leaves the previous catalog, naming the previous
-//! generations.
+//! It is replaced whole and atomically (`crate::lifecycle::place`: a local file written under a
+//! temporary name, synced and renamed; an object put), only after the generations it names are
+//! whole: that replacement is the commit of a refresh. A write that fails or a process that
+//! dies midway leaves the previous catalog, naming the previous generations.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
 use crate::catalog::files::FileSet;
 use crate::error::{MvError, Result};
-use crate::lifecycle::store::{DataDir, Generation, StoredFile, io};
+use crate::lifecycle::place::failed;
+use crate::lifecycle::store::{DataDir, Generation, StoredFile};
 
 /// One MV as saved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,21 +47,20 @@ pub struct SavedCatalog {
 
 impl DataDir {
     /// The saved catalog, if one was saved.
-    pub fn load(&self) -> Result<Option<SavedCatalog>> {
-        let path = self.path().join("catalog.json");
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io("cannot read", &path, e)),
+    pub async fn load(&self) -> Result<Option<SavedCatalog>> {
+        let Some(bytes) = self.place().read(CATALOG).await? else {
+            return Ok(None);
         };
-        let value: Value = serde_json::from_str(&text).map_err(|e| io("cannot parse", &path, e))?;
+        let at = self.place().show(CATALOG);
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| failed("cannot parse", &at, e))?;
         parse_catalog(&value)
             .map(Some)
-            .ok_or_else(|| io("cannot read", &path, "unexpected contents"))
+            .ok_or_else(|| failed("cannot read", &at, "unexpected contents"))
     }
 
     /// Replaces the saved catalog.
-    pub fn save(&self, catalog: &SavedCatalog) -> Result<()> {
+    pub async fn save(&self, catalog: &SavedCatalog) -> Result<()> {
         let versions: serde_json::Map<String, Value> = catalog
             .versions
             .iter()
@@ -100,40 +97,11 @@ impl DataDir {
         });
         let text =
             serde_json::to_string_pretty(&saved).map_err(|e| MvError::Internal(e.to_string()))?;
-        write_atomically(&self.path().join("catalog.json"), |file| {
-            file.write_all(text.as_bytes()).map_err(|e| e.to_string())
-        })
+        self.place().replace(CATALOG, text.into_bytes()).await
     }
 }
 
-/// Writes `path` through a temporary file renamed into place once written and synced.
-fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut File) -> std::result::Result<(), String>,
-) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let result = File::create(&tmp)
-        .map_err(|e| io("cannot create", &tmp, e))
-        .and_then(|mut f| {
-            write(&mut f).map_err(|e| io("cannot write", &tmp, e))?;
-            f.sync_all().map_err(|e| io("cannot sync", &tmp, e))
-        })
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| io("cannot rename", &tmp, e)))
-        // The rename itself is durable once the directory is synced.
-        .and_then(|()| match path.parent() {
-            Some(dir) => File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io("cannot sync", dir, e)),
-            None => Ok(()),
-        });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
+const CATALOG: &str = "catalog.json";
 
 fn parse_catalog(value: &Value) -> Option<SavedCatalog> {
     let versions = value
@@ -198,7 +166,7 @@ fn generation_json(g: &Generation) -> Value {
     let files: Vec<Value> = g
         .files
         .iter()
-        .map(|f| json!({ "name": f.name, "size": f.size, "rows": f.rows }))
+        .map(|f| json!({ "name": f.name, "size": f.size, "rows": f.rows, "checksum": f.checksum }))
         .collect();
     json!({ "number": g.number, "files": files })
 }
@@ -213,6 +181,10 @@ fn parse_generation(g: &Value) -> Option<Generation> {
                 name: f.get("name")?.as_str()?.to_string(),
                 size: f.get("size")?.as_u64()?,
                 rows: f.get("rows")?.as_u64()?,
+                checksum: match f.get("checksum") {
+                    Some(c) if !c.is_null() => Some(u32::try_from(c.as_u64()?).ok()?),
+                    _ => None,
+                },
             })
         })
         .collect::<Option<_>>()?;
@@ -226,12 +198,12 @@ fn parse_generation(g: &Value) -> Option<Generation> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn catalog_round_trips_and_a_failed_write_keeps_the_old_one() {
+    #[tokio::test]
+    async fn catalog_round_trips_and_a_failed_write_keeps_the_old_one() {
         let dir = std::env::temp_dir().join(format!("mvr-persist-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
         let data = DataDir::open(&dir).unwrap();
-        assert_eq!(data.load().unwrap(), None);
+        assert_eq!(data.load().await.unwrap(), None);
         let saved = SavedCatalog {
             file_listings: BTreeMap::new(),
             versions: [("events".to_string(), 3)].into(),
@@ -249,17 +221,18 @@ mod tests {
                         name: "2.parquet".into(),
                         size: 120,
                         rows: 3,
+                        checksum: Some(0xdead_beef),
                     }],
                 }),
             }],
             next_generation: 5,
         };
-        data.save(&saved).unwrap();
-        assert_eq!(data.load().unwrap(), Some(saved.clone()));
+        data.save(&saved).await.unwrap();
+        assert_eq!(data.load().await.unwrap(), Some(saved.clone()));
         // A directory where the temporary file goes makes the write fail.
-        fs::create_dir_all(dir.join("catalog.json.tmp")).unwrap();
-        assert!(data.save(&SavedCatalog::default()).is_err());
-        assert_eq!(data.load().unwrap(), Some(saved));
-        let _ = fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("catalog.json.tmp")).unwrap();
+        assert!(data.save(&SavedCatalog::default()).await.is_err());
+        assert_eq!(data.load().await.unwrap(), Some(saved));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

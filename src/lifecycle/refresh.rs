@@ -143,7 +143,7 @@ impl MvSession {
             catalog.set_on_commit(&create.name, create.on_commit);
             catalog.set_mv_staleness(&create.name, create.staleness);
         }
-        self.save()
+        self.save().await
     }
 
     /// Registers an MV from a logical plan (for example a DataFrame's), materializing it. It
@@ -486,6 +486,7 @@ impl MvSession {
             change: Some(change),
             save: true,
         })
+        .await
         .map(|rows| {
             Ok(Refreshed {
                 mv: name.to_string(),
@@ -536,6 +537,7 @@ impl MvSession {
             change: Some(Change::Rewrite("recomputed".into())),
             save: true,
         })
+        .await
     }
 
     /// Runs `plan` (never rewritten) and returns its rows with `schema` (the MV's stored
@@ -568,7 +570,7 @@ impl MvSession {
 
     /// Replaces the MV's contents and registration with `new`, records what it was computed
     /// from, and saves the catalog. Returns its rows.
-    pub(super) fn install(&self, new: Install) -> Result<u64> {
+    pub(super) async fn install(&self, new: Install) -> Result<u64> {
         let inputs: BTreeSet<String> = crate::plan::region::base_tables(&new.definition);
         let plan = self.expand_nested(&new.definition)?;
         let rows = new.stored.rows();
@@ -609,8 +611,9 @@ impl MvSession {
             .lock_stored()?
             .insert(new.name.clone(), new.stored.clone());
         if new.save {
-            self.save()?;
-            self.published(&new.name, &new.stored, replaced.as_ref());
+            self.save().await?;
+            self.published(&new.name, &new.stored, replaced.as_ref())
+                .await;
         }
         Ok(rows)
     }
@@ -663,8 +666,8 @@ impl MvSession {
 
     /// `DROP MATERIALIZED VIEW [IF EXISTS] name`: an error when other MVs read it. An MV saved
     /// in the store but not restored is dropped from there.
-    pub fn drop_materialized_view(&self, name: &str, if_exists: bool) -> Result<()> {
-        let _maintenance = self.maintenance_now()?;
+    pub async fn drop_materialized_view(&self, name: &str, if_exists: bool) -> Result<()> {
+        let _maintenance = self.maintenance.lock().await;
         let readers: Vec<String> = {
             let catalog = self.read_catalog()?;
             Dependencies::of(&catalog, None)
@@ -679,21 +682,21 @@ impl MvSession {
                 dependents: readers,
             });
         }
-        self.drop_one(name, if_exists)
+        self.drop_one(name, if_exists).await
     }
 
     /// `DROP MATERIALIZED VIEW [IF EXISTS] name CASCADE`: the MVs that read it, directly or
     /// not, are dropped first.
-    pub fn drop_materialized_view_cascade(&self, name: &str, if_exists: bool) -> Result<()> {
-        let _maintenance = self.maintenance_now()?;
+    pub async fn drop_materialized_view_cascade(&self, name: &str, if_exists: bool) -> Result<()> {
+        let _maintenance = self.maintenance.lock().await;
         let readers = Dependencies::of(&*self.read_catalog()?, None).readers_of(name);
         for reader in readers.iter().rev() {
-            self.drop_one(reader, true)?;
+            self.drop_one(reader, true).await?;
         }
-        self.drop_one(name, if_exists)
+        self.drop_one(name, if_exists).await
     }
 
-    fn drop_one(&self, name: &str, if_exists: bool) -> Result<()> {
+    async fn drop_one(&self, name: &str, if_exists: bool) -> Result<()> {
         let existed = self.write_catalog()?.drop_mv(name);
         if existed {
             self.ctx.deregister_table(TableReference::bare(name))?;
@@ -705,21 +708,11 @@ impl MvSession {
                 Err(MvError::UnknownMv(name.to_string()))
             };
         }
-        self.save()?;
+        self.save().await?;
         if let Some(dir) = &self.data_dir {
-            dir.remove_mv(name);
+            dir.remove_mv(name).await;
         }
         Ok(())
-    }
-
-    /// The maintenance lock for a call that cannot wait (dropping is not async): an error
-    /// while a write or refresh runs.
-    fn maintenance_now(&self) -> Result<tokio::sync::MutexGuard<'_, ()>> {
-        self.maintenance.try_lock().map_err(|_| {
-            MvError::Input(
-                "a write or refresh is running in this session; try again after it".into(),
-            )
-        })
     }
 
     /// The MV's stored rows, if the session holds them.

@@ -20,10 +20,19 @@ impl MvSession {
     /// Saves the catalog (MVs with their SQL, files and freshness; table versions) to the data
     /// directory, if there is one. MVs defined from a plan rather than SQL are not saved. The
     /// MVs not restored yet are saved as they were, unless an MV of the same name replaced them.
-    pub(super) fn save(&self) -> Result<()> {
+    pub(super) async fn save(&self) -> Result<()> {
         let Some(dir) = &self.data_dir else {
             return Ok(());
         };
+        // One save at a time, each of the state as it is then: a later state is never
+        // overwritten by an earlier one.
+        let _saving = self.saving.lock().await;
+        let saved = self.saved_catalog()?;
+        dir.save(&saved).await
+    }
+
+    /// The catalog as it is to be saved.
+    fn saved_catalog(&self) -> Result<SavedCatalog> {
         let catalog = self.read_catalog()?;
         let stored = self.lock_stored()?;
         let mut pending = self.lock_pending()?;
@@ -71,7 +80,7 @@ impl MvSession {
         }
         // After the live ones, which an MV not restored may read (never the other way).
         saved.mvs.extend(pending.iter().cloned());
-        dir.save(&saved)
+        Ok(saved)
     }
 
     /// Restores the MVs kept in the store (the base tables they read must be
@@ -107,7 +116,7 @@ impl MvSession {
             }
         }
         steps.finish();
-        self.save()?;
+        self.save().await?;
         Ok(outcome)
     }
 
@@ -127,7 +136,7 @@ impl MvSession {
                 mv.name
             )));
         };
-        dir.check(&mv.name, &generation, &schema)?;
+        dir.check(&mv.name, &generation, &schema).await?;
         let regroup = match incremental::shape(&definition) {
             Ok(Shape::Aggregate(r)) => Some(r),
             _ => None,
@@ -146,7 +155,7 @@ impl MvSession {
             stored: Stored {
                 schema,
                 rows: Rows::Files {
-                    dir: dir.generation_dir(&mv.name, generation.number),
+                    location: dir.generation_location(&mv.name, generation.number),
                     generation,
                 },
                 regroup,
@@ -156,7 +165,8 @@ impl MvSession {
             computed_at: mv.computed_at,
             change: None,
             save: false,
-        })?;
+        })
+        .await?;
         {
             let mut catalog = self.write_catalog()?;
             catalog.set_on_commit(&mv.name, mv.on_commit);

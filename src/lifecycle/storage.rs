@@ -4,7 +4,6 @@
 //! (`crate::lifecycle::store`), read through a DataFusion listing table, as other engines and
 //! Ballista executors read it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -34,9 +33,9 @@ pub enum Rows {
     /// In the session's memory: each refresh's rows, oldest first. An aggregate MV's
     /// fragments are partial aggregates, regrouped when read.
     Memory(Vec<Vec<RecordBatch>>),
-    /// A generation published in the store, in `dir`: final rows.
+    /// A generation published in the store, at `location`: final rows.
     Files {
-        dir: PathBuf,
+        location: String,
         generation: Generation,
     },
 }
@@ -83,7 +82,7 @@ impl Stored {
     /// or the view regrouping them.
     pub fn provider(&self) -> Result<Arc<dyn TableProvider>> {
         let fragments = match &self.rows {
-            Rows::Files { dir, .. } => return files_provider(dir, &self.schema),
+            Rows::Files { location, .. } => return files_provider(location, &self.schema),
             Rows::Memory(fragments) => fragments,
         };
         let batches: Vec<RecordBatch> = fragments.iter().flatten().cloned().collect();
@@ -104,12 +103,12 @@ impl Stored {
     }
 }
 
-/// A DataFusion listing table over the Parquet files in `dir`, with the MV's schema: the same
-/// table any DataFusion process gets from `CREATE EXTERNAL TABLE .. LOCATION 'dir/'`, and one
-/// datafusion-proto ships to Ballista executors as it is.
-fn files_provider(dir: &std::path::Path, schema: &SchemaRef) -> Result<Arc<dyn TableProvider>> {
-    let location = format!("{}/", dir.display());
-    let url = ListingTableUrl::parse(&location)?;
+/// A DataFusion listing table over the Parquet files at `location` (a directory or an object
+/// store prefix), with the MV's schema: the same table any DataFusion process gets from
+/// `CREATE EXTERNAL TABLE .. LOCATION '<location>'`, and one datafusion-proto ships to
+/// Ballista executors as it is.
+fn files_provider(location: &str, schema: &SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    let url = ListingTableUrl::parse(location)?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)

@@ -36,7 +36,11 @@ impl MvSession {
         let provider = MemTable::try_new(schema, vec![batches])?;
         self.ctx.deregister_table(table.clone())?;
         self.ctx.register_table(table.clone(), Arc::new(provider))?;
-        self.write_catalog()?.set_table_rows(table.table(), rows);
+        {
+            let mut catalog = self.write_catalog()?;
+            catalog.set_table_rows(table.table(), rows);
+            catalog.forget_keys(table.table());
+        }
         self.written(table.table(), Change::Rewrite("replaced".into()))
             .await
     }
@@ -118,9 +122,12 @@ impl MvSession {
             let mut catalog = self.write_catalog()?;
             for (table, what) in &written {
                 catalog.record_write(table, Change::Rewrite((*what).into()));
+                if ends_the_table(what) {
+                    catalog.forget_keys(table);
+                }
             }
         }
-        self.save()?;
+        self.save().await?;
         // A write runs now, so that the MVs refreshed on commit see it.
         let done = self.ctx.execute_logical_plan(plan).await?.collect().await?;
         for (table, _) in &written {
@@ -142,7 +149,7 @@ impl MvSession {
     /// Records a write to `table` and refreshes the on-commit MVs that read it.
     async fn written(&self, table: &str, change: Change) -> Result<()> {
         self.write_catalog()?.record_write(table, change);
-        self.save()?;
+        self.save().await?;
         self.refresh_after_write(table).await
     }
 
@@ -155,6 +162,12 @@ impl MvSession {
                 error: Box::new(e),
             })
     }
+}
+
+/// Whether a write of this kind (`writes_of`) ends the table, so that a new one may take its
+/// name: the keys declared on the old one go with it.
+fn ends_the_table(what: &str) -> bool {
+    matches!(what, "replaced" | "dropped")
 }
 
 /// The tables `plan` writes and how, wherever the write sits (`EXPLAIN ANALYZE` runs its

@@ -215,13 +215,44 @@ pub async fn write_file(dir: &std::path::Path, file: &str, first: i64, last: i64
     other.sql(&sql).await.unwrap().collect().await.unwrap();
 }
 
+/// Another writer on an object store: rows `first..=last` (as [`write_file`] writes them) put
+/// as the Parquet object `path`.
+pub async fn put_parquet(
+    store: &dyn datafusion::object_store::ObjectStore,
+    path: &str,
+    first: i64,
+    last: i64,
+) {
+    use datafusion::object_store::ObjectStoreExt;
+    let sql = format!(
+        "SELECT 'k' || CAST(value % 3 AS VARCHAR) AS kind, value AS v FROM generate_series({first}, {last})"
+    );
+    let batches = SessionContext::new()
+        .sql(&sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(&mut bytes, batches[0].schema(), None)
+            .unwrap();
+    for b in &batches {
+        writer.write(b).unwrap();
+    }
+    writer.close().unwrap();
+    let path = datafusion::object_store::path::Path::from(path);
+    store.put(&path, bytes.into()).await.unwrap();
+}
+
 /// `mv`, kept in `session`'s store, read by a plain DataFusion context at its location as
 /// another engine would: its rows are `definition`'s, run on the tables as they are.
 pub async fn another_engine_reads(session: &MvSession, mv: &str, definition: &str) {
     let location = session.mv_location(mv).unwrap().unwrap();
     let plain = SessionContext::new();
     plain
-        .register_parquet("mv", location.to_str().unwrap(), Default::default())
+        .register_parquet("mv", &location, Default::default())
         .await
         .unwrap();
     let stored = plain.sql("SELECT * FROM mv").await.unwrap().collect().await;
