@@ -402,7 +402,7 @@ impl MvSession {
         let appended = match appended {
             // Files another writer added: read alone, as the definition runs over them.
             Ok((appended, version)) if !appended.files.is_empty() => {
-                match self.rows_of_files(table, &appended.files)? {
+                match self.rows_of_files(table, &appended.files).await? {
                     Ok(files) => Ok((appended.rows, Some((appended.files.len(), files)), version)),
                     Err(why) => Err(format!("{table}: {why}")),
                 }
@@ -506,16 +506,22 @@ impl MvSession {
     ) -> Result<u64> {
         let inputs = crate::plan::region::base_tables(&definition);
         self.observe_files(&inputs).await?;
-        let computed_from: BTreeMap<String, u64> = {
+        if let Some(unreadable) = self.read_catalog()?.unreadable(&inputs) {
+            return Err(unreadable);
+        }
+        // The versions recorded and the Delta versions read, together.
+        let (computed_from, seen): (BTreeMap<String, u64>, _) = {
             let catalog = self.read_catalog()?;
-            inputs
+            let from = inputs
                 .iter()
                 .map(|t| (t.clone(), catalog.versions().current(t)))
-                .collect()
+                .collect();
+            (from, catalog.seen_versions(&inputs))
         };
         let schema = stored_schema(definition.schema());
+        let reading = self.at_versions(definition.clone(), &seen).await?;
         let rows = self
-            .materialize(name, sql.is_some(), definition.clone(), &schema)
+            .materialize(name, sql.is_some(), reading, &schema)
             .await?;
         let regroup = match incremental::shape(&definition) {
             Ok(Shape::Aggregate(r)) => Some(r),
