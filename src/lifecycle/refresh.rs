@@ -80,6 +80,8 @@ struct NewRows {
     /// Files another writer added (how many, and a plan reading them).
     files: Option<(usize, LogicalPlan)>,
     version: u64,
+    /// The Delta versions of the other inputs, read with `version`.
+    seen: BTreeMap<String, u64>,
     shape: Shape,
 }
 
@@ -391,13 +393,18 @@ impl MvSession {
         since: u64,
         definition: &LogicalPlan,
     ) -> Result<std::result::Result<NewRows, String>> {
-        // The rows and the version they bring the table to, read together.
-        let appended = {
+        // The rows, the version they bring the table to and the Delta versions of the other
+        // inputs, read together.
+        let (appended, seen) = {
             let catalog = self.read_catalog()?;
             let versions = catalog.versions();
-            versions
-                .appended_since(table, since)
-                .map(|appended| (appended, versions.current(table)))
+            let inputs = crate::plan::region::base_tables(definition);
+            (
+                versions
+                    .appended_since(table, since)
+                    .map(|appended| (appended, versions.current(table))),
+                catalog.seen_versions(&inputs),
+            )
         };
         let appended = match appended {
             // Files another writer added: read alone, as the definition runs over them.
@@ -415,6 +422,7 @@ impl MvSession {
                 rows,
                 files,
                 version,
+                seen,
                 shape,
             })
         }))
@@ -436,6 +444,7 @@ impl MvSession {
             rows,
             files,
             version,
+            seen,
             shape,
         } = new;
         let table = table.as_str();
@@ -451,6 +460,7 @@ impl MvSession {
             Ok(plan) => plan,
             Err(why) => return Ok(Err(why)),
         };
+        let over_new = self.at_versions(over_new, &seen).await?;
         let task = format!("computing {name} over new rows");
         let (added, read) = self
             .execute_reading(&task, over_new, &stored.schema)
