@@ -42,6 +42,8 @@ use crate::error::MvError;
 pub struct DeltaSource {
     /// The table's root, as delta-rs normalized it (`file:///data/orders/`).
     location: String,
+    /// Its log's directory, when it is on this machine (what a watch covers).
+    local_log: Option<std::path::PathBuf>,
     /// The version it is pinned at, if any (time travel).
     pinned: Option<u64>,
     /// The table as last loaded: what scans start from.
@@ -76,8 +78,10 @@ impl DeltaSource {
                 Ok((name.clone(), field.data_type().clone()))
             })
             .collect::<Result<Vec<_>, MvError>>()?;
+        let local_log = table.table_url().to_file_path().ok();
         Ok(DeltaSource {
             location: table.table_url().to_string(),
+            local_log: local_log.map(|root| root.join("_delta_log")),
             pinned: version,
             table: Arc::new(Mutex::new(table)),
             schema,
@@ -103,9 +107,7 @@ impl DeltaSource {
 
     /// The directory of its log, if it is on this machine (what a watch covers).
     pub fn local_log(&self) -> Option<std::path::PathBuf> {
-        let root = self.location.strip_prefix("file://")?;
-        let log = std::path::Path::new(root).join("_delta_log");
-        log.is_dir().then_some(log)
+        self.local_log.clone().filter(|log| log.is_dir())
     }
 
     fn loaded(&self) -> DeltaTable {
@@ -221,6 +223,19 @@ impl DeltaSource {
             .iter()
             .map(|(name, _)| named.get(name).cloned().flatten())
             .collect()
+    }
+
+    /// Learns the partition values `other` (the same log) read.
+    pub fn learn_partitions(&self, other: &DeltaSource) {
+        let known = other
+            .partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        self.partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(known);
     }
 
     /// The partition values of the file at `path` (as its log names it), typed; `None` for a

@@ -385,6 +385,11 @@ impl FileTable {
 
     /// Reads through `other`'s source from now on (the same log at another version).
     pub fn read_through(&mut self, other: FileTable) {
+        #[cfg(feature = "delta")]
+        if let (Source::Delta(mine), Source::Delta(theirs)) = (&self.source, &other.source) {
+            // The changes recorded so far name files the new source has not read of.
+            theirs.learn_partitions(mine);
+        }
         self.source = other.source;
         self.watch = other.watch;
     }

@@ -76,9 +76,8 @@ impl MvSession {
             })?;
             let mut pinned = BTreeMap::new();
             for (table, delta, version) in found {
-                if !pinned.contains_key(&table) {
-                    let at = Arc::new(delta.at(version).await?);
-                    pinned.insert(table, provider_as_source(at));
+                if let std::collections::btree_map::Entry::Vacant(entry) = pinned.entry(table) {
+                    entry.insert(provider_as_source(Arc::new(delta.at(version).await?)));
                 }
             }
             if pinned.is_empty() {
