@@ -64,6 +64,10 @@ pub enum MvError {
     /// before is intact.
     #[error("storage: {0}")]
     Storage(String),
+    /// A Delta Lake table that cannot be read: no log at its location, a corrupt log, a
+    /// version it does not hold (the message names the table).
+    #[error("Delta table {0}")]
+    Delta(String),
     /// A command-line input that cannot be used (unreadable file, unknown option value).
     #[error("{0}")]
     Input(String),

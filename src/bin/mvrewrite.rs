@@ -62,7 +62,8 @@ enum Command {
     )]
     Shell {
         /// A directory of tables: each Parquet, CSV or JSON file a table named after it, each
-        /// subdirectory a table over its files (Hive-style partitions read as columns).
+        /// subdirectory a table over its files (Hive-style partitions read as columns), or a
+        /// Delta table when it holds a _delta_log/ (with the `delta` feature).
         #[arg(long)]
         data: Option<PathBuf>,
         /// Run the statements of this file, then exit.

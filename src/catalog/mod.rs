@@ -8,6 +8,8 @@
 pub mod average_states;
 pub mod constraints;
 pub mod definition;
+#[cfg(feature = "delta")]
+pub mod delta;
 mod file_watch;
 pub mod files;
 pub mod freshness;
@@ -24,7 +26,7 @@ use fixedbitset::FixedBitSet;
 
 use crate::catalog::constraints::Constraints;
 use crate::catalog::constraints::DeclaredKey;
-use crate::catalog::files::{FileListing, FileSet, FileTable, Listed};
+use crate::catalog::files::{FileListing, FileTable, Listed, TableState};
 use crate::catalog::freshness::{Change, Stale, Staleness, Versions};
 use crate::catalog::mv_index::MvIndex;
 use crate::error::{MvError, Result};
@@ -176,7 +178,7 @@ pub struct Catalog {
     /// Listings made (or failed) so far: what the listing policy saves, for tests and benches.
     listings: u64,
     /// Listings saved by an earlier process, for the tables not followed yet.
-    saved_listings: HashMap<String, FileSet>,
+    saved_listings: HashMap<String, TableState>,
     /// Stale MVs that still answer for the partitions unchanged since they were computed
     /// ([`partitions`]): indexed as restricted to those.
     partly: HashMap<String, partitions::Partly>,
@@ -496,8 +498,13 @@ impl Catalog {
     /// Follows `table`'s files from now on (its first listing is the baseline); a table already
     /// followed over the same files keeps its listing.
     pub(crate) fn follow_files(&mut self, table: &str, file_table: FileTable) {
-        match self.files.get(table) {
+        match self.files.get_mut(table) {
             Some(followed) if followed.same_files_as(&file_table) => {}
+            // The same Delta log at another version (time travel): the next reading compares
+            // the versions.
+            Some(followed) if followed.same_log_as(&file_table) => {
+                followed.read_through(file_table)
+            }
             // New, or replaced by a table over other files (a write the session recorded).
             _ => {
                 let mut file_table = file_table;
@@ -534,7 +541,7 @@ impl Catalog {
             return;
         };
         if let Some(change) = followed.record(listed) {
-            self.record_write(table, Change::Files(change));
+            self.record_write(table, change);
         }
     }
 
@@ -544,15 +551,15 @@ impl Catalog {
     /// writes kept for incremental refresh do not grow with every query planned.
     pub(crate) fn listing_failed(&mut self, table: &str, why: String) {
         self.listings += 1;
-        if self.files.get_mut(table).is_some_and(|f| f.failed()) {
+        if self.files.get_mut(table).is_some_and(|f| f.failed(&why)) {
             self.record_write(table, Change::Rewrite(format!("not listed ({why})")));
         }
     }
 
     /// The last listing of every table on files, as the data directory saves them beside the
     /// versions they go with.
-    pub(crate) fn file_listings(&self) -> BTreeMap<String, FileSet> {
-        let mut listings: BTreeMap<String, FileSet> = self
+    pub(crate) fn file_listings(&self) -> BTreeMap<String, TableState> {
+        let mut listings: BTreeMap<String, TableState> = self
             .saved_listings
             .iter()
             .map(|(t, f)| (t.clone(), f.clone()))
@@ -566,8 +573,28 @@ impl Catalog {
     }
 
     /// Listings saved before a restart: each table's first listing is compared with its own.
-    pub(crate) fn restore_listings(&mut self, listings: BTreeMap<String, FileSet>) {
+    pub(crate) fn restore_listings(&mut self, listings: BTreeMap<String, TableState>) {
         self.saved_listings.extend(listings);
+    }
+
+    /// The version each versioned table among `tables` was last seen at: what the versions
+    /// recorded now go with, and what a refresh reads (`crate::lifecycle::files`).
+    pub(crate) fn seen_versions(&self, tables: &BTreeSet<String>) -> BTreeMap<String, u64> {
+        tables
+            .iter()
+            .filter_map(|t| match self.files.get(t)?.listing()? {
+                TableState::Version(v) => Some((t.clone(), *v)),
+                TableState::Files(_) => None,
+            })
+            .collect()
+    }
+
+    /// Why one of `tables` cannot be read, if its last listing said so (a Delta table whose
+    /// log could not be read).
+    pub(crate) fn unreadable(&self, tables: &BTreeSet<String>) -> Option<MvError> {
+        tables
+            .iter()
+            .find_map(|t| self.files.get(t).and_then(FileTable::unreadable))
     }
 
     /// The table on files `table` is, if the catalog follows it.

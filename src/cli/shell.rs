@@ -22,7 +22,8 @@ const SHOWN_ROWS: usize = 40;
 /// Registers the tables in `dir`: each Parquet, CSV or JSON file as a table named after the
 /// file, and each subdirectory as a table over the files in it (named after the directory, in
 /// the format of the first file found; Hive-style `key=value` directories become partition
-/// columns). They are external tables, so MVs over them see other writers' files.
+/// columns), or as a Delta table when it holds a `_delta_log/`. They are external tables, so MVs
+/// over them see other writers' files (a Delta table's new versions).
 pub async fn load_data(session: &MvSession, dir: &Path) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| MvError::Input(format!("cannot read {}: {e}", dir.display())))?;
@@ -30,7 +31,12 @@ pub async fn load_data(session: &MvSession, dir: &Path) -> Result<Vec<String>> {
     paths.sort();
     let mut names = Vec::new();
     for path in paths {
-        let (name, format, location) = if path.is_dir() {
+        let (name, format, location) = if path.join("_delta_log").is_dir() {
+            // A Delta table: its log says which of its files are the table (built without
+            // the `delta` feature, DataFusion says it has no factory for DELTA).
+            let name = path.file_name().and_then(|s| s.to_str());
+            (name, "DELTA", path.display().to_string())
+        } else if path.is_dir() {
             let Some(format) = first_format(&path) else {
                 continue;
             };

@@ -110,14 +110,14 @@ impl MvSession {
             Arc::new(Engine::default()),
         ));
         let runtime = files_runtime();
-        let state = SessionStateBuilder::new()
+        let state = with_table_formats(SessionStateBuilder::new())
             .with_config(config.clone())
             .with_default_features()
             .with_runtime_env(Arc::clone(&runtime))
             .with_analyzer_rules(crate::frontend::spark_like::analyzer_rules())
             .with_optimizer_rule(Arc::clone(&rule) as _)
             .build();
-        let mut plain = SessionStateBuilder::new()
+        let mut plain = with_table_formats(SessionStateBuilder::new())
             .with_config(config)
             .with_default_features()
             .with_runtime_env(runtime)
@@ -388,6 +388,17 @@ fn files_runtime() -> Arc<RuntimeEnv> {
         .with_cache_manager(caches)
         .build_arc()
         .unwrap_or_default()
+}
+
+/// The table formats `CREATE EXTERNAL TABLE .. STORED AS` takes beyond DataFusion's: Delta
+/// Lake (`DELTA`) with the `delta` feature.
+fn with_table_formats(builder: SessionStateBuilder) -> SessionStateBuilder {
+    #[cfg(feature = "delta")]
+    let builder = builder.with_table_factory(
+        "DELTA".into(),
+        Arc::new(crate::catalog::delta::DeltaFactory),
+    );
+    builder
 }
 
 /// Removes the store's generations `saved` does not name, and points each MV's `current` at

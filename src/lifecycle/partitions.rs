@@ -29,11 +29,16 @@ impl MvSession {
         mut stored: Stored,
         from: &BTreeMap<String, u64>,
     ) -> Result<std::result::Result<Refreshed, String>> {
-        // The cut and the version it brings the table to, read together.
-        let (cut, version) = {
+        // The cut, the version it brings the table to and the Delta versions read, together.
+        let (cut, version, seen) = {
             let catalog = self.read_catalog()?;
+            let inputs = crate::plan::region::base_tables(definition);
             match catalog.cuts(name).as_deref() {
-                Some([cut]) => (cut.clone(), catalog.versions().current(&cut.table)),
+                Some([cut]) => (
+                    cut.clone(),
+                    catalog.versions().current(&cut.table),
+                    catalog.seen_versions(&inputs),
+                ),
                 _ => return Ok(Err("no single partitioned table changed".into())),
             }
         };
@@ -54,7 +59,10 @@ impl MvSession {
         // The kept and the recomputed rows are of other groups: stored together, with no
         // regrouping needed between them.
         let rows = match over_changed {
-            Some(plan) => LogicalPlanBuilder::from(kept).union(plan)?.build()?,
+            Some(plan) => {
+                let plan = self.at_versions(plan, &seen).await?;
+                LogicalPlanBuilder::from(kept).union(plan)?.build()?
+            }
             None => kept,
         };
         stored.rows = self

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::catalog::files::FileSet;
+use crate::catalog::files::TableState;
 use crate::error::{MvError, Result};
 use crate::lifecycle::place::failed;
 use crate::lifecycle::store::{DataDir, Generation, StoredFile};
@@ -38,8 +38,8 @@ pub struct SavedMv {
 pub struct SavedCatalog {
     pub versions: BTreeMap<String, u64>,
     pub mvs: Vec<SavedMv>,
-    /// The last listing of each table on files, which its saved version goes with.
-    pub file_listings: BTreeMap<String, FileSet>,
+    /// The last listing (or version) of each table on files, which its saved version goes with.
+    pub file_listings: BTreeMap<String, TableState>,
     /// The number the next generation written takes (numbers are never reused once
     /// published, even by an MV dropped and created again).
     pub next_generation: u64,
@@ -148,7 +148,7 @@ fn parse_catalog(value: &Value) -> Option<SavedCatalog> {
         Some(listings) => listings
             .as_object()?
             .iter()
-            .map(|(t, f)| Some((t.clone(), FileSet::from_json(f)?)))
+            .map(|(t, f)| Some((t.clone(), TableState::from_json(f)?)))
             .collect::<Option<_>>()?,
     };
     Some(SavedCatalog {

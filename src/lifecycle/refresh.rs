@@ -80,6 +80,8 @@ struct NewRows {
     /// Files another writer added (how many, and a plan reading them).
     files: Option<(usize, LogicalPlan)>,
     version: u64,
+    /// The Delta versions of the other inputs, read with `version`.
+    seen: BTreeMap<String, u64>,
     shape: Shape,
 }
 
@@ -391,18 +393,23 @@ impl MvSession {
         since: u64,
         definition: &LogicalPlan,
     ) -> Result<std::result::Result<NewRows, String>> {
-        // The rows and the version they bring the table to, read together.
-        let appended = {
+        // The rows, the version they bring the table to and the Delta versions of the other
+        // inputs, read together.
+        let (appended, seen) = {
             let catalog = self.read_catalog()?;
             let versions = catalog.versions();
-            versions
-                .appended_since(table, since)
-                .map(|appended| (appended, versions.current(table)))
+            let inputs = crate::plan::region::base_tables(definition);
+            (
+                versions
+                    .appended_since(table, since)
+                    .map(|appended| (appended, versions.current(table))),
+                catalog.seen_versions(&inputs),
+            )
         };
         let appended = match appended {
             // Files another writer added: read alone, as the definition runs over them.
             Ok((appended, version)) if !appended.files.is_empty() => {
-                match self.rows_of_files(table, &appended.files)? {
+                match self.rows_of_files(table, &appended.files).await? {
                     Ok(files) => Ok((appended.rows, Some((appended.files.len(), files)), version)),
                     Err(why) => Err(format!("{table}: {why}")),
                 }
@@ -415,6 +422,7 @@ impl MvSession {
                 rows,
                 files,
                 version,
+                seen,
                 shape,
             })
         }))
@@ -436,6 +444,7 @@ impl MvSession {
             rows,
             files,
             version,
+            seen,
             shape,
         } = new;
         let table = table.as_str();
@@ -451,6 +460,7 @@ impl MvSession {
             Ok(plan) => plan,
             Err(why) => return Ok(Err(why)),
         };
+        let over_new = self.at_versions(over_new, &seen).await?;
         let task = format!("computing {name} over new rows");
         let (added, read) = self
             .execute_reading(&task, over_new, &stored.schema)
@@ -507,16 +517,22 @@ impl MvSession {
     ) -> Result<u64> {
         let inputs = crate::plan::region::base_tables(&definition);
         self.observe_files(&inputs).await?;
-        let computed_from: BTreeMap<String, u64> = {
+        if let Some(unreadable) = self.read_catalog()?.unreadable(&inputs) {
+            return Err(unreadable);
+        }
+        // The versions recorded and the Delta versions read, together.
+        let (computed_from, seen): (BTreeMap<String, u64>, _) = {
             let catalog = self.read_catalog()?;
-            inputs
+            let from = inputs
                 .iter()
                 .map(|t| (t.clone(), catalog.versions().current(t)))
-                .collect()
+                .collect();
+            (from, catalog.seen_versions(&inputs))
         };
         let schema = stored_schema(definition.schema());
+        let reading = self.at_versions(definition.clone(), &seen).await?;
         let rows = self
-            .materialize(name, sql.is_some(), definition.clone(), &schema)
+            .materialize(name, sql.is_some(), reading, &schema)
             .await?;
         let regroup = match incremental::shape(&definition) {
             Ok(Shape::Aggregate(r)) => Some(r),

@@ -147,7 +147,7 @@ impl MvSession {
     }
 
     /// Records a write to `table` and refreshes the on-commit MVs that read it.
-    async fn written(&self, table: &str, change: Change) -> Result<()> {
+    pub(super) async fn written(&self, table: &str, change: Change) -> Result<()> {
         self.write_catalog()?.record_write(table, change);
         self.save().await?;
         self.refresh_after_write(table).await
