@@ -744,3 +744,55 @@ async fn the_binary_serves_with_a_token_from_the_environment() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A client that disconnects mid-stream frees its work: the server drops the query's stream,
+/// so DataFusion stops computing it. A function counting the rows it sees stops counting
+/// once the client is gone, far short of the query's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_frees_its_work() {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&seen);
+    let counted = create_udf(
+        "counted",
+        vec![DataType::Int64],
+        DataType::Int64,
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
+            if let ColumnarValue::Array(a) = &args[0] {
+                counter.fetch_add(a.len() as u64, Ordering::SeqCst);
+            }
+            Ok(args[0].clone())
+        }),
+    );
+    let session = MvSession::new();
+    session.context().register_udf(counted);
+    let server = start(session).await;
+    let total: u64 = 10_000_000_000;
+    let mut leaving = client(&server, Some(TOKEN)).await;
+    let query = format!("SELECT counted(value) AS v FROM generate_series(1, {total})");
+    let info = leaving.execute(query, None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut stream = leaving.do_get(ticket).await.unwrap();
+    assert!(stream.try_next().await.unwrap().is_some());
+    drop(stream);
+    drop(leaving);
+    // What was in flight when the client left may still finish; then nothing more.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_leaving = seen.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = seen.load(Ordering::SeqCst);
+    assert!(
+        after_leaving > 0 && after_leaving < total / 100,
+        "{after_leaving}"
+    );
+    assert_eq!(
+        later, after_leaving,
+        "the query kept running without its client"
+    );
+    server.shutdown().await.unwrap();
+}
