@@ -179,3 +179,46 @@ fn a_mix_of_queries_planned_at_once_is_planned_as_alone() {
         differ.join("\n")
     );
 }
+
+/// Queries naming an MV keep working while it is refreshed over and over: a refresh swaps the
+/// MV's table (DataFusion removes it, then adds the new one), and planning never sees the
+/// name missing in between. Every answer is one whole state of the MV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queries_naming_an_mv_never_miss_it_while_it_is_refreshed() {
+    let session = Arc::new(session().await);
+    let refreshes = 40;
+    let refresher = {
+        let session = Arc::clone(&session);
+        tokio::spawn(async move {
+            for i in 0..refreshes {
+                let insert = format!("INSERT INTO events VALUES ('k0', 0, {i})");
+                session.sql(&insert).await.unwrap().collect().await.unwrap();
+                let refresh = "REFRESH MATERIALIZED VIEW by_k";
+                session.sql(refresh).await.unwrap().collect().await.unwrap();
+            }
+        })
+    };
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let session = Arc::clone(&session);
+            tokio::spawn(async move {
+                let mut answers = 0;
+                while answers < 200 {
+                    let df = session.sql("SELECT sum(n) AS n FROM by_k").await;
+                    let batches = df.unwrap().collect().await.unwrap();
+                    let n = datafusion::arrow::array::cast::as_primitive_array::<
+                        datafusion::arrow::datatypes::Int64Type,
+                    >(batches[0].column(0))
+                    .value(0);
+                    // 500 rows, then one more per insert: a whole state, never a partial one.
+                    assert!((500..=500 + refreshes).contains(&n), "{n}");
+                    answers += 1;
+                }
+            })
+        })
+        .collect();
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    refresher.await.unwrap();
+}

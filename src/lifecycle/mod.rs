@@ -75,6 +75,10 @@ pub struct MvSession {
     maintenance: tokio::sync::Mutex<()>,
     /// Held while the catalog is saved: saves happen one at a time.
     saving: tokio::sync::Mutex<()>,
+    /// Read while SQL is planned, written while a refresh swaps an MV's table (DataFusion
+    /// replaces a table by removing it, then adding the new one): planning never finds the
+    /// name of an MV being refreshed missing.
+    naming: tokio::sync::RwLock<()>,
     /// Where MVs are persisted, if anywhere, and the MVs saved there not restored yet (every
     /// MV after those it reads): they stay saved until restored, replaced (OR REPLACE) or
     /// dropped, and their names are taken.
@@ -138,6 +142,7 @@ impl MvSession {
             stored: Mutex::new(HashMap::new()),
             maintenance: tokio::sync::Mutex::new(()),
             saving: tokio::sync::Mutex::new(()),
+            naming: tokio::sync::RwLock::new(()),
             data_dir: None,
             pending: Mutex::new(Vec::new()),
             restore_tried: Mutex::new(BTreeMap::new()),
@@ -214,6 +219,13 @@ impl MvSession {
                 _ => None,
             },
         )
+    }
+
+    /// DataFusion's logical plan of `sql`, planned in the session's context (nothing runs),
+    /// never while a refresh swaps the table of an MV the statement names.
+    pub async fn logical_plan(&self, sql: &str) -> Result<LogicalPlan> {
+        let _naming = self.naming.read().await;
+        Ok(self.ctx.state().create_logical_plan(sql).await?)
     }
 
     /// How stale an MV without its own setting may be and still answer (default: enforced).
@@ -326,7 +338,7 @@ impl MvSession {
             Err(e) => Err(e),
             // Anything else goes to DataFusion, which reports its own errors.
             Ok(None) => {
-                let plan = self.ctx.state().create_logical_plan(sql).await?;
+                let plan = self.logical_plan(sql).await?;
                 let plan = match params {
                     Some(values) => plan.with_param_values(values)?,
                     None => plan,

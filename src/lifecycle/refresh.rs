@@ -600,6 +600,7 @@ impl MvSession {
         )
         .with_inputs(inputs);
         {
+            let _naming = self.naming.write().await;
             let mut catalog = self.write_catalog()?;
             let replace = catalog.contains(&new.name);
             // Checked before anything is registered: an MV in the catalog without its table

@@ -36,12 +36,7 @@ async fn plan(session: &MvSession, sql: &str) -> Result<Option<LogicalPlan>, Sta
     if mv_statement(&sql).map_err(to_status)?.is_some() {
         return Ok(None);
     }
-    let plan = session
-        .context()
-        .state()
-        .create_logical_plan(&sql)
-        .await
-        .map_err(|e| to_status(e.into()))?;
+    let plan = session.logical_plan(&sql).await.map_err(to_status)?;
     Ok(Some(plan))
 }
 
