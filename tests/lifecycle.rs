@@ -767,3 +767,54 @@ async fn writes_and_shapes_that_must_not_be_missed() {
     let err = s.sql("INSERT INTO per_k VALUES (9, 9)").await.unwrap_err();
     assert!(err.to_string().contains("changes only by REFRESH"), "{err}");
 }
+
+/// Queries naming an MV keep working while it is refreshed over and over: a refresh swaps the
+/// MV's table (DataFusion removes it, then adds the new one), and planning never sees the
+/// name missing in between. Every answer is one whole state of the MV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queries_naming_an_mv_never_miss_it_while_it_is_refreshed() {
+    let session = MvSession::new();
+    for sql in [
+        "CREATE TABLE events (k VARCHAR, v BIGINT) AS
+           SELECT 'k' || CAST(value % 7 AS VARCHAR), value FROM generate_series(1, 500)",
+        "CREATE MATERIALIZED VIEW by_k AS SELECT k, sum(v) AS s, count(*) AS n FROM events GROUP BY k",
+    ] {
+        session.sql(sql).await.unwrap().collect().await.unwrap();
+    }
+    let session = Arc::new(session);
+    let refreshes = 40;
+    let refresher = {
+        let session = Arc::clone(&session);
+        tokio::spawn(async move {
+            for i in 0..refreshes {
+                let insert = format!("INSERT INTO events VALUES ('k0', {i})");
+                session.sql(&insert).await.unwrap().collect().await.unwrap();
+                let refresh = "REFRESH MATERIALIZED VIEW by_k";
+                session.sql(refresh).await.unwrap().collect().await.unwrap();
+            }
+        })
+    };
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let session = Arc::clone(&session);
+            tokio::spawn(async move {
+                let mut answers = 0;
+                while answers < 200 {
+                    let df = session.sql("SELECT sum(n) AS n FROM by_k").await;
+                    let batches = df.unwrap().collect().await.unwrap();
+                    let n = datafusion::arrow::array::cast::as_primitive_array::<
+                        datafusion::arrow::datatypes::Int64Type,
+                    >(batches[0].column(0))
+                    .value(0);
+                    // 500 rows, then one more per insert: a whole state, never a partial one.
+                    assert!((500..=500 + refreshes).contains(&n), "{n}");
+                    answers += 1;
+                }
+            })
+        })
+        .collect();
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    refresher.await.unwrap();
+}
