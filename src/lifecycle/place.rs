@@ -174,6 +174,20 @@ impl Place {
         }
     }
 
+    /// The xxHash32 of file `rel`, `size` bytes long, read a few megabytes at a time: a large
+    /// MV is never held in memory whole.
+    pub async fn checksum(&self, rel: &str, size: u64) -> Result<u32> {
+        const CHUNK: u64 = 8 << 20;
+        let mut hash = twox_hash::XxHash32::with_seed(0);
+        let mut start = 0;
+        while start < size {
+            let end = (start + CHUNK).min(size);
+            std::hash::Hasher::write(&mut hash, &self.read_range(rel, start..end).await?);
+            start = end;
+        }
+        Ok(hash.finish_32())
+    }
+
     /// The Parquet footer of file `rel`, `size` bytes long: its metadata and Arrow schema,
     /// read with two ranged reads whatever the place.
     pub async fn footer(&self, rel: &str, size: u64) -> Result<ArrowReaderMetadata> {

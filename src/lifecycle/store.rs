@@ -194,8 +194,7 @@ impl DataDir {
                 return Err(failed("damaged file", &at, sizes));
             }
             if let Some(written) = f.checksum {
-                let bytes = self.place.read(&file).await?.unwrap_or_default();
-                let found = twox_hash::XxHash32::oneshot(0, &bytes);
+                let found = self.place.checksum(&file, size).await?;
                 if found != written {
                     let sums = format!("checksum {found:08x}, {written:08x} written");
                     return Err(failed("damaged file", &at, sums));
