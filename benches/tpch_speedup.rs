@@ -27,61 +27,19 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tpchgen::generators::{LineItemGenerator, OrderGenerator};
 use tpchgen_arrow::{LineItemArrow, OrderArrow};
 
-/// MVs a user would define: daily revenue by ship mode and return flag, TPC-H Q1's pricing
-/// summary by day, per-customer order totals, hourly event counts by type, monthly shipments
-/// by ship mode.
-const MVS: [&str; 5] = [
-    "CREATE MATERIALIZED VIEW daily_revenue AS SELECT l_shipdate, l_shipmode, l_returnflag, sum(l_extendedprice * (1 - l_discount)) AS revenue, sum(l_quantity) AS quantity, count(*) AS line_count FROM lineitem GROUP BY l_shipdate, l_shipmode, l_returnflag",
-    "CREATE MATERIALIZED VIEW pricing_summary AS SELECT l_returnflag, l_linestatus, l_shipdate, sum(l_quantity) AS sum_qty, sum(l_extendedprice) AS sum_base_price, sum(l_extendedprice * (1 - l_discount)) AS sum_disc_price, sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)) AS sum_charge, sum(l_discount) AS sum_disc, count(*) AS count_order FROM lineitem GROUP BY l_returnflag, l_linestatus, l_shipdate",
-    "CREATE MATERIALIZED VIEW customer_totals AS SELECT o_custkey, sum(o_totalprice) AS total, count(*) AS order_count FROM orders GROUP BY o_custkey",
-    "CREATE MATERIALIZED VIEW hourly_events AS SELECT date_trunc('hour', ts) AS hour, event_type, count(*) AS n, sum(value) AS total FROM events GROUP BY 1, 2",
-    "CREATE MATERIALIZED VIEW monthly_shipments AS SELECT date_trunc('month', l_shipdate) AS month, l_shipmode, sum(l_quantity) AS quantity, count(*) AS line_count FROM lineitem GROUP BY 1, 2",
-];
+#[path = "support/tpch_rollups.rs"]
+mod tpch_rollups;
 
-/// (name, MV, original SQL, the same answer written against the MV).
-const QUERIES: [(&str, &str, &str, &str); 6] = [
-    (
-        "monthly_revenue_by_ship_mode_1995",
-        "daily_revenue",
-        "SELECT l_shipmode, date_trunc('month', l_shipdate) AS month, sum(l_extendedprice * (1 - l_discount)) AS revenue FROM lineitem WHERE l_shipdate >= DATE '1995-01-01' AND l_shipdate < DATE '1996-01-01' GROUP BY l_shipmode, date_trunc('month', l_shipdate)",
-        "SELECT l_shipmode, date_trunc('month', l_shipdate) AS month, sum(revenue) AS revenue FROM daily_revenue WHERE l_shipdate >= DATE '1995-01-01' AND l_shipdate < DATE '1996-01-01' GROUP BY l_shipmode, date_trunc('month', l_shipdate)",
-    ),
-    (
-        "revenue_by_return_flag",
-        // Both lineitem MVs can answer; pricing_summary has fewer rows.
-        "pricing_summary",
-        "SELECT l_returnflag, sum(l_extendedprice * (1 - l_discount)) AS revenue, count(*) AS lines FROM lineitem GROUP BY l_returnflag",
-        "SELECT l_returnflag, sum(sum_disc_price) AS revenue, sum(count_order) AS lines FROM pricing_summary GROUP BY l_returnflag",
-    ),
-    (
-        // TPC-H Q1: its DECIMAL averages rebuilt from the MV's sums and count(*) (the columns
-        // are NOT NULL).
-        "tpch_q1",
-        "pricing_summary",
-        "SELECT l_returnflag, l_linestatus, sum(l_quantity) AS sum_qty, sum(l_extendedprice) AS sum_base_price, sum(l_extendedprice * (1 - l_discount)) AS sum_disc_price, sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)) AS sum_charge, avg(l_quantity) AS avg_qty, avg(l_extendedprice) AS avg_price, avg(l_discount) AS avg_disc, count(*) AS count_order FROM lineitem WHERE l_shipdate <= DATE '1998-09-02' GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus",
-        "SELECT l_returnflag, l_linestatus, sum(sum_qty) AS sum_qty, sum(sum_base_price) AS sum_base_price, sum(sum_disc_price) AS sum_disc_price, sum(sum_charge) AS sum_charge, sum(sum_qty) / sum(count_order) AS avg_qty, sum(sum_base_price) / sum(count_order) AS avg_price, sum(sum_disc) / sum(count_order) AS avg_disc, sum(count_order) AS count_order FROM pricing_summary WHERE l_shipdate <= DATE '1998-09-02' GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus",
-    ),
-    (
-        "top_customers_by_order_total",
-        "customer_totals",
-        "SELECT o_custkey, sum(o_totalprice) AS total FROM orders GROUP BY o_custkey ORDER BY total DESC, o_custkey LIMIT 10",
-        "SELECT o_custkey, total FROM customer_totals ORDER BY total DESC, o_custkey LIMIT 10",
-    ),
-    (
-        "daily_events_by_type",
-        "hourly_events",
-        "SELECT date_trunc('day', ts) AS day, event_type, count(*) AS n FROM events GROUP BY date_trunc('day', ts), event_type",
-        "SELECT date_trunc('day', hour) AS day, event_type, sum(n) AS n FROM hourly_events GROUP BY date_trunc('day', hour), event_type",
-    ),
-    (
-        // A range on the DATE column, read on the MV's month buckets of it (daily_revenue
-        // could answer too, from more rows).
-        "quantity_by_ship_mode_1995_1996",
-        "monthly_shipments",
-        "SELECT l_shipmode, sum(l_quantity) AS quantity, count(*) AS lines FROM lineitem WHERE l_shipdate BETWEEN DATE '1995-01-01' AND DATE '1996-12-31' GROUP BY l_shipmode",
-        "SELECT l_shipmode, sum(quantity) AS quantity, sum(line_count) AS lines FROM monthly_shipments WHERE month >= TIMESTAMP '1995-01-01' AND month < TIMESTAMP '1997-01-01' GROUP BY l_shipmode",
-    ),
-];
+/// Beside the MVs of `tpch_rollups`: hourly event counts by type.
+const EVENTS_MV: &str = "CREATE MATERIALIZED VIEW hourly_events AS SELECT date_trunc('hour', ts) AS hour, event_type, count(*) AS n, sum(value) AS total FROM events GROUP BY 1, 2";
+
+/// Beside the queries of `tpch_rollups`: daily events by type, from the hourly MV.
+const EVENTS_QUERY: (&str, &str, &str, &str) = (
+    "daily_events_by_type",
+    "hourly_events",
+    "SELECT date_trunc('day', ts) AS day, event_type, count(*) AS n FROM events GROUP BY date_trunc('day', ts), event_type",
+    "SELECT date_trunc('day', hour) AS day, event_type, sum(n) AS n FROM hourly_events GROUP BY date_trunc('day', hour), event_type",
+);
 
 fn data_dir() -> PathBuf {
     std::env::var_os("MVREWRITE_BENCH_DATA")
@@ -183,12 +141,12 @@ fn speedup(c: &mut Criterion) {
         for (name, batches) in tables() {
             session.register_batches(name, batches).await.unwrap();
         }
-        for mv in MVS {
+        for mv in tpch_rollups::MVS.into_iter().chain([EVENTS_MV]) {
             session.sql(mv).await.unwrap();
         }
     });
     let plain = session.without_rewrites();
-    for (name, mv, original, by_hand) in QUERIES {
+    for (name, mv, original, by_hand) in tpch_rollups::QUERIES.into_iter().chain([EVENTS_QUERY]) {
         runtime.block_on(async {
             session.clear_report();
             let plan = session.context().sql(original).await.unwrap();
@@ -211,7 +169,7 @@ fn speedup(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("tpch_sf1_speedup");
     group.sample_size(10);
-    for (name, _, original, by_hand) in QUERIES {
+    for (name, _, original, by_hand) in tpch_rollups::QUERIES.into_iter().chain([EVENTS_QUERY]) {
         // End to end: SQL text to collected rows, planning (and the rewrite) included.
         let run = |ctx: &SessionContext, sql: &str| {
             runtime.block_on(async {

@@ -64,6 +64,12 @@ pub enum MvError {
     /// before is intact.
     #[error("storage: {0}")]
     Storage(String),
+    /// An MV of a session whose plans run on a cluster, without a store: executors read MVs
+    /// as Parquet files in the store, never from this process's memory.
+    #[error(
+        "materialized view {0}: a session on a cluster keeps MVs in a store (open it with a store) or executors could not read them"
+    )]
+    NoStoreOnCluster(String),
     /// A Delta Lake table that cannot be read: no log at its location, a corrupt log, a
     /// version it does not hold (the message names the table).
     #[error("Delta table {0}")]

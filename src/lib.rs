@@ -61,6 +61,8 @@
 pub(crate) mod catalog;
 #[doc(hidden)]
 pub mod cli;
+#[cfg(feature = "ballista")]
+pub mod cluster;
 pub(crate) mod egraph;
 pub(crate) mod engine;
 mod error;

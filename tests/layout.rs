@@ -21,6 +21,7 @@ const STAGES: &[&str] = &[
     "lifecycle",
     "testkit",
     "serve",
+    "cluster",
     "cli",
 ];
 

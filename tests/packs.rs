@@ -4,41 +4,7 @@
 
 mod common;
 
-use mvrewrite::testkit::split_statements;
-
-struct Case {
-    name: String,
-    expect: Option<String>,
-    mvs: Vec<String>,
-    query: String,
-}
-
-fn cases(text: &str) -> Vec<Case> {
-    let mut out = Vec::new();
-    for chunk in text.split("# case: ").skip(1) {
-        let (name, body) = chunk.split_once('\n').unwrap();
-        let expect = body
-            .lines()
-            .find_map(|l| l.strip_prefix("# expect: "))
-            .map(str::trim)
-            .filter(|e| *e != "none")
-            .map(str::to_string);
-        let sql: String = body
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let mut statements = split_statements(&sql).unwrap();
-        let query = statements.pop().expect("a case ends with its query");
-        out.push(Case {
-            name: name.trim().to_string(),
-            expect,
-            mvs: statements,
-            query,
-        });
-    }
-    out
-}
+use common::cases;
 
 async fn run_pack(pack: &str) {
     let text = std::fs::read_to_string(format!("rules/{pack}.cases")).unwrap();

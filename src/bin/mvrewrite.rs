@@ -73,6 +73,58 @@ enum Command {
         /// those kept there, after the --data tables are loaded.
         #[arg(long)]
         store: Option<PathBuf>,
+        /// Run queries and MV computations on the Ballista cluster of this scheduler
+        /// (df://host:port; `mvrewrite scheduler`); needs --store, on a path every executor
+        /// reaches.
+        #[cfg(feature = "ballista")]
+        #[arg(long, requires = "store")]
+        scheduler: Option<String>,
+    },
+    /// A Ballista scheduler that rewrites the plans clients send with the MVs of --store
+    /// (which `mvrewrite shell --scheduler` creates and refreshes), over the tables of --data.
+    #[cfg(feature = "ballista")]
+    #[command(
+        after_help = "Example:\n  mvrewrite scheduler --data ./data --store ./mvs --bind 127.0.0.1:50050"
+    )]
+    Scheduler {
+        /// A directory of tables, as for `shell` (the clients' tables, at the same paths).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The store the clients keep MVs in (followed: read, never written).
+        #[arg(long)]
+        store: PathBuf,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+    },
+    /// A Ballista executor with mvrewrite's functions (CarbonData and ClickHouse time
+    /// buckets), serving the scheduler at --scheduler-host:--scheduler-port.
+    #[cfg(feature = "ballista")]
+    #[command(
+        after_help = "Example:\n  mvrewrite executor --port 50051 --grpc-port 50052\n  mvrewrite executor --port 50053 --grpc-port 50054"
+    )]
+    Executor {
+        /// The scheduler's host.
+        #[arg(long, default_value = "127.0.0.1")]
+        scheduler_host: String,
+        /// The scheduler's port.
+        #[arg(long, default_value_t = 50050)]
+        scheduler_port: u16,
+        /// The host to bind, which the scheduler and other executors reach it at.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_host: String,
+        /// The port of its Flight service (shuffle data).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// The port of its gRPC service.
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Task slots (cores used).
+        #[arg(long, default_value_t = 2)]
+        slots: usize,
+        /// Where shuffle files go (a temporary directory by default).
+        #[arg(long)]
+        work_dir: Option<String>,
     },
     /// Serve a rewriting session over Arrow Flight SQL (JDBC, ADBC, Python): the tables of
     /// --data, the MVs kept in --store, every statement the shell takes. Every request needs
@@ -175,7 +227,41 @@ fn main() -> ExitCode {
             print!("{}", explain::explain(&result));
             ExitCode::SUCCESS
         }),
-        Command::Shell { data, file, store } => runtime.block_on(run_shell(data, file, store)),
+        #[cfg(not(feature = "ballista"))]
+        Command::Shell { data, file, store } => {
+            runtime.block_on(run_shell(data, file, store, None))
+        }
+        #[cfg(feature = "ballista")]
+        Command::Shell {
+            data,
+            file,
+            store,
+            scheduler,
+        } => runtime.block_on(run_shell(data, file, store, scheduler)),
+        #[cfg(feature = "ballista")]
+        Command::Scheduler { data, store, bind } => runtime
+            .block_on(cli::cluster::run_scheduler(data, store, bind))
+            .map(|()| ExitCode::SUCCESS),
+        #[cfg(feature = "ballista")]
+        Command::Executor {
+            scheduler_host,
+            scheduler_port,
+            bind_host,
+            port,
+            grpc_port,
+            slots,
+            work_dir,
+        } => runtime
+            .block_on(cli::cluster::run_executor(
+                mvrewrite::cluster::executor::ExecutorOptions {
+                    scheduler: (scheduler_host, scheduler_port),
+                    bind: (bind_host, port),
+                    grpc_port,
+                    slots,
+                    work_dir,
+                },
+            ))
+            .map(|()| ExitCode::SUCCESS),
         #[cfg(feature = "serve")]
         Command::Serve {
             data,
@@ -194,7 +280,8 @@ fn main() -> ExitCode {
             };
             runtime
                 .block_on(async {
-                    let session = cli::open_session(data.as_deref(), store.as_deref()).await?;
+                    let session =
+                        cli::open_session(data.as_deref(), store.as_deref(), None).await?;
                     cli::serve::run(session, listen, &credentials).await
                 })
                 .map(|()| ExitCode::SUCCESS)
@@ -210,8 +297,10 @@ async fn run_shell(
     data: Option<PathBuf>,
     file: Option<PathBuf>,
     store: Option<PathBuf>,
+    scheduler: Option<String>,
 ) -> Result<ExitCode, MvError> {
-    let session = cli::open_session(data.as_deref(), store.as_deref()).await?;
+    let session =
+        cli::open_session(data.as_deref(), store.as_deref(), scheduler.as_deref()).await?;
     let mut stdout = std::io::stdout();
     let errors = match file {
         Some(path) => {

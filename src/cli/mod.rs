@@ -4,6 +4,8 @@
 //!
 //! May use every stage (the top of the tree). Used by the binary only.
 
+#[cfg(feature = "ballista")]
+pub mod cluster;
 pub mod demo;
 pub mod explain;
 #[cfg(feature = "serve")]
@@ -20,13 +22,19 @@ use crate::frontend::rewrite::{RewriteResult, Rewriter};
 use crate::frontend::unparse::plan_sql;
 use crate::lifecycle::MvSession;
 
-/// The session `shell` and `serve` run: MVs kept in `store` (if given), the tables of `data`
-/// registered, then the kept MVs restored; progress and what was restored said on stderr.
-pub async fn open_session(data: Option<&Path>, store: Option<&Path>) -> Result<MvSession> {
+/// The session `shell` and `serve` run: MVs kept in `store` (if given), its plans run on the
+/// Ballista cluster of `scheduler` (if given), the tables of `data` registered, then the kept
+/// MVs restored; progress and what was restored said on stderr.
+pub async fn open_session(
+    data: Option<&Path>,
+    store: Option<&Path>,
+    scheduler: Option<&str>,
+) -> Result<MvSession> {
     let session = match store {
         Some(dir) => MvSession::with_data_dir(dir).await?,
         None => MvSession::new(),
     };
+    let session = on_scheduler(session, scheduler).await?;
     session.on_progress(shell::progress_on_stderr());
     if let Some(dir) = data {
         let tables = shell::load_data(&session, dir).await?;
@@ -46,6 +54,26 @@ pub async fn open_session(data: Option<&Path>, store: Option<&Path>) -> Result<M
         );
     }
     Ok(session)
+}
+
+/// `session` with its plans run on the cluster of `scheduler`, if given.
+#[cfg(feature = "ballista")]
+async fn on_scheduler(session: MvSession, scheduler: Option<&str>) -> Result<MvSession> {
+    match scheduler {
+        Some(url) => crate::cluster::remote(session, url).await,
+        None => Ok(session),
+    }
+}
+
+/// `session`: a scheduler cannot be given without the `ballista` feature.
+#[cfg(not(feature = "ballista"))]
+async fn on_scheduler(session: MvSession, scheduler: Option<&str>) -> Result<MvSession> {
+    match scheduler {
+        Some(_) => Err(MvError::Input(
+            "--scheduler needs mvrewrite built with the `ballista` feature".into(),
+        )),
+        None => Ok(session),
+    }
 }
 
 /// What `rewrite` and `explain` read.

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 
 use super::MvSession;
-use crate::error::Result;
+use crate::error::{MvError, Result};
 use crate::lifecycle::incremental::Shape;
 use crate::lifecycle::progress::{ProgressSink, Watch};
 use crate::lifecycle::storage::{MAX_FRAGMENTS, Rows, Stored};
@@ -28,6 +28,12 @@ impl MvSession {
 
     /// A new generation of `name` in `dir`, numbered from the session's counter.
     async fn new_generation(&self, dir: &DataDir, name: &str) -> Result<GenerationWriter> {
+        if !dir.is_locked() {
+            return Err(MvError::Storage(format!(
+                "{name}: this session follows the store at {} and does not write it",
+                dir.location()
+            )));
+        }
         let number = self.next_generation.load(Ordering::SeqCst);
         let writer = dir.new_generation(name, number).await?;
         self.next_generation
@@ -45,6 +51,9 @@ impl MvSession {
         schema: &SchemaRef,
     ) -> Result<Rows> {
         let Some(dir) = self.store_for(persisted) else {
+            if self.is_distributed() {
+                return Err(MvError::NoStoreOnCluster(name.to_string()));
+            }
             let task = format!("computing {name}");
             return Ok(Rows::Memory(vec![self.execute(&task, plan, schema).await?]));
         };
@@ -76,7 +85,7 @@ impl MvSession {
             Rows::Files { generation, .. } => generation.clone(),
         };
         let Some(store) = self.store_for(true) else {
-            return Err(crate::error::MvError::Internal(format!(
+            return Err(MvError::Internal(format!(
                 "{name} is kept in a store the session does not have"
             )));
         };
@@ -146,7 +155,10 @@ impl MvSession {
         task: &str,
         plan: LogicalPlan,
     ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>, Watch)> {
-        let df = self.without_rewrites().execute_logical_plan(plan).await?;
+        let df = self
+            .maintenance_context(&plan)
+            .execute_logical_plan(plan)
+            .await?;
         let task_ctx = Arc::new(df.task_ctx());
         let physical = df.create_physical_plan().await?;
         let watch = Watch::start(&physical, task, self.progress_sink());

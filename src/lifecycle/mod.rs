@@ -14,6 +14,7 @@
 //! May use: `frontend`, `engine`, `catalog` and everything below. Used by `cli`.
 
 pub mod dependencies;
+mod distributed;
 mod files;
 pub mod incremental;
 mod materialize;
@@ -42,7 +43,6 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
-use datafusion::optimizer::Optimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::Catalog;
@@ -91,6 +91,9 @@ pub struct MvSession {
     next_generation: AtomicU64,
     /// Where the progress of long computations goes, if anywhere.
     progress: Mutex<Option<ProgressSink>>,
+    /// When the session's plans run on a cluster (`distributed.rs`), its state before: the
+    /// plans that cannot ship run in it.
+    local: Option<SessionState>,
 }
 
 impl Default for MvSession {
@@ -148,6 +151,7 @@ impl MvSession {
             restore_tried: Mutex::new(BTreeMap::new()),
             next_generation: AtomicU64::new(1),
             progress: Mutex::new(None),
+            local: None,
         }
     }
 
@@ -186,14 +190,33 @@ impl MvSession {
         self.keep_in(store).await
     }
 
+    /// This session reading the MVs of the store at `location`, which another session writes
+    /// (it holds the store's lock): a Ballista scheduler planning with the MVs a client
+    /// creates and refreshes (`crate::cluster`). Nothing is written there, nothing removed;
+    /// register the base tables, then [`MvSession::restore`]. It sees the store as it was when
+    /// opened: open another to see a later state.
+    pub async fn following_store(mut self, location: &str) -> Result<Self> {
+        let data = DataDir::open_at(location, &self.ctx.runtime_env())?;
+        let saved = data.load().await?.unwrap_or_default();
+        self.follow(&saved)?;
+        self.next_generation = AtomicU64::new(saved.next_generation.max(1));
+        self.data_dir = Some(data);
+        self.pending = Mutex::new(saved.mvs);
+        Ok(self)
+    }
+
+    /// The versions and listings `saved` recorded, taken as the catalog's.
+    fn follow(&self, saved: &SavedCatalog) -> Result<()> {
+        let mut catalog = self.write_catalog()?;
+        catalog.restore_versions(saved.versions.clone());
+        catalog.restore_listings(saved.file_listings.clone());
+        Ok(())
+    }
+
     async fn keep_in(mut self, mut data: DataDir) -> Result<Self> {
         data.lock().await?;
         let saved = data.load().await?.unwrap_or_default();
-        {
-            let mut catalog = self.write_catalog()?;
-            catalog.restore_versions(saved.versions.clone());
-            catalog.restore_listings(saved.file_listings.clone());
-        }
+        self.follow(&saved)?;
         collect_garbage(&data, &saved).await;
         self.next_generation = AtomicU64::new(saved.next_generation.max(1));
         self.data_dir = Some(data);
@@ -243,10 +266,7 @@ impl MvSession {
     /// A context over the same tables, MVs and functions that never rewrites: what the queries
     /// would return and cost without mvrewrite, to compare with.
     pub fn without_rewrites(&self) -> SessionContext {
-        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
-            .with_optimizer_rules(Optimizer::new().rules)
-            .build();
-        SessionContext::new_with_state(state)
+        self.without_rule(self.ctx.state())
     }
 
     /// The session's MV catalog, shared with its rule: to install the same rule elsewhere

@@ -18,10 +18,10 @@ use crate::lifecycle::store::DataDir;
 
 impl MvSession {
     /// Saves the catalog (MVs with their SQL, files and freshness; table versions) to the data
-    /// directory, if there is one. MVs defined from a plan rather than SQL are not saved. The
+    /// directory, if there is one the session writes (not one it follows). MVs defined from a plan rather than SQL are not saved. The
     /// MVs not restored yet are saved as they were, unless an MV of the same name replaced them.
     pub(super) async fn save(&self) -> Result<()> {
-        let Some(dir) = &self.data_dir else {
+        let Some(dir) = self.data_dir.as_ref().filter(|d| d.is_locked()) else {
             return Ok(());
         };
         // One save at a time, each of the state as it is then: a later state is never

@@ -122,6 +122,12 @@ impl DataDir {
         Ok(())
     }
 
+    /// Whether this session holds the store's lock: only then does it write there (a
+    /// session following the store, `MvSession::following_store`, only reads).
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
+    }
+
     /// Where the store is: a path, or a URL.
     pub fn location(&self) -> String {
         self.place.location("")

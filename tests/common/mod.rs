@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
 use mvrewrite::MvSession;
@@ -34,22 +35,7 @@ pub fn orders_schema() -> SchemaRef {
 pub fn sales_and_events() -> Pair {
     let session = MvSession::new();
     let plain = session.without_rewrites();
-    let sales = datagen::sales(3000, 7).unwrap();
-    let events = datagen::events(20_000, 4096, 11, |_| {}).unwrap();
-    let orders = datagen::random_batch(orders_schema(), 3000, 5).unwrap();
-    let readings = datagen::readings(20_000, 3).unwrap();
-    let users = datagen::users(2_000, 13).unwrap();
-    let visits = datagen::visits(10_000, 2_000, 17).unwrap();
-    let sites = datagen::sites(19).unwrap();
-    for (name, batches) in [
-        ("sales", vec![sales]),
-        ("events", events),
-        ("orders", vec![orders]),
-        ("readings", vec![readings]),
-        ("users", vec![users]),
-        ("visits", vec![visits]),
-        ("sites", vec![sites]),
-    ] {
+    for (name, batches) in generated_tables() {
         let schema = batches[0].schema();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let table = Arc::new(MemTable::try_new(schema, vec![batches]).unwrap());
@@ -61,6 +47,63 @@ pub fn sales_and_events() -> Pair {
             .set_table_rows(name, rows as u64);
     }
     Pair { session, plain }
+}
+
+/// The tables of [`sales_and_events`], by name.
+pub fn generated_tables() -> Vec<(&'static str, Vec<RecordBatch>)> {
+    let sales = datagen::sales(3000, 7).unwrap();
+    let events = datagen::events(20_000, 4096, 11, |_| {}).unwrap();
+    let orders = datagen::random_batch(orders_schema(), 3000, 5).unwrap();
+    let readings = datagen::readings(20_000, 3).unwrap();
+    let users = datagen::users(2_000, 13).unwrap();
+    let visits = datagen::visits(10_000, 2_000, 17).unwrap();
+    let sites = datagen::sites(19).unwrap();
+    vec![
+        ("sales", vec![sales]),
+        ("events", events),
+        ("orders", vec![orders]),
+        ("readings", vec![readings]),
+        ("users", vec![users]),
+        ("visits", vec![visits]),
+        ("sites", vec![sites]),
+    ]
+}
+
+/// One case of a rule pack (`rules/<pack>.cases`): the MVs it creates, its query and the MV
+/// it expects to be used (if any).
+pub struct Case {
+    pub name: String,
+    pub expect: Option<String>,
+    pub mvs: Vec<String>,
+    pub query: String,
+}
+
+/// The cases of a pack's text.
+pub fn cases(text: &str) -> Vec<Case> {
+    let mut out = Vec::new();
+    for chunk in text.split("# case: ").skip(1) {
+        let (name, body) = chunk.split_once('\n').unwrap();
+        let expect = body
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect: "))
+            .map(str::trim)
+            .filter(|e| *e != "none")
+            .map(str::to_string);
+        let sql: String = body
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut statements = mvrewrite::testkit::split_statements(&sql).unwrap();
+        let query = statements.pop().expect("a case ends with its query");
+        out.push(Case {
+            name: name.trim().to_string(),
+            expect,
+            mvs: statements,
+            query,
+        });
+    }
+    out
 }
 
 /// `sql` planned and optimized in the plain context: the plan the engine is given.
