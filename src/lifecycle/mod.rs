@@ -191,7 +191,8 @@ impl MvSession {
         let saved = data.load().await?.unwrap_or_default();
         {
             let mut catalog = self.write_catalog()?;
-            catalog.restore_versions(saved.versions.clone());
+            catalog.restore_versions(saved.versions.clone(), saved.file_writes.clone());
+            catalog.set_awaiting(saved.mvs.iter().map(|mv| &mv.computed_from));
             catalog.restore_listings(saved.file_listings.clone());
         }
         collect_garbage(&data, &saved).await;
