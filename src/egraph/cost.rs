@@ -35,10 +35,10 @@ impl CostFunction<Node> for RowsRead<'_> {
         match enode {
             Node::Scan([name, cols]) => cells(*name, *cols),
             // An MV read is charged for the columns the query would read from the tables it
-            // replaces, at most its own (src/engine/build.rs), less half a cell: on a tie with
-            // the tables the MV wins (it saves recomputing what it stores; measured not
-            // slower, BENCHMARKS.md). A hundredth of a cell per column it holds (under half a
-            // cell in all) makes the narrower of two MVs win their tie.
+            // replaces, at most its own (src/engine/build.rs), less a cell and a half: on a
+            // tie with the tables the MV wins, the projection naming its columns included (it
+            // saves recomputing what it stores). A hundredth of a cell per column it holds
+            // (under half a cell in all) makes the narrower of two MVs win their tie.
             Node::Mv([name, cols]) => {
                 let name = name_of(self.egraph, *name);
                 let rows = name
@@ -48,7 +48,7 @@ impl CostFunction<Node> for RowsRead<'_> {
                 let charged = name
                     .and_then(|n| self.egraph.analysis.mv_columns.get(&n).copied())
                     .unwrap_or(held);
-                (rows * charged - 0.5 + 0.01 * held.min(49.0)).max(0.0)
+                (rows * charged - 1.5 + 0.01 * held.min(49.0)).max(0.0)
             }
             // Aggregating hashes every input row: it costs about as much again as reading
             // them. So an MV holding the query's groups wins over computing them from a table

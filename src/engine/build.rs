@@ -188,7 +188,9 @@ fn record_rows(
 /// query reads from the tables it replaces. A scan reads only the columns the plan above it
 /// needs, and those stand for the columns of the tables the query would read otherwise; so
 /// an MV as large as its table, read instead of it, costs what the table does, not more for
-/// the columns it keeps that this query does not need.
+/// the columns it keeps that this query does not need. Not an aggregate MV joined back to
+/// the query's other tables: it is grouped again before the join, which joining the table
+/// first avoids (measured many times slower for an MV as large as its table, BENCHMARKS.md).
 fn record_mv_columns(
     egraph: &mut PlanGraph,
     region: &LogicalPlan,
@@ -206,12 +208,13 @@ fn record_mv_columns(
         Ok(TreeNodeRecursion::Continue)
     });
     for (mv, def) in mvs {
-        let replaced: usize = mv
-            .base_tables
-            .iter()
-            .filter_map(|t| read.get(t))
-            .sum();
-        let columns = def.outputs.len().min(replaced).max(1);
+        let replaced: usize = mv.base_tables.iter().filter_map(|t| read.get(t)).sum();
+        let joined_back = def.aggregated && mv.base_tables.len() < read.len();
+        let columns = if joined_back {
+            def.outputs.len()
+        } else {
+            def.outputs.len().min(replaced).max(1)
+        };
         egraph
             .analysis
             .mv_columns

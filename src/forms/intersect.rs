@@ -74,6 +74,12 @@ fn distinct_input(plan: &LogicalPlan) -> Option<&LogicalPlan> {
     let LogicalPlan::Aggregate(agg) = plan else {
         return None;
     };
-    let columns: Vec<Expr> = agg.input.schema().columns().into_iter().map(Expr::Column).collect();
+    let columns: Vec<Expr> = agg
+        .input
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
     (agg.aggr_expr.is_empty() && agg.group_expr == columns).then_some(agg.input.as_ref())
 }

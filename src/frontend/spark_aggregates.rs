@@ -17,7 +17,9 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
 use datafusion::prelude::SessionContext;
 
 /// Both of them.
@@ -259,7 +261,11 @@ mod tests {
     fn moments_match_their_definition_in_any_split() {
         let xs = [1.0, 2.0, 2.0, 3.0, 7.0, 11.0, -4.0, 0.5];
         let (skew, kurt) = direct(&xs);
-        for split in [&[&xs[..]][..], &[&xs[..3], &xs[3..]], &[&xs[..1], &[], &xs[1..5], &xs[5..]]] {
+        for split in [
+            &[&xs[..]][..],
+            &[&xs[..3], &xs[3..]],
+            &[&xs[..1], &[], &xs[1..5], &xs[5..]],
+        ] {
             let s = evaluate(Moment::Skewness, split).unwrap();
             let k = evaluate(Moment::Kurtosis, split).unwrap();
             assert!((s - skew).abs() < 1e-12, "{s} vs {skew}");
