@@ -132,8 +132,13 @@ impl MvSession {
             // Registering a function replaces one of the same name; there is no failure path.
             let _ = plain.register_udf(Arc::new(f));
         }
+        // Spark's `skewness` and `kurtosis`, which DataFusion lacks.
+        for f in crate::frontend::spark_aggregates::functions() {
+            let _ = plain.register_udaf(Arc::new(f));
+        }
         let ctx = SessionContext::new_with_state(state);
         crate::frontend::time_functions::register(&ctx);
+        crate::frontend::spark_aggregates::register(&ctx);
         MvSession {
             ctx,
             catalog,
