@@ -408,10 +408,11 @@ impl<'a> ToEGraph<'a> {
         Ok((rel, outs))
     }
 
-    /// Whether `class` is a base table's column.
     /// Whether `class` is a base column or an expression that is NULL when the columns it
     /// reads are: casts, arithmetic and comparisons, and functions NULL on any NULL argument,
-    /// over at least one such operand. `depth` bounds the walk.
+    /// over at least one such operand. Not division or modulo: below the join they run on rows
+    /// the join drops, where a zero divisor is an error the query would never raise. `depth`
+    /// bounds the walk.
     fn null_on_null(&self, class: Id, depth: usize) -> bool {
         /// Functions NULL when an argument is NULL.
         const STRICT: [&str; 14] = [
@@ -447,8 +448,6 @@ impl<'a> ToEGraph<'a> {
                         Operator::Plus
                             | Operator::Minus
                             | Operator::Multiply
-                            | Operator::Divide
-                            | Operator::Modulo
                             | Operator::Eq
                             | Operator::NotEq
                             | Operator::Lt
@@ -465,6 +464,7 @@ impl<'a> ToEGraph<'a> {
         })
     }
 
+    /// Whether `class` is a base table's column.
     fn is_base_column(&self, class: Id) -> bool {
         crate::egraph::lang::expr_nodes(self.egraph, class)
             .any(|(h, _)| *self.egraph.analysis.kind(h) == HeadKind::Column)
