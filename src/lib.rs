@@ -86,6 +86,9 @@ pub use engine::{Engine, Explain, Limits, Outcome};
 pub use error::{MvError, Result};
 pub use frontend::optimizer_rule::MvRewriteRule;
 pub use frontend::rewrite::{RewriteResult, Rewriter};
+pub use frontend::spark_aggregates::{
+    functions as spark_aggregate_functions, register as register_spark_aggregates,
+};
 pub use frontend::spark_like::analyzer_rules as spark_like_analyzer_rules;
 pub use frontend::time_functions::{
     functions as time_bucket_functions, register as register_time_functions,

@@ -85,6 +85,11 @@ fn pair(rng: &mut Rng) -> (String, String) {
                 "quantity",
                 "price",
                 "upper(country) AS uc",
+                // Integer `+`/`-` a literal give their operand back (src/forms/invertible.rs);
+                // a DOUBLE's does not.
+                "user_id + 7 AS shifted_id",
+                "quantity - 3 AS q3",
+                "price + 1.5 AS p15",
             ],
             2,
         );

@@ -19,6 +19,8 @@ fn fresh_dir(test: &str) -> PathBuf {
 }
 
 const QUERY: &str = "SELECT kind, sum(v) AS total, count(*) AS n FROM events GROUP BY kind";
+const TOP: &str =
+    "CREATE MATERIALIZED VIEW top AS SELECT kind, max(v) AS m FROM events GROUP BY kind";
 
 /// A session over the Parquet files in `dir`, with `by_kind` over them.
 async fn session_over(dir: &Path) -> MvSession {
@@ -199,7 +201,9 @@ async fn random_file_changes_and_refreshes_keep_every_answer_right() {
     random_file_changes(false).await;
 }
 
-/// The same with `by_kind` kept in a store: each refresh a new generation of final rows.
+/// The same with `by_kind` kept in a store: each refresh a new generation of final rows; with
+/// `top` beside it, refreshed at other times, and restarts between steps, so that an MV comes
+/// back computed before files the previous process saw added.
 #[tokio::test]
 async fn random_file_changes_and_refreshes_of_an_mv_in_a_store() {
     random_file_changes(true).await;
@@ -215,11 +219,15 @@ async fn random_file_changes(in_store: bool) {
     let dir = root.join("events");
     std::fs::create_dir_all(&dir).unwrap();
     write_file(&dir, "part-0.parquet", 1, 300).await;
-    let session = match in_store {
-        true => MvSession::with_data_dir(root.join("store")).await.unwrap(),
+    let store = root.join("store");
+    let mut session = match in_store {
+        true => MvSession::with_data_dir(&store).await.unwrap(),
         false => MvSession::new(),
     };
-    let session = session_with(&create_events(&dir), session).await;
+    session = session_with(&create_events(&dir), session).await;
+    if in_store {
+        session.sql(TOP).await.unwrap();
+    }
     let mut files = vec!["part-0.parquet".to_string()];
     let mut next = 301;
     let (mut incremental, mut full) = (0, 0);
@@ -238,7 +246,15 @@ async fn random_file_changes(in_store: bool) {
             }
             _ => {}
         }
+        if in_store && rng.below(4) == 0 {
+            drop(session);
+            session = MvSession::with_data_dir(&store).await.unwrap();
+            run(&session, &create_events(&dir)).await;
+        }
         answered(&session).await;
+        if in_store && rng.below(2) == 0 {
+            session.refresh_materialized_view("top").await.unwrap();
+        }
         if rng.below(2) == 0 {
             for done in session.refresh_materialized_view("by_kind").await.unwrap() {
                 match done.mode {
@@ -257,6 +273,9 @@ async fn random_file_changes(in_store: bool) {
         // Refreshed, the MV's rows as another engine reads them are its definition's.
         session.refresh_materialized_view("by_kind").await.unwrap();
         common::another_engine_reads(&session, "by_kind", QUERY).await;
+        session.refresh_materialized_view("top").await.unwrap();
+        let top = TOP.split_once(" AS ").unwrap().1;
+        common::another_engine_reads(&session, "top", top).await;
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -302,6 +321,49 @@ async fn an_mv_kept_across_a_restart_sees_files_added_while_no_process_ran() {
     assert_eq!(code, ReasonCode::Stale);
     assert!(reason.contains("events: 1 file added"), "{reason}");
     refreshed(&third, 605_550).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A file added in one process, seen there while the MV that reads it waits (another MV is
+/// refreshed, so the store saves the table's newer listing), and another added before the next
+/// process: that process refreshes the MV from both new files alone, since the store keeps
+/// the writes of files the MV was computed before.
+#[tokio::test]
+async fn files_added_before_and_during_a_restart_are_both_read_alone_by_the_next_refresh() {
+    let dir = fresh_dir("restart-log");
+    let files = dir.join("events");
+    let store = dir.join("store");
+    std::fs::create_dir_all(&files).unwrap();
+    write_file(&files, "part-0.parquet", 1, 1000).await;
+    let create_table = create_events(&files);
+    {
+        let first = MvSession::with_data_dir(&store).await.unwrap();
+        let first = session_with(&create_table, first).await;
+        first.sql(TOP).await.unwrap();
+        write_file(&files, "part-1.parquet", 1001, 1100).await;
+        let done = first.refresh_materialized_view("top").await.unwrap();
+        assert_eq!(done.last().unwrap().mode, RefreshMode::Incremental);
+    }
+    write_file(&files, "part-2.parquet", 1101, 1300).await;
+    let second = MvSession::with_data_dir(&store).await.unwrap();
+    run(&second, &create_table).await;
+    let (used, total) = answered(&second).await;
+    assert_eq!((used.len(), total), (0, 845_650));
+    let (code, reason) = rejection(&second);
+    assert_eq!(code, ReasonCode::Stale);
+    assert!(reason.contains("events: 2 files added"), "{reason}");
+    let done = second.refresh_materialized_view("by_kind").await.unwrap();
+    let last = done.last().unwrap();
+    assert_eq!(last.mode, RefreshMode::Incremental, "{last:?}");
+    assert!(
+        last.reason
+            .contains("by 2 new files (300 rows of them read)"),
+        "{last:?}"
+    );
+    assert_eq!(
+        answered(&second).await,
+        (vec!["by_kind".to_string()], 845_650)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

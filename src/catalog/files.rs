@@ -176,6 +176,38 @@ impl FilesChanged {
         self.removed.is_empty() && self.rewritten.is_empty()
     }
 
+    /// The change as saved in the store's catalog (`crate::lifecycle::persist`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "added": self.added,
+            "removed": self.removed,
+            "rewritten": self.rewritten,
+            "versions": self.versions.map(|(from, to)| [from, to]),
+        })
+    }
+
+    /// Reads what [`FilesChanged::to_json`] wrote; `None` if it is not that.
+    pub fn from_json(value: &serde_json::Value) -> Option<FilesChanged> {
+        let paths = |key: &str| -> Option<Vec<String>> {
+            value
+                .get(key)?
+                .as_array()?
+                .iter()
+                .map(|p| p.as_str().map(str::to_string))
+                .collect()
+        };
+        let versions = match value.get("versions")? {
+            serde_json::Value::Null => None,
+            v => Some((v.get(0)?.as_u64()?, v.get(1)?.as_u64()?)),
+        };
+        Some(FilesChanged {
+            added: paths("added")?,
+            removed: paths("removed")?,
+            rewritten: paths("rewritten")?,
+            versions,
+        })
+    }
+
     /// Adds a later change to this one.
     pub fn extend(&mut self, later: &FilesChanged) {
         self.added.extend(later.added.iter().cloned());

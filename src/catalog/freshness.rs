@@ -165,6 +165,63 @@ impl Versions {
     pub fn restore(&mut self, versions: BTreeMap<String, u64>) {
         self.current.extend(versions);
     }
+
+    /// Per table, the latest writes held that changed only its files, up to its current
+    /// version: what the store saves so that an MV computed before them still refreshes from
+    /// the files they added after a restart (rows appended through the session are not saved:
+    /// an MV that needs them refreshes in full).
+    pub fn file_writes(&self) -> BTreeMap<String, Vec<FileWrite>> {
+        self.writes
+            .iter()
+            .filter_map(|(table, writes)| {
+                let mut saved: Vec<FileWrite> = writes
+                    .iter()
+                    .rev()
+                    .map_while(|w| match &w.change {
+                        Change::Files(files) => Some(FileWrite {
+                            version: w.version,
+                            at: w.at,
+                            files: files.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                saved.reverse();
+                (!saved.is_empty()).then(|| (table.clone(), saved))
+            })
+            .collect()
+    }
+
+    /// Restores writes saved by [`Versions::file_writes`], with the versions they produced
+    /// (restored by [`Versions::restore`] first). Writes of a version above the table's are
+    /// not taken: they do not belong to this history.
+    pub fn restore_file_writes(&mut self, saved: BTreeMap<String, Vec<FileWrite>>) {
+        for (table, writes) in saved {
+            let current = self.current(&table);
+            let held = self.writes.entry(table).or_default();
+            held.extend(
+                writes
+                    .into_iter()
+                    .filter(|w| w.version <= current)
+                    .map(|w| Write {
+                        version: w.version,
+                        at: w.at,
+                        change: Change::Files(w.files),
+                    }),
+            );
+            held.sort_by_key(|w| w.version);
+            held.dedup_by_key(|w| w.version);
+        }
+    }
+}
+
+/// A write that changed only a table's files, as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileWrite {
+    /// The version the write produced.
+    pub version: u64,
+    pub at: SystemTime,
+    pub files: FilesChanged,
 }
 
 /// How stale an MV may be and still answer a query, per session and per MV (Oracle's query

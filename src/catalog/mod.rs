@@ -27,7 +27,7 @@ use fixedbitset::FixedBitSet;
 use crate::catalog::constraints::Constraints;
 use crate::catalog::constraints::DeclaredKey;
 use crate::catalog::files::{FileListing, FileTable, Listed, TableState};
-use crate::catalog::freshness::{Change, Stale, Staleness, Versions};
+use crate::catalog::freshness::{Change, FileWrite, Stale, Staleness, Versions};
 use crate::catalog::mv_index::MvIndex;
 use crate::error::{MvError, Result};
 use crate::report::Rejection;
@@ -179,6 +179,9 @@ pub struct Catalog {
     listings: u64,
     /// Listings saved by an earlier process, for the tables not followed yet.
     saved_listings: HashMap<String, TableState>,
+    /// The oldest version of each table that MVs kept in the store, not restored yet, were
+    /// computed from: the writes since are kept for their refresh, as for restored MVs.
+    awaiting: HashMap<String, u64>,
     /// Stale MVs that still answer for the partitions unchanged since they were computed
     /// ([`partitions`]): indexed as restricted to those.
     partly: HashMap<String, partitions::Partly>,
@@ -339,7 +342,7 @@ impl Catalog {
         self.version += 1;
         let version = self.versions.record(table, change);
         // No MV computed from the table needs the write (MVs created later start from now).
-        if !self.computed.values().any(|c| c.from.contains_key(table)) {
+        if !self.oldest_needed().contains_key(table) {
             self.versions.prune(table, version);
         }
         self.restrict_readers_of(table);
@@ -350,9 +353,14 @@ impl Catalog {
         &self.versions
     }
 
-    /// Restores table versions saved before a restart.
-    pub(crate) fn restore_versions(&mut self, versions: BTreeMap<String, u64>) {
+    /// Restores table versions saved before a restart, and the writes of files behind them.
+    pub(crate) fn restore_versions(
+        &mut self,
+        versions: BTreeMap<String, u64>,
+        file_writes: BTreeMap<String, Vec<FileWrite>>,
+    ) {
         self.versions.restore(versions);
+        self.versions.restore_file_writes(file_writes);
     }
 
     /// Records that `mv` was computed from these versions of its inputs (now), and forgets
@@ -362,16 +370,36 @@ impl Catalog {
         self.failed.remove(mv);
         self.unrestrict(mv);
         self.computed.insert(mv.to_string(), Computed { from, at });
-        let mut oldest: HashMap<&str, u64> = HashMap::new();
+        for (t, v) in self.oldest_needed() {
+            self.versions.prune(&t, v);
+        }
+    }
+
+    /// Per table, the oldest version an MV was computed from (restored or still awaited):
+    /// the writes after it are needed.
+    fn oldest_needed(&self) -> HashMap<String, u64> {
+        let mut oldest: HashMap<String, u64> = self.awaiting.clone();
         for c in self.computed.values() {
             for (t, v) in &c.from {
-                let o = oldest.entry(t).or_insert(*v);
+                let o = oldest.entry(t.clone()).or_insert(*v);
                 *o = (*o).min(*v);
             }
         }
-        let oldest: Vec<(String, u64)> = oldest.into_iter().map(|(t, v)| (t.into(), v)).collect();
-        for (t, v) in oldest {
-            self.versions.prune(&t, v);
+        oldest
+    }
+
+    /// The versions MVs kept in the store but not restored yet were computed from (replacing
+    /// what was set before).
+    pub(crate) fn set_awaiting<'a>(
+        &mut self,
+        computed_from: impl IntoIterator<Item = &'a BTreeMap<String, u64>>,
+    ) {
+        self.awaiting.clear();
+        for from in computed_from {
+            for (t, v) in from {
+                let o = self.awaiting.entry(t.clone()).or_insert(*v);
+                *o = (*o).min(*v);
+            }
         }
     }
 

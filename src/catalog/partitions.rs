@@ -316,7 +316,7 @@ fn scans_through_rows(plan: &LogicalPlan, table: &str) -> Option<usize> {
 
 /// The scanned table and column output `j` of `plan` computes from alone, and how (over the
 /// unqualified column), if it does so deterministically: followed down projections, filters,
-/// inner joins and an aggregate's keys.
+/// aliases, inner joins and an aggregate's keys.
 fn source_key(plan: &LogicalPlan, j: usize) -> Option<(String, String, Expr)> {
     let through = |input: &LogicalPlan, e: &Expr| {
         let e = unaliased(e);
@@ -345,6 +345,8 @@ fn source_key(plan: &LogicalPlan, j: usize) -> Option<(String, String, Expr)> {
         LogicalPlan::Projection(p) => through(&p.input, p.expr.get(j)?),
         LogicalPlan::Aggregate(agg) => through(&agg.input, agg.group_expr.get(j)?),
         LogicalPlan::Filter(f) => source_key(&f.input, j),
+        // `FROM events e`: the alias renames the table, not its columns' order.
+        LogicalPlan::SubqueryAlias(alias) => source_key(&alias.input, j),
         LogicalPlan::Join(join) if join.join_type == JoinType::Inner => {
             let left = join.left.schema().fields().len();
             if j < left {
@@ -499,7 +501,7 @@ mod tests {
             ("SELECT v, day FROM events WHERE v > 3", Some(1)),
             (
                 "SELECT e.day, k.label, sum(e.v) FROM events e JOIN kinds k ON e.kind = k.kind GROUP BY e.day, k.label",
-                None,
+                Some(0),
             ),
             (
                 "SELECT events.day, kinds.label, sum(events.v) FROM events JOIN kinds ON events.kind = kinds.kind GROUP BY events.day, kinds.label",

@@ -122,6 +122,8 @@ pub struct PlanAnalysis {
     head_ids: HashMap<Expr, Head>,
     /// Estimated rows of each base table and MV, by name.
     pub rows: HashMap<Symbol, f64>,
+    /// For each MV, the columns a read of it is charged for (src/egraph/cost.rs).
+    pub mv_columns: HashMap<Symbol, f64>,
     /// Why a rule did not fire for an MV, when it was trying to answer the query.
     pub rejections: Vec<(Symbol, Rejection)>,
     /// The classes of the query region (MV definitions match each other too; only failures

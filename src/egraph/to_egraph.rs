@@ -306,16 +306,18 @@ impl<'a> ToEGraph<'a> {
         Ok((rel, outs))
     }
 
-    /// Refuses an outer join whose NULL-supplying side outputs anything but base columns.
+    /// Refuses an outer join whose NULL-supplying side outputs anything but base columns and
+    /// expressions NULL where their columns are.
     fn check_null_supplying_side(
         &self,
         join_type: JoinType,
         left_outs: &[Id],
         right_outs: &[Id],
     ) -> Out<()> {
-        // Column identity by expression holds for base columns only: `x IS NULL`
-        // computed below the NULL-supplying side is NULL on an unmatched row, the
-        // same expression computed above the join is true.
+        // Column identity by expression holds for base columns, and for expressions NULL
+        // whenever their arguments are (`floor(x)`): NULL on an unmatched row whether
+        // computed below the join or above it. Not `x IS NULL`: NULL below the NULL-supplying
+        // side on an unmatched row, true above the join.
         let nullable: &[&[Id]] = match join_type {
             JoinType::Left => &[right_outs],
             JoinType::Right => &[left_outs],
@@ -325,7 +327,7 @@ impl<'a> ToEGraph<'a> {
         if let Some(computed) = nullable
             .iter()
             .flat_map(|outs| outs.iter())
-            .find(|c| !self.is_base_column(**c))
+            .find(|c| !self.null_on_null(**c, 0))
         {
             return Err(format!(
                 "it computes {} on the NULL-supplying side of an outer join",
@@ -404,6 +406,62 @@ impl<'a> ToEGraph<'a> {
             self.filter(conjuncts, product)
         };
         Ok((rel, outs))
+    }
+
+    /// Whether `class` is a base column or an expression that is NULL when the columns it
+    /// reads are: casts, arithmetic and comparisons, and functions NULL on any NULL argument,
+    /// over at least one such operand. Not division or modulo: below the join they run on rows
+    /// the join drops, where a zero divisor is an error the query would never raise. `depth`
+    /// bounds the walk.
+    fn null_on_null(&self, class: Id, depth: usize) -> bool {
+        /// Functions NULL when an argument is NULL.
+        const STRICT: [&str; 14] = [
+            "floor",
+            "ceil",
+            "abs",
+            "round",
+            "trunc",
+            "sqrt",
+            "exp",
+            "ln",
+            "upper",
+            "lower",
+            "length",
+            "character_length",
+            "date_trunc",
+            "date_part",
+        ];
+        if self.is_base_column(class) {
+            return true;
+        }
+        if depth > 16 {
+            return false;
+        }
+        let strict_operand =
+            |children: &[Id]| children.iter().any(|c| self.null_on_null(*c, depth + 1));
+        crate::egraph::lang::expr_nodes(self.egraph, class).any(|(h, children)| {
+            match self.egraph.analysis.head(h) {
+                Expr::Cast(_) | Expr::TryCast(_) | Expr::Negative(_) => strict_operand(children),
+                Expr::BinaryExpr(b) => {
+                    matches!(
+                        b.op,
+                        Operator::Plus
+                            | Operator::Minus
+                            | Operator::Multiply
+                            | Operator::Eq
+                            | Operator::NotEq
+                            | Operator::Lt
+                            | Operator::LtEq
+                            | Operator::Gt
+                            | Operator::GtEq
+                    ) && strict_operand(children)
+                }
+                Expr::ScalarFunction(f) => {
+                    STRICT.contains(&f.func.name()) && strict_operand(children)
+                }
+                _ => false,
+            }
+        })
     }
 
     /// Whether `class` is a base table's column.

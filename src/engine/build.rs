@@ -1,11 +1,13 @@
 //! A region's e-graph before saturation: the query region, each candidate MV's definition
 //! unioned with a scan of the MV, and the query forms an MV needs to meet it
-//! (src/forms/: outer joins, wider aggregates, joins back, lossless joins, join-equal columns),
+//! (src/forms/: outer joins, wider aggregates, joins back, lossless joins, join-equal columns,
+//! operands of an MV's integer `+`/`-` column),
 //! with the row counts extraction costs by.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{LogicalPlan, TableSource};
 use egg::{EGraph, Symbol};
 
@@ -13,7 +15,9 @@ use crate::catalog::{Catalog, MaterializedView};
 use crate::egraph::cost::UNKNOWN_ROWS;
 use crate::egraph::lang::{Node, PlanAnalysis, PlanGraph, list_items};
 use crate::egraph::{RegionInEGraph, ToEGraph};
-use crate::forms::{join_back, join_equivalence, lossless, outer_join, wider_aggregates};
+use crate::forms::{
+    invertible, join_back, join_equivalence, lossless, outer_join, wider_aggregates,
+};
 use crate::plan::occurrences::Mapping;
 use crate::plan::region;
 use crate::report::{CandidateStatus, ReasonCode, Rejection, Report};
@@ -73,6 +77,7 @@ impl Engine {
         for (mv, mapping) in variants {
             match self.add_candidate(&mut convert, &query, mv, mapping, &tables, catalog) {
                 Ok(def) => {
+                    invertible::add_inverses(convert.egraph, &def.outputs);
                     let name = Symbol::from(&mv.name);
                     let name_id = convert.egraph.add(Node::Name(name));
                     let cols = convert.egraph.add(Node::List(def.outputs.clone().into()));
@@ -89,6 +94,7 @@ impl Engine {
             }
         }
         record_rows(&mut egraph, &tables, &mvs, catalog);
+        record_mv_columns(&mut egraph, region, &mvs);
         egraph.rebuild();
         Some(RegionGraph {
             egraph,
@@ -175,6 +181,44 @@ fn record_rows(
     for (mv, def) in mvs {
         let rows = estimated_rows(mv, def, egraph, base_rows);
         egraph.analysis.rows.insert(Symbol::from(&mv.name), rows);
+    }
+}
+
+/// The columns each MV read is charged for: as many as it outputs, but no more than the
+/// query reads from the tables it replaces. A scan reads only the columns the plan above it
+/// needs, and those stand for the columns of the tables the query would read otherwise; so
+/// an MV as large as its table, read instead of it, costs what the table does, not more for
+/// the columns it keeps that this query does not need. Not an aggregate MV joined back to
+/// the query's other tables: it is grouped again before the join, which joining the table
+/// first avoids (measured many times slower for an MV as large as its table, BENCHMARKS.md).
+fn record_mv_columns(
+    egraph: &mut PlanGraph,
+    region: &LogicalPlan,
+    mvs: &[(Arc<MaterializedView>, RegionInEGraph)],
+) {
+    let mut read: HashMap<String, usize> = HashMap::new();
+    let _ = region.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let columns = scan
+                .projection
+                .as_ref()
+                .map_or(scan.projected_schema.fields().len(), Vec::len);
+            *read.entry(scan.table_name.table().to_string()).or_default() += columns.max(1);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    for (mv, def) in mvs {
+        let replaced: usize = mv.base_tables.iter().filter_map(|t| read.get(t)).sum();
+        let joined_back = def.aggregated && mv.base_tables.len() < read.len();
+        let columns = if joined_back {
+            def.outputs.len()
+        } else {
+            def.outputs.len().min(replaced).max(1)
+        };
+        egraph
+            .analysis
+            .mv_columns
+            .insert(Symbol::from(&mv.name), columns as f64);
     }
 }
 

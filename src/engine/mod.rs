@@ -43,7 +43,10 @@ pub struct Limits {
     pub iterations: usize,
     /// E-nodes per region's e-graph.
     pub nodes: usize,
-    /// Wall time per region's saturation: a safety net only (results must not depend on it).
+    /// Wall time per region's saturation: a safety net only, since `iterations` and `nodes`
+    /// already bound the work. Results must not depend on it, so it is set far above what a
+    /// saturation takes alone: 64 plans saturating at once on 2 cores in a debug build took
+    /// more than 500 ms of wall time each, and stopped before the rewrite was found.
     pub time: Duration,
     /// At most this many MVs enter one region's e-graph, the smallest first; the others are
     /// reported `candidate_limit`.
@@ -58,7 +61,7 @@ impl Default for Limits {
         Limits {
             iterations: 10,
             nodes: 10_000,
-            time: Duration::from_millis(500),
+            time: Duration::from_secs(5),
             candidates: 64,
             parts: 2,
         }

@@ -10,7 +10,8 @@ use datafusion::error::Result as DataFusionResult;
 use datafusion::logical_expr::LogicalPlan;
 
 use crate::catalog::Catalog;
-use crate::forms::{parts, reaggregate, union};
+use crate::egraph::to_plan::conform;
+use crate::forms::{intersect, parts, reaggregate, union};
 use crate::plan::occurrences;
 use crate::plan::region::{self, Determinism};
 use crate::plan::union_shape::union_shape;
@@ -101,6 +102,9 @@ impl<'a> PlanWalk<'a> {
         if let Some(new) = self.answer(&node, joins) {
             return answered(new);
         }
+        if let Some(new) = self.intersect_swapped(&node) {
+            return answered(new);
+        }
         if let Some(new) = self.in_parts(&node) {
             return answered(new);
         }
@@ -133,6 +137,15 @@ impl<'a> PlanWalk<'a> {
             self.report.unsupported = Some("internal error while rewriting; plan kept".into());
             None
         })
+    }
+
+    /// A distinct INTERSECT answered with its sides swapped (src/forms/intersect.rs), named
+    /// back as the query's.
+    fn intersect_swapped(&mut self, node: &LogicalPlan) -> Option<LogicalPlan> {
+        let swapped = intersect::swapped(node)?;
+        // The same tables as the region just tried: asked again, in the other order.
+        let answered = self.answer(&swapped, false)?;
+        conform(answered, node.schema()).ok()
     }
 
     /// Grouping sets over a plain aggregate an MV answers, re-aggregated per set.

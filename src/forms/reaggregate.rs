@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, DFSchemaRef, ScalarValue};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
@@ -161,11 +162,11 @@ fn rolled_up(
         .rules
         .get(name)
         .ok_or_else(|| format!("{name}() is not computed from partial aggregates"))?;
-    let mut partial = |from: &str| {
+    let mut partial_of = |from: &str, args: Vec<Expr>| {
         let udf = aggregate_udf(from).ok_or_else(|| format!("no aggregate {from}"))?;
         let call = Expr::AggregateFunction(AggregateFunction::new_udf(
             udf,
-            f.params.args.clone(),
+            args,
             false,
             None,
             vec![],
@@ -173,6 +174,7 @@ fn rolled_up(
         ));
         Ok::<_, String>(position_or_push(partials, &call))
     };
+    let mut partial = |from: &str| partial_of(from, f.params.args.clone());
     // An average as exactly as the rollup rebuilds one (a DOUBLE, or a DECIMAL's).
     let rebuilt = || {
         let schema = agg.input.schema();
@@ -182,10 +184,18 @@ fn rolled_up(
         }
     };
     Ok(match (rule.from.as_slice(), rule.via.as_str()) {
-        ([sum, count], "divide") if rebuilt() => Final::Average {
-            sum: partial(sum)?,
-            count: partial(count)?,
-        },
+        ([sum, count], "divide") if rebuilt() => {
+            match integer_averaged(f.params.args.as_slice(), agg.input.schema()) {
+                Some((widened, integer)) => Final::Average {
+                    sum: partial_of(sum, vec![widened])?,
+                    count: partial_of(count, vec![integer])?,
+                },
+                None => Final::Average {
+                    sum: partial(sum)?,
+                    count: partial(count)?,
+                },
+            }
+        }
         (_, "divide") => {
             return Err(format!("{name}() of this type is not rebuilt exactly"));
         }
@@ -196,6 +206,28 @@ fn rolled_up(
         },
         _ => return Err(format!("{name}() has no rollup rule this form takes")),
     })
+}
+
+/// For the average of an integer `i` of at most 32 bits, which DataFusion writes
+/// `avg(CAST(i AS DOUBLE))`: `i` widened to 64 bits as `sum` takes it, and `i`. Their partial
+/// `sum` and `count` are what an MV's plain aggregates keep (`sum(i)`, `count(i)`). The sum of
+/// such integers is exact in 64 bits, and the DOUBLE of it is the sum of their DOUBLEs to the
+/// last bit while below 2^53 (as the rollup rebuilds averages, src/rules/rollup.rs); a 64-bit
+/// integer's sum may overflow where its DOUBLEs' does not, so it keeps the DOUBLE sums.
+fn integer_averaged(args: &[Expr], schema: &DFSchemaRef) -> Option<(Expr, Expr)> {
+    let [Expr::Cast(Cast { expr, field })] = args else {
+        return None;
+    };
+    if field.data_type() != &DataType::Float64 {
+        return None;
+    }
+    let wide = match expr.get_type(schema.as_ref()).ok()? {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => DataType::Int64,
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => DataType::UInt64,
+        _ => return None,
+    };
+    let widened = Expr::Cast(Cast::new(expr.clone(), wide));
+    Some((widened, expr.as_ref().clone()))
 }
 
 /// Partials were numbered before the DISTINCT arguments joined the keys: renumbered here.

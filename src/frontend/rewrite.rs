@@ -71,6 +71,7 @@ impl Rewriter {
             .build();
         let ctx = SessionContext::new_with_state(state);
         crate::frontend::time_functions::register(&ctx);
+        crate::frontend::spark_aggregates::register(&ctx);
         Rewriter {
             ctx,
             catalog: Catalog::new(),

@@ -135,8 +135,13 @@ impl MvSession {
             // Registering a function replaces one of the same name; there is no failure path.
             let _ = plain.register_udf(Arc::new(f));
         }
+        // Spark's `skewness` and `kurtosis`, which DataFusion lacks.
+        for f in crate::frontend::spark_aggregates::functions() {
+            let _ = plain.register_udaf(Arc::new(f));
+        }
         let ctx = SessionContext::new_with_state(state);
         crate::frontend::time_functions::register(&ctx);
+        crate::frontend::spark_aggregates::register(&ctx);
         MvSession {
             ctx,
             catalog,
@@ -208,7 +213,8 @@ impl MvSession {
     /// The versions and listings `saved` recorded, taken as the catalog's.
     fn follow(&self, saved: &SavedCatalog) -> Result<()> {
         let mut catalog = self.write_catalog()?;
-        catalog.restore_versions(saved.versions.clone());
+        catalog.restore_versions(saved.versions.clone(), saved.file_writes.clone());
+        catalog.set_awaiting(saved.mvs.iter().map(|mv| &mv.computed_from));
         catalog.restore_listings(saved.file_listings.clone());
         Ok(())
     }

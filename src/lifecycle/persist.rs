@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::catalog::files::TableState;
+use crate::catalog::files::{FilesChanged, TableState};
+use crate::catalog::freshness::FileWrite;
 use crate::error::{MvError, Result};
 use crate::lifecycle::place::failed;
 use crate::lifecycle::store::{DataDir, Generation, StoredFile};
@@ -40,6 +41,9 @@ pub struct SavedCatalog {
     pub mvs: Vec<SavedMv>,
     /// The last listing (or version) of each table on files, which its saved version goes with.
     pub file_listings: BTreeMap<String, TableState>,
+    /// The latest writes of each table on files that changed only its files, which an MV
+    /// computed before them refreshes from (the files they added) after a restart.
+    pub file_writes: BTreeMap<String, Vec<FileWrite>>,
     /// The number the next generation written takes (numbers are never reused once
     /// published, even by an MV dropped and created again).
     pub next_generation: u64,
@@ -77,9 +81,7 @@ impl DataDir {
                     "on_commit": m.on_commit,
                     "staleness": m.staleness,
                     "computed_from": m.computed_from,
-                    "computed_at_ms": m.computed_at
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64),
+                    "computed_at_ms": millis(m.computed_at),
                     "generation": m.generation.as_ref().map(generation_json),
                 })
             })
@@ -89,10 +91,16 @@ impl DataDir {
             .iter()
             .map(|(t, f)| (t.clone(), f.to_json()))
             .collect();
+        let file_writes: serde_json::Map<String, Value> = catalog
+            .file_writes
+            .iter()
+            .map(|(t, writes)| (t.clone(), writes.iter().map(file_write_json).collect()))
+            .collect();
         let saved = json!({
             "versions": versions,
             "mvs": mvs,
             "file_listings": listings,
+            "file_writes": file_writes,
             "next_generation": catalog.next_generation,
         });
         let text =
@@ -151,14 +159,44 @@ fn parse_catalog(value: &Value) -> Option<SavedCatalog> {
             .map(|(t, f)| Some((t.clone(), TableState::from_json(f)?)))
             .collect::<Option<_>>()?,
     };
+    // Absent from catalogs saved before the writes of files were kept.
+    let file_writes = match value.get("file_writes") {
+        None => BTreeMap::new(),
+        Some(writes) => writes
+            .as_object()?
+            .iter()
+            .map(|(t, w)| {
+                let writes = w.as_array()?.iter().map(parse_file_write);
+                Some((t.clone(), writes.collect::<Option<_>>()?))
+            })
+            .collect::<Option<_>>()?,
+    };
     Some(SavedCatalog {
         versions,
         mvs,
         file_listings,
+        file_writes,
         next_generation: match value.get("next_generation") {
             Some(n) => n.as_u64()?,
             None => 1,
         },
+    })
+}
+
+fn millis(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn file_write_json(w: &FileWrite) -> Value {
+    json!({ "version": w.version, "at_ms": millis(w.at), "files": w.files.to_json() })
+}
+
+fn parse_file_write(w: &Value) -> Option<FileWrite> {
+    Some(FileWrite {
+        version: w.get("version")?.as_u64()?,
+        at: SystemTime::UNIX_EPOCH + Duration::from_millis(w.get("at_ms")?.as_u64()?),
+        files: FilesChanged::from_json(w.get("files")?)?,
     })
 }
 
@@ -206,6 +244,20 @@ mod tests {
         assert_eq!(data.load().await.unwrap(), None);
         let saved = SavedCatalog {
             file_listings: BTreeMap::new(),
+            file_writes: [(
+                "events".to_string(),
+                vec![FileWrite {
+                    version: 3,
+                    at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_456),
+                    files: FilesChanged {
+                        added: vec!["dir/new.parquet".into()],
+                        removed: vec![],
+                        rewritten: vec![],
+                        versions: Some((7, 8)),
+                    },
+                }],
+            )]
+            .into(),
             versions: [("events".to_string(), 3)].into(),
             mvs: vec![SavedMv {
                 name: "daily".into(),

@@ -49,6 +49,7 @@ impl MvSession {
             versions: catalog.versions().all(),
             mvs: Vec::new(),
             file_listings: catalog.file_listings(),
+            file_writes: catalog.versions().file_writes(),
             next_generation: self.next_generation.load(Ordering::SeqCst),
         };
         for name in order {
@@ -217,10 +218,18 @@ impl MvSession {
 
     /// Forgets a saved MV not restored (restored, replaced or dropped): whether there was one.
     pub(super) fn forget_unrestored(&self, name: &str) -> Result<bool> {
-        let mut pending = self.lock_pending()?;
-        let before = pending.len();
-        pending.retain(|mv| mv.name != name);
-        Ok(pending.len() < before)
+        let (forgot, awaited) = {
+            let mut pending = self.lock_pending()?;
+            let before = pending.len();
+            pending.retain(|mv| mv.name != name);
+            let awaited: Vec<BTreeMap<String, u64>> =
+                pending.iter().map(|mv| mv.computed_from.clone()).collect();
+            (pending.len() < before, awaited)
+        };
+        // The writes kept for it alone go (the pending list released first: a save takes the
+        // catalog, then the pending list).
+        self.write_catalog()?.set_awaiting(&awaited);
+        Ok(forgot)
     }
 
     fn lock_pending(&self) -> Result<std::sync::MutexGuard<'_, Vec<SavedMv>>> {
