@@ -185,6 +185,8 @@ pub struct Catalog {
     /// Stale MVs that still answer for the partitions unchanged since they were computed
     /// ([`partitions`]): indexed as restricted to those.
     partly: HashMap<String, partitions::Partly>,
+    /// Whether answers may not add a UNION ALL to plans ([`Catalog::answer_without_unions`]).
+    without_unions: bool,
 }
 
 impl Catalog {
@@ -470,6 +472,22 @@ impl Catalog {
             (Some(f), None) => Some(f.clone()),
             (None, e) => e,
         }
+    }
+
+    /// MVs answer only in ways that add no UNION ALL to a plan: a stale MV no longer answers
+    /// for its unchanged partitions (src/catalog/partitions.rs), nor a region in parts
+    /// (src/forms/parts.rs). For sessions on a Ballista cluster: Ballista 55 returns no rows
+    /// at all for a UNION ALL one side of which has none, under an aggregate.
+    pub fn answer_without_unions(&mut self) {
+        self.version += 1;
+        self.without_unions = true;
+        let all: Vec<String> = self.computed.keys().cloned().collect();
+        all.iter().for_each(|mv| self.restrict(mv));
+    }
+
+    /// Whether answers may add a UNION ALL to plans ([`Catalog::answer_without_unions`]).
+    pub(crate) fn may_add_unions(&self) -> bool {
+        !self.without_unions
     }
 
     /// Sets the staleness allowed to every MV without its own.

@@ -195,10 +195,13 @@ impl Catalog {
         self.index.insert(&mv);
     }
 
-    /// `mv` restricted to its unchanged partitions, if it is partly fresh ([`Catalog::cuts`])
-    /// and must not answer stale (the default staleness).
+    /// `mv` restricted to its unchanged partitions, if it is partly fresh ([`Catalog::cuts`]),
+    /// must not answer stale (the default staleness) and may answer partly.
     fn restriction(&self, mv: &str) -> Option<Partly> {
-        if self.staleness_of(mv) != Staleness::Enforced || self.failed.contains_key(mv) {
+        if !self.may_add_unions()
+            || self.staleness_of(mv) != Staleness::Enforced
+            || self.failed.contains_key(mv)
+        {
             return None;
         }
         let cuts = self.cuts(mv)?;

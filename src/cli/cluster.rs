@@ -28,6 +28,12 @@ pub async fn run_scheduler(data: Option<PathBuf>, store: PathBuf, bind: SocketAd
         let (data, location) = (data.clone(), location.clone());
         Box::pin(async move {
             let session = MvSession::new().following_store(&location).await?;
+            // Plans as its clients do (`MvSession::distributed`).
+            session
+                .catalog()
+                .write()
+                .map_err(|_| MvError::Internal("MV catalog lock poisoned".into()))?
+                .answer_without_unions();
             if let Some(dir) = &data {
                 shell::load_data(&session, dir).await?;
             }

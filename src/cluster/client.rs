@@ -1,6 +1,7 @@
 //! A session whose plans run on a Ballista cluster: its state upgraded by Ballista (its query
 //! planner sends plans to the scheduler; the rewrite rule stays, after Ballista's rule), with
-//! mvrewrite's time-bucket functions, which the upgrade replaces with DataFusion's.
+//! mvrewrite's time-bucket functions and Spark's aggregates, which the upgrade replaces with
+//! DataFusion's.
 
 use std::sync::Arc;
 
@@ -24,6 +25,9 @@ pub(crate) fn on_cluster(state: SessionState, scheduler: String) -> Result<Sessi
     let mut state = state.upgrade_for_ballista(scheduler)?;
     for f in crate::frontend::time_functions::functions() {
         state.register_udf(Arc::new(f))?;
+    }
+    for f in crate::frontend::spark_aggregates::functions() {
+        state.register_udaf(Arc::new(f))?;
     }
     Ok(state)
 }

@@ -32,9 +32,12 @@ pub fn session_builder(
     Arc::new(move |config: SessionConfig| {
         let state = state().map_err(|e| DataFusionError::External(Box::new(e)))?;
         let rules = with_ballista_optimizer_rules(state.optimizers());
+        // Without a default catalog of its own: the state's catalog list is the session's,
+        // shared, and building one would replace its tables with an empty catalog.
         let config = config
             .upgrade_for_ballista()
-            .set_usize("datafusion.optimizer.max_passes", 1);
+            .set_usize("datafusion.optimizer.max_passes", 1)
+            .with_create_default_catalog_and_schema(false);
         Ok(SessionStateBuilder::new_from_existing(state)
             .with_config(config)
             .with_optimizer_rules(rules)

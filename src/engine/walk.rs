@@ -56,6 +56,7 @@ impl<'a> PlanWalk<'a> {
         plan: &LogicalPlan,
     ) -> Self {
         let may_split = engine.limits.parts > 0
+            && catalog.may_add_unions()
             && !region::base_tables(plan)
                 .iter()
                 .any(|t| catalog.contains(t));

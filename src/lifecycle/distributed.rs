@@ -32,13 +32,27 @@ impl MvSession {
         mut self,
         upgrade: impl FnOnce(SessionState) -> Result<SessionState>,
     ) -> Result<Self> {
-        let upgraded = upgrade(self.ctx.state())?;
-        let config = upgraded.config().clone();
+        // Every state below shares the session's catalog list: none may build a default
+        // catalog, which would replace the one holding its tables with an empty one.
+        let shared = self
+            .ctx
+            .copied_config()
+            .with_create_default_catalog_and_schema(false);
+        let upgraded = upgrade(
+            SessionStateBuilder::new_from_existing(self.ctx.state())
+                .with_config(shared)
+                .build(),
+        )?;
+        let config = upgraded
+            .config()
+            .clone()
+            .with_create_default_catalog_and_schema(false);
         let configured = |state: SessionState| {
             SessionStateBuilder::new_from_existing(state)
                 .with_config(config.clone())
                 .build()
         };
+        self.write_catalog()?.answer_without_unions();
         self.local = Some(configured(self.ctx.state()));
         self.plain = configured(self.plain.clone());
         self.ctx = SessionContext::new_with_state(upgraded);
@@ -54,6 +68,15 @@ impl MvSession {
     /// state itself otherwise): what a scheduler plans with, over the same tables and MVs.
     pub fn local_state(&self) -> SessionState {
         self.local.clone().unwrap_or_else(|| self.ctx.state())
+    }
+
+    /// The context the rows a statement answers with, computed in this process (rows
+    /// written, MVs refreshed), are read in: this process's, as a cluster cannot read them.
+    pub(super) fn answer_context(&self) -> SessionContext {
+        match &self.local {
+            Some(local) => SessionContext::new_with_state(local.clone()),
+            None => self.ctx.clone(),
+        }
     }
 
     /// The context a maintenance plan runs in, never rewritten: the cluster when every table

@@ -43,6 +43,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::optimizer::Optimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::Catalog;
@@ -272,7 +273,14 @@ impl MvSession {
     /// A context over the same tables, MVs and functions that never rewrites: what the queries
     /// would return and cost without mvrewrite, to compare with.
     pub fn without_rewrites(&self) -> SessionContext {
-        self.without_rule(self.ctx.state())
+        if self.is_distributed() {
+            // The cluster's own rules (Ballista's) kept.
+            return self.without_rule(self.ctx.state());
+        }
+        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_optimizer_rules(Optimizer::new().rules)
+            .build();
+        SessionContext::new_with_state(state)
     }
 
     /// The session's MV catalog, shared with its rule: to install the same rule elsewhere
@@ -330,7 +338,7 @@ impl MvSession {
             }
             Ok(Some(MvStatement::Refresh { name })) => {
                 let done = self.refresh_materialized_view(&name).await?;
-                Ok(self.ctx.read_batch(refreshed_batch(&done)?)?)
+                Ok(self.answer_context().read_batch(refreshed_batch(&done)?)?)
             }
             Ok(Some(MvStatement::SetFileListing(listing))) => {
                 self.write_catalog()?.set_file_listing(listing);

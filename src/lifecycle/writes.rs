@@ -106,7 +106,7 @@ impl MvSession {
                 .collect()
                 .await?;
             let count = self.append_rows(dml.table_name.clone(), rows).await?;
-            return Ok(self.ctx.read_batch(count_batch(count)?)?);
+            return Ok(self.answer_context().read_batch(count_batch(count)?)?);
         }
         let written = writes_of(&plan)?;
         if written.is_empty() {
@@ -133,7 +133,7 @@ impl MvSession {
         for (table, _) in &written {
             self.refresh_after_write(table).await?;
         }
-        Ok(self.ctx.read_batches(done)?)
+        Ok(self.answer_context().read_batches(done)?)
     }
 
     /// An error when `table` is an MV: its rows change only by refresh.
