@@ -86,6 +86,7 @@ pub use engine::{Engine, Explain, Limits, Outcome};
 pub use error::{MvError, Result};
 pub use frontend::optimizer_rule::MvRewriteRule;
 pub use frontend::rewrite::{RewriteResult, Rewriter};
+pub use frontend::rule_options::MvRewriteOptions;
 pub use frontend::spark_aggregates::{
     functions as spark_aggregate_functions, register as register_spark_aggregates,
 };

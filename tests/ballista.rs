@@ -16,7 +16,7 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionContext;
 use mvrewrite::testkit::compare::compare;
-use mvrewrite::{MvError, MvSession};
+use mvrewrite::{MvError, MvSession, Staleness};
 
 /// A session keeping its MVs in `dir/mvs`, on a new in-process cluster of two executors; the
 /// scheduler's URL.
@@ -621,4 +621,49 @@ async fn join_pack_on_the_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn timeseries_pack_on_the_cluster() {
     run_pack_on_cluster("timeseries").await;
+}
+
+/// An MV is computed on the cluster from its tables, never from another MV: the plans of MV
+/// computations ship with rewriting off, so the scheduler's rule leaves them as they are
+/// (here it would read a stale MV the session tolerates, and record its rows as fresh).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_mv_is_computed_on_the_cluster_from_its_tables() {
+    let dir = common::fresh_dir("ballista", "computed");
+    let t = dir.join("t");
+    std::fs::create_dir_all(&t).unwrap();
+    let rows = |first: i64, last: i64| {
+        format!("SELECT value % 7 AS k, value AS v FROM generate_series({first}, {last})")
+    };
+    write(&t.join("a.parquet"), &rows(1, 1000), None).await;
+    let (session, _) = on_cluster(&dir).await;
+    let plain = reference();
+    let table = format!(
+        "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{}/'",
+        t.display()
+    );
+    both(&session, &plain, &table).await;
+    let definition = "SELECT k, sum(v) AS s, count(*) AS n FROM t GROUP BY k";
+    session
+        .sql(&format!("CREATE MATERIALIZED VIEW first AS {definition}"))
+        .await
+        .unwrap();
+    session.set_staleness(Staleness::Tolerated).unwrap();
+    write(&t.join("b.parquet"), &rows(1001, 1500), None).await;
+    // Stale and tolerated, `first` answers queries, on the client and the scheduler.
+    let query = "SELECT k, sum(v) FROM t GROUP BY k";
+    let location = session.mv_location("first").unwrap().unwrap();
+    assert!(executors_read(&session, "first", query).await, "{location}");
+    session
+        .sql(&format!("CREATE MATERIALIZED VIEW second AS {definition}"))
+        .await
+        .unwrap();
+    let local = plain
+        .sql(definition)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    compare(&local, &stored_rows(&session, "second").await).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -20,6 +20,7 @@ use datafusion::prelude::SessionConfig;
 
 use crate::cluster::following::Following;
 use crate::error::{MvError, Result};
+use crate::frontend::rule_options::MvRewriteOptions;
 
 /// A session builder planning with `state()` (the tables, functions, rule and MVs it holds),
 /// under the configuration the client sent, with Ballista's optimizer rule in front. Plans
@@ -54,7 +55,11 @@ pub async fn run(following: Arc<Following>, bind: SocketAddr) -> Result<()> {
         bind_port: bind.port(),
         ..SchedulerConfig::default()
     }
-    .with_override_session_builder(Arc::clone(&builder));
+    .with_override_session_builder(Arc::clone(&builder))
+    // With mvrewrite's settings, which clients send with their plans (`rule_options.rs`).
+    .with_override_config_producer(Arc::new(|| {
+        SessionConfig::new_with_ballista().with_option_extension(MvRewriteOptions::default())
+    }));
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(ballista_error)?;

@@ -14,6 +14,7 @@ use datafusion::execution::SessionState;
 use crate::cluster::client::on_cluster;
 use crate::cluster::scheduler::{ballista_error, session_builder};
 use crate::error::{MvError, Result};
+use crate::frontend::rule_options::MvRewriteOptions;
 use crate::lifecycle::MvSession;
 
 /// How many times, 100 ms apart, the in-process scheduler is tried before giving up.
@@ -61,7 +62,12 @@ pub async fn standalone(
 /// cluster); its address.
 async fn start_scheduler(local: &SessionState) -> Result<String> {
     let planning = local.clone();
-    let config = local.config().clone().upgrade_for_ballista();
+    // With mvrewrite's settings, which the client sends with its plans (`rule_options.rs`).
+    let config = local
+        .config()
+        .clone()
+        .upgrade_for_ballista()
+        .with_option_extension(MvRewriteOptions::default());
     let address = new_standalone_scheduler_with_builder(
         session_builder(move || Ok(planning.clone())),
         Arc::new(move || config.clone()),

@@ -8,6 +8,7 @@
 
 pub mod optimizer_rule;
 pub mod rewrite;
+pub mod rule_options;
 pub mod spark_aggregates;
 pub mod spark_like;
 pub mod sql;

@@ -307,6 +307,9 @@ impl OptimizerRule for MvRewriteRule {
         plan: LogicalPlan,
         config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        if crate::frontend::rule_options::rewriting_off(config) {
+            return Ok(Transformed::no(plan));
+        }
         let tables = crate::plan::region::base_tables(&plan);
         // Files other writers changed since the last listing make the MVs over them stale
         // before anything is decided.

@@ -18,6 +18,7 @@ use datafusion::prelude::SessionContext;
 
 use super::MvSession;
 use crate::error::Result;
+use crate::frontend::rule_options::MvRewriteOptions;
 
 impl MvSession {
     /// This session with its plans run where `upgrade`'s state plans them: `upgrade` is given
@@ -33,11 +34,13 @@ impl MvSession {
         upgrade: impl FnOnce(SessionState) -> Result<SessionState>,
     ) -> Result<Self> {
         // Every state below shares the session's catalog list: none may build a default
-        // catalog, which would replace the one holding its tables with an empty one.
+        // catalog, which would replace the one holding its tables with an empty one. With
+        // mvrewrite's settings, which go with the plans shipped (`rule_options.rs`).
         let shared = self
             .ctx
             .copied_config()
-            .with_create_default_catalog_and_schema(false);
+            .with_create_default_catalog_and_schema(false)
+            .with_option_extension(MvRewriteOptions::default());
         let upgraded = upgrade(
             SessionStateBuilder::new_from_existing(self.ctx.state())
                 .with_config(shared)
@@ -88,7 +91,9 @@ impl MvSession {
         }
     }
 
-    /// `state` without the rewrite rule, its other rules (DataFusion's, a cluster's) kept.
+    /// `state` without the rewrite rule, its other rules (DataFusion's, a cluster's) kept, and
+    /// with rewriting off in the configuration its plans ship with, so that the scheduler's
+    /// rule leaves them as they are too.
     pub(super) fn without_rule(&self, state: SessionState) -> SessionContext {
         let rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> = state
             .optimizers()
@@ -96,8 +101,17 @@ impl MvSession {
             .filter(|r| r.name() != self.rule.name())
             .cloned()
             .collect();
+        let mut config = state.config().clone();
+        if let Some(options) = config
+            .options_mut()
+            .extensions
+            .get_mut::<MvRewriteOptions>()
+        {
+            options.rewrite = false;
+        }
         SessionContext::new_with_state(
             SessionStateBuilder::new_from_existing(state)
+                .with_config(config.with_create_default_catalog_and_schema(false))
                 .with_optimizer_rules(rules)
                 .build(),
         )
