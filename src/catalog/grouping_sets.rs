@@ -124,7 +124,10 @@ fn finest_rows(
 ) -> Result<FinestRows, String> {
     let output_of = |i: usize| {
         let key = Expr::Column(Column::from(agg.schema.qualified_field(i)));
-        projection.expr.iter().position(|e| super::partitions::unaliased(e) == &key)
+        projection
+            .expr
+            .iter()
+            .position(|e| super::partitions::unaliased(e) == &key)
     };
     let mut nullable = None;
     let mut outputs = Vec::new();
@@ -183,8 +186,11 @@ fn grouping_output(
             return None;
         }
         let finest = value_at(e, 0).filter(|v| !v.is_null())?;
-        let others: Option<Vec<ScalarValue>> =
-            ids.iter().filter(|i| **i != 0).map(|i| value_at(e, *i)).collect();
+        let others: Option<Vec<ScalarValue>> = ids
+            .iter()
+            .filter(|i| **i != 0)
+            .map(|i| value_at(e, *i))
+            .collect();
         (!others?.contains(&finest)).then(|| FinestRows::Grouping(j, finest))
     })
 }
@@ -227,7 +233,8 @@ fn plain_form(
             Ok(if kept == *e {
                 kept
             } else {
-                kept.unalias().alias_qualified(qualifier.cloned(), field.name())
+                kept.unalias()
+                    .alias_qualified(qualifier.cloned(), field.name())
             })
         })
         .collect::<datafusion::error::Result<Vec<Expr>>>()?;
