@@ -131,10 +131,26 @@ impl Catalog {
     /// MV's finest set) filtered so, so that the restriction is in the plan (and in the SQL
     /// text written of it). A scan the rewrite made reads the source of the MV that answered;
     /// one the query itself made (`FROM by_day`) reads another and is left alone. `None` if a
-    /// filter cannot be added.
-    pub(crate) fn filter_answering_scans(&self, plan: LogicalPlan) -> Option<LogicalPlan> {
+    /// filter cannot be added, or if `region` (the query's) reads a grouping-sets MV that the
+    /// plan reads too: a plan built with `Rewriter::mv_source` scans it through the source the
+    /// rewrite's scans have, so the two could not be told apart.
+    pub(crate) fn filter_answering_scans(
+        &self,
+        region: &LogicalPlan,
+        plan: LogicalPlan,
+    ) -> Option<LogicalPlan> {
         if self.partly.is_empty() && self.finest.is_empty() {
             return Some(plan);
+        }
+        let finest_read = |p: &LogicalPlan| {
+            let read = crate::plan::region::base_tables(p);
+            read.into_iter()
+                .filter(|t| self.finest.contains_key(t))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let read_by_query = finest_read(region);
+        if !read_by_query.is_empty() && !read_by_query.is_disjoint(&finest_read(&plan)) {
+            return None;
         }
         let filtered = plan.transform_up(|node| {
             let LogicalPlan::TableScan(scan) = node else {

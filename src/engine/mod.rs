@@ -190,6 +190,6 @@ impl Engine {
         let answered = extract::extract(&graph, region, statuses, report)?;
         // An MV fresh only in some partitions is read through a filter to them, a
         // grouping-sets MV through one to its finest set.
-        catalog.filter_answering_scans(answered)
+        catalog.filter_answering_scans(region, answered)
     }
 }
