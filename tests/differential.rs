@@ -66,6 +66,23 @@ fn pick<'a>(rng: &mut Rng, from: &[&'a str], at_least: usize) -> Vec<&'a str> {
     out
 }
 
+/// An aggregate MV's GROUP BY, and a column selected after its keys: mostly its keys, one in
+/// six grouping sets of them (answering as the set of every key where its rows can be told
+/// apart: keys NOT NULL in `sales`, or the `grouping()` of every key, kept half the time; never
+/// when that set is there twice).
+fn mv_grouping(rng: &mut Rng, keys: &[&str]) -> (String, Option<String>) {
+    let keys = keys.join(", ");
+    let sets = match rng.below(24) {
+        0..=1 => format!("ROLLUP({keys})"),
+        2..=3 => format!("CUBE({keys})"),
+        4 => format!("GROUPING SETS (({keys}), ())"),
+        5 => format!("GROUPING SETS (({keys}), ({keys}), ())"),
+        _ => return (keys, None),
+    };
+    let gid = rng.chance(0.5).then(|| format!("grouping({keys}) AS gid"));
+    (sets, gid)
+}
+
 /// An MV and a query that often, but not always, it can answer.
 fn pair(rng: &mut Rng) -> (String, String) {
     let mv_filter = FILTERS[rng.skewed(FILTERS.len() as u64) as usize];
@@ -105,10 +122,13 @@ fn pair(rng: &mut Rng) -> (String, String) {
     }
     let mv_keys = pick(rng, &KEYS, 1);
     let mv_aggs = pick(rng, &MV_AGGS, 1);
+    let (group_by, gid) = mv_grouping(rng, &mv_keys);
+    let mut mv_select = mv_keys.clone();
+    mv_select.extend(gid.as_deref());
+    mv_select.extend(&mv_aggs);
     let mv = format!(
-        "SELECT {k}, {a} FROM sales{where_mv} GROUP BY {k}",
-        k = mv_keys.join(", "),
-        a = mv_aggs.join(", ")
+        "SELECT {} FROM sales{where_mv} GROUP BY {group_by}",
+        mv_select.join(", ")
     );
     // Query keys mostly from the MV's keys.
     let mut keys: Vec<&str> = mv_keys

@@ -13,6 +13,7 @@ pub mod delta;
 mod file_watch;
 pub mod files;
 pub mod freshness;
+pub mod grouping_sets;
 pub mod mv_index;
 pub mod partitions;
 pub mod validate;
@@ -185,6 +186,8 @@ pub struct Catalog {
     /// Stale MVs that still answer for the partitions unchanged since they were computed
     /// ([`partitions`]): indexed as restricted to those.
     partly: HashMap<String, partitions::Partly>,
+    /// Grouping-sets MVs that answer as their finest set ([`grouping_sets`]): indexed as that.
+    finest: HashMap<String, grouping_sets::Finest>,
     /// Whether answers may not add a UNION ALL to plans ([`Catalog::answer_without_unions`]).
     without_unions: bool,
 }
@@ -206,17 +209,25 @@ impl Catalog {
         }
         self.partly.remove(&mv.name);
         let mv = Arc::new(mv);
+        let indexed = match grouping_sets::answering(&mv) {
+            Some(finest) => {
+                let answering = Arc::clone(&finest.answering);
+                self.finest.insert(mv.name.clone(), finest);
+                answering
+            }
+            None => Arc::clone(&mv),
+        };
         self.by_tables
-            .entry(mv.base_tables.clone())
+            .entry(indexed.base_tables.clone())
             .or_default()
-            .insert(mv.name.clone(), Arc::clone(&mv));
-        for t in &mv.base_tables {
+            .insert(indexed.name.clone(), Arc::clone(&indexed));
+        for t in &indexed.base_tables {
             self.by_table
                 .entry(t.clone())
                 .or_default()
-                .insert(mv.name.clone(), Arc::clone(&mv));
+                .insert(indexed.name.clone(), Arc::clone(&indexed));
         }
-        self.index.insert(&mv);
+        self.index.insert(&indexed);
         self.mvs.insert(mv.name.clone(), mv);
         Ok(())
     }
@@ -239,6 +250,7 @@ impl Catalog {
 
     /// Removes an MV from the registry and its indexes, keeping its settings and freshness.
     fn unindex(&mut self, name: &str) -> bool {
+        self.finest.remove(name);
         match self.mvs.remove(name) {
             Some(mv) => {
                 self.index.remove(name);

@@ -108,31 +108,56 @@ impl Catalog {
     /// The MV that answers for `name`: restricted to its unchanged partitions while it is
     /// partly fresh, else as registered.
     pub(crate) fn answering(&self, name: &str) -> Option<&Arc<MaterializedView>> {
-        match self.partly.get(name) {
-            Some(partly) => Some(&partly.answering),
-            None => self.mvs.get(name),
+        match (self.partly.get(name), self.finest.get(name)) {
+            (Some(partly), _) => Some(&partly.answering),
+            (None, Some(finest)) => Some(&finest.answering),
+            (None, None) => self.mvs.get(name),
         }
     }
 
-    /// `plan`, a region answered from MVs, with each scan of a partly fresh MV it reads
-    /// filtered to the rows of the unchanged partitions, so that the restriction is in the
-    /// plan (and in the SQL text written of it). A scan the rewrite made reads the source of
-    /// the MV that answered; one the query itself made (`FROM by_day`) reads another and is
-    /// left alone. `None` if a filter cannot be added.
-    pub(crate) fn filter_partly_scans(&self, plan: LogicalPlan) -> Option<LogicalPlan> {
-        if self.partly.is_empty() {
+    /// The MV that answers for `name` and the filter its stored rows are read through, if
+    /// there is one: restricted to its unchanged partitions, or a grouping-sets MV's finest
+    /// set ([`super::grouping_sets`]).
+    fn read_through(&self, name: &str) -> Option<(&Arc<MaterializedView>, &Expr)> {
+        match (self.partly.get(name), self.finest.get(name)) {
+            (Some(partly), _) => Some((&partly.answering, partly.rows.as_ref()?)),
+            (None, Some(finest)) => Some((&finest.answering, &finest.rows)),
+            (None, None) => None,
+        }
+    }
+
+    /// `plan`, a region answered from MVs, with each scan of an MV read through a filter
+    /// ([`Catalog::read_through`]: a partly fresh MV's unchanged partitions, a grouping-sets
+    /// MV's finest set) filtered so, so that the restriction is in the plan (and in the SQL
+    /// text written of it). A scan the rewrite made reads the source of the MV that answered;
+    /// one the query itself made (`FROM by_day`) reads another and is left alone. `None` if a
+    /// filter cannot be added, or if `region` (the query's) reads a grouping-sets MV that the
+    /// plan reads too: a plan built with `Rewriter::mv_source` scans it through the source the
+    /// rewrite's scans have, so the two could not be told apart.
+    pub(crate) fn filter_answering_scans(
+        &self,
+        region: &LogicalPlan,
+        plan: LogicalPlan,
+    ) -> Option<LogicalPlan> {
+        if self.partly.is_empty() && self.finest.is_empty() {
             return Some(plan);
+        }
+        let finest_read = |p: &LogicalPlan| {
+            let read = crate::plan::region::base_tables(p);
+            read.into_iter()
+                .filter(|t| self.finest.contains_key(t))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let read_by_query = finest_read(region);
+        if !read_by_query.is_empty() && !read_by_query.is_disjoint(&finest_read(&plan)) {
+            return None;
         }
         let filtered = plan.transform_up(|node| {
             let LogicalPlan::TableScan(scan) = node else {
                 return Ok(Transformed::no(node));
             };
-            match self.partly.get(scan.table_name.table()) {
-                Some(Partly {
-                    answering,
-                    rows: Some(rows),
-                    ..
-                }) if Arc::ptr_eq(&scan.source, &answering.source) => {
+            match self.read_through(scan.table_name.table()) {
+                Some((answering, rows)) if Arc::ptr_eq(&scan.source, &answering.source) => {
                     let rows = qualified(rows, &scan.table_name);
                     let scan = LogicalPlanBuilder::from(LogicalPlan::TableScan(scan));
                     Ok(Transformed::yes(scan.filter(rows)?.build()?))
@@ -175,7 +200,7 @@ impl Catalog {
     /// Indexes `mv` as registered again.
     pub(super) fn unrestrict(&mut self, mv: &str) {
         if self.partly.remove(mv).is_some()
-            && let Some(registered) = self.mvs.get(mv).cloned()
+            && let Some(registered) = self.answering(mv).cloned()
         {
             self.reindex(registered);
         }
@@ -198,9 +223,11 @@ impl Catalog {
     /// `mv` restricted to its unchanged partitions, if it is partly fresh ([`Catalog::cuts`]),
     /// must not answer stale (the default staleness) and may answer partly.
     fn restriction(&self, mv: &str) -> Option<Partly> {
+        // A grouping-sets MV restricted would no longer be read as its finest set.
         if !self.may_add_unions()
             || self.staleness_of(mv) != Staleness::Enforced
             || self.failed.contains_key(mv)
+            || self.finest.contains_key(mv)
         {
             return None;
         }
@@ -383,7 +410,7 @@ fn immutable(e: &Expr) -> bool {
 
 /// `key` (a function of `column` alone) for a partition whose `column` is `value`, computed by
 /// DataFusion's physical expression; `None` if it cannot be.
-fn evaluate(key: &Expr, column: &str, value: ScalarValue) -> Option<ScalarValue> {
+pub(super) fn evaluate(key: &Expr, column: &str, value: ScalarValue) -> Option<ScalarValue> {
     let schema = Schema::new(vec![Field::new(column, value.data_type(), true)]);
     let batch =
         RecordBatch::try_new(Arc::new(schema.clone()), vec![value.to_array().ok()?]).ok()?;
@@ -395,7 +422,7 @@ fn evaluate(key: &Expr, column: &str, value: ScalarValue) -> Option<ScalarValue>
     ScalarValue::try_from_array(&computed, 0).ok()
 }
 
-fn unaliased(e: &Expr) -> &Expr {
+pub(super) fn unaliased(e: &Expr) -> &Expr {
     match e {
         Expr::Alias(a) => unaliased(&a.expr),
         other => other,

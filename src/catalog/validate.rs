@@ -21,6 +21,11 @@ pub fn prepare_definition(plan: LogicalPlan) -> (LogicalPlan, Result<(), Rejecti
         }
         None => region::not_a_region(&plan, Determinism::Immutable),
     };
+    // A grouping-sets MV answers as its finest set (indexed in its place) when it can.
+    let why_not = match (why_not, super::grouping_sets::finest_set(&plan)) {
+        (Some(why), Some(Err(finest))) => Some(format!("{why}, and {finest}")),
+        (why, _) => why,
+    };
     let eligibility = match why_not {
         None => Ok(()),
         Some(why) => Err(Rejection::new(

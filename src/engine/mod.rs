@@ -188,7 +188,8 @@ impl Engine {
         let graph = self.build_egraph(region, &candidates, catalog, statuses, report)?;
         let graph = self.saturate(graph, report);
         let answered = extract::extract(&graph, region, statuses, report)?;
-        // An MV fresh only in some partitions is read through a filter to them.
-        catalog.filter_partly_scans(answered)
+        // An MV fresh only in some partitions is read through a filter to them, a
+        // grouping-sets MV through one to its finest set.
+        catalog.filter_answering_scans(region, answered)
     }
 }
