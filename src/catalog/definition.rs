@@ -1,10 +1,13 @@
 //! Planning an MV definition the way queries are planned, so that both reach the e-graph in
 //! the same normalized shape.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use datafusion::common::Column;
 use datafusion::common::alias::AliasGenerator;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 
@@ -40,6 +43,15 @@ pub async fn plan_stored_definition(
     sql: &str,
     names: StoredNames<'_>,
 ) -> Result<LogicalPlan> {
+    normalize_definition(normalizer, plan_stored_sql(planner, sql, names).await?)
+}
+
+/// [`plan_stored_definition`] before normalization.
+pub async fn plan_stored_sql(
+    planner: &SessionState,
+    sql: &str,
+    names: StoredNames<'_>,
+) -> Result<LogicalPlan> {
     let plan = planner.create_logical_plan(sql).await?;
     let visible = plan.schema().fields().len();
     let plan = match names {
@@ -52,7 +64,7 @@ pub async fn plan_stored_definition(
             with_average_states(rename_columns(plan, &columns[..visible])?)
         }
     };
-    normalize_definition(normalizer, plan)
+    Ok(plan)
 }
 
 /// Runs DataFusion's optimizer: the normalization queries get before the rule sees them.
@@ -66,6 +78,68 @@ pub fn normalize_definition(normalizer: &SessionState, plan: LogicalPlan) -> Res
     let mut state = normalizer.clone();
     state.execution_props_mut().alias_generator = Arc::new(AliasGenerator::new());
     Ok(state.optimize(&plan)?)
+}
+
+/// Each MV's definition as last planned from its SQL, and normalized: a refresh plans the SQL
+/// again (a table or view it names may have been replaced), and when that gives the same plan
+/// over the same table providers, the normalized plan is taken from here instead of running
+/// DataFusion's optimizer again, most of what planning a refresh costs. Same plan means the
+/// same semantics: the optimizer only rewrites a plan into an equivalent one, and functions
+/// compare equal only when they are the same (DataFusion compares closures by pointer).
+#[derive(Default)]
+pub struct NormalizedPlans(Mutex<HashMap<String, (LogicalPlan, LogicalPlan)>>);
+
+impl NormalizedPlans {
+    /// `planned` (the definition of `mv` as planned from its SQL just now) normalized.
+    pub fn normalize(
+        &self,
+        normalizer: &SessionState,
+        mv: &str,
+        planned: LogicalPlan,
+    ) -> Result<LogicalPlan> {
+        let known = self.lock().get(mv).and_then(|(before, normalized)| {
+            (*before == planned && same_sources(before, &planned)).then(|| normalized.clone())
+        });
+        if let Some(normalized) = known {
+            return Ok(normalized);
+        }
+        let normalized = normalize_definition(normalizer, planned.clone())?;
+        self.lock()
+            .insert(mv.to_string(), (planned, normalized.clone()));
+        Ok(normalized)
+    }
+
+    /// Drops what is kept for `mv` (dropped or replaced), and the providers it holds.
+    pub fn forget(&self, mv: &str) {
+        self.lock().remove(mv);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (LogicalPlan, LogicalPlan)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Whether `a` and `b` (equal plans) scan the very same table providers, in order: plans
+/// compare tables by name, and a table replaced under the same name must be read anew. (A
+/// kept plan holds its providers, so their addresses are not reused while it is kept.)
+fn same_sources(a: &LogicalPlan, b: &LogicalPlan) -> bool {
+    fn providers(plan: &LogicalPlan) -> Vec<*const ()> {
+        let mut found = Vec::new();
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                found.push(match source_as_provider(&scan.source) {
+                    Ok(provider) => Arc::as_ptr(&provider) as *const (),
+                    // Not a provider: its own source object stands for it.
+                    Err(_) => Arc::as_ptr(&scan.source) as *const (),
+                });
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
+    }
+    providers(a) == providers(b)
 }
 
 fn rename_columns(plan: LogicalPlan, columns: &[String]) -> Result<LogicalPlan> {
@@ -105,6 +179,8 @@ fn columns_mismatch(named: usize, returned: usize) -> crate::error::MvError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::common::tree_node::TreeNode;
     use datafusion::prelude::SessionContext;
 
     /// An MV's averages' states are added when it is created, and planned again as stored:
@@ -146,5 +222,56 @@ mod tests {
                 .contains("names 3 columns but its query returns 2"),
             "{e}"
         );
+    }
+
+    /// A definition planned the same over the same tables is normalized once; a table
+    /// replaced under the same name (same schema, so the plans compare equal) is read anew.
+    #[tokio::test]
+    async fn a_kept_normalized_plan_serves_only_the_same_tables() {
+        use datafusion::datasource::MemTable;
+
+        let ctx = SessionContext::new();
+        let table = || {
+            let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int32, true)]));
+            Arc::new(MemTable::try_new(schema, vec![vec![]]).unwrap())
+        };
+        ctx.register_table("t", table()).unwrap();
+        let sql = "SELECT k, count(*) AS n FROM t GROUP BY k";
+        let kept = NormalizedPlans::default();
+        let normalized = async || {
+            let state = ctx.state();
+            let planned = plan_stored_sql(&state, sql, StoredNames::Stored(&[]))
+                .await
+                .unwrap();
+            kept.normalize(&state, "mv", planned).unwrap()
+        };
+        let scanned = |plan: &LogicalPlan| {
+            let mut found = None;
+            plan.apply(|node| {
+                if let LogicalPlan::TableScan(scan) = node {
+                    found =
+                        Some(Arc::as_ptr(&source_as_provider(&scan.source).unwrap()) as *const ());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .unwrap();
+            found.unwrap()
+        };
+        let first = normalized().await;
+        let again = normalized().await;
+        assert_eq!(first, again);
+        assert_eq!(scanned(&first), scanned(&again));
+        let replaced = table();
+        let replaced_at = Arc::as_ptr(&replaced) as *const ();
+        ctx.deregister_table("t").unwrap();
+        ctx.register_table("t", replaced).unwrap();
+        let after = normalized().await;
+        assert_eq!(
+            after, first,
+            "the plans compare equal: only the provider differs"
+        );
+        assert_eq!(scanned(&after), replaced_at);
+        kept.forget("mv");
+        assert!(kept.lock().is_empty());
     }
 }

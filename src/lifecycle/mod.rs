@@ -43,11 +43,12 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
-use datafusion::optimizer::Optimizer;
+use datafusion::optimizer::OptimizerRule;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::Catalog;
 use crate::catalog::constraints::DeclaredKey;
+use crate::catalog::definition::NormalizedPlans;
 use crate::catalog::freshness::Staleness;
 use crate::engine::Engine;
 use crate::error::{MvError, Result};
@@ -70,6 +71,8 @@ pub struct MvSession {
     rule: Arc<MvRewriteRule>,
     /// The same configuration without the rule: MV definitions are normalized here.
     plain: SessionState,
+    /// Each MV's definition as a refresh last planned it, to skip normalizing it again.
+    normalized: NormalizedPlans,
     /// Each MV's rows.
     stored: Mutex<HashMap<String, Stored>>,
     /// Held by every write and every refresh: a refresh never interleaves with a write.
@@ -148,6 +151,7 @@ impl MvSession {
             catalog,
             rule,
             plain,
+            normalized: NormalizedPlans::default(),
             stored: Mutex::new(HashMap::new()),
             maintenance: tokio::sync::Mutex::new(()),
             saving: tokio::sync::Mutex::new(()),
@@ -277,10 +281,11 @@ impl MvSession {
             // The cluster's own rules (Ballista's) kept.
             return self.without_rule(self.ctx.state());
         }
-        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
-            .with_optimizer_rules(Optimizer::new().rules)
-            .build();
-        SessionContext::new_with_state(state)
+        // The session's state with the rule taken out: a copy of the state, not a state built
+        // again from its parts, which costs a refresh more than planning its plan does.
+        let plain = SessionContext::new_with_state(self.ctx.state());
+        plain.remove_optimizer_rule(self.rule.name());
+        plain
     }
 
     /// The session's MV catalog, shared with its rule: to install the same rule elsewhere

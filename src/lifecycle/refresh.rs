@@ -22,7 +22,9 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 
 use super::MvSession;
 use crate::catalog::average_states::with_average_states;
-use crate::catalog::definition::{StoredNames, normalize_definition, plan_stored_definition};
+use crate::catalog::definition::{
+    StoredNames, normalize_definition, plan_stored_definition, plan_stored_sql,
+};
 use crate::catalog::freshness::{Change, Stale};
 use crate::catalog::{Computed, MaterializedView, stored_schema};
 use crate::error::{MvError, Result};
@@ -252,7 +254,7 @@ impl MvSession {
             computed,
             stale,
         } = self.refresh_record(name)?;
-        let definition = self.replan(&sql, plan).await?;
+        let definition = self.replan(name, &sql, plan).await?;
         let (computed, stale, stored) = match (computed, stale, self.stored_rows(name)?) {
             (Some(_), None, Some(stored)) => {
                 return Ok(Refreshed {
@@ -352,8 +354,13 @@ impl MvSession {
         })
     }
 
-    /// The definition to refresh from: `plan`, or the MV's SQL planned again when it has some.
-    async fn replan(&self, sql: &Option<String>, plan: LogicalPlan) -> Result<LogicalPlan> {
+    /// The definition to refresh `name` from: `plan`, or its SQL planned again when it has some.
+    async fn replan(
+        &self,
+        name: &str,
+        sql: &Option<String>,
+        plan: LogicalPlan,
+    ) -> Result<LogicalPlan> {
         // Re-planned from its SQL, so that replaced tables are read anew.
         Ok(match sql {
             Some(query) => {
@@ -363,13 +370,10 @@ impl MvSession {
                     .iter()
                     .map(|f| f.name().clone())
                     .collect();
-                plan_stored_definition(
-                    &self.ctx.state(),
-                    &self.plain,
-                    query,
-                    StoredNames::Stored(&columns),
-                )
-                .await?
+                let planned =
+                    plan_stored_sql(&self.ctx.state(), query, StoredNames::Stored(&columns))
+                        .await?;
+                self.normalized.normalize(&self.plain, name, planned)?
             }
             None => plan,
         })
@@ -718,6 +722,7 @@ impl MvSession {
         if existed {
             self.ctx.deregister_table(TableReference::bare(name))?;
             self.lock_stored()?.remove(name);
+            self.normalized.forget(name);
         } else if !self.forget_unrestored(name)? {
             return if if_exists {
                 Ok(())
