@@ -117,6 +117,12 @@ pub mod guide {
     pub mod testing {}
     #[doc = include_str!("../docs/serving.md")]
     pub mod serving {}
+    #[doc = include_str!("../docs/embedding.md")]
+    pub mod embedding {}
+    #[doc = include_str!("../docs/cluster.md")]
+    pub mod cluster {}
+    #[doc = include_str!("../docs/reasons.md")]
+    pub mod reasons {}
 }
 
 /// The README's examples, compiled and run as doctests so they stay true.
