@@ -114,6 +114,36 @@ async fn executors_read(session: &MvSession, mv: &str, sql: &str) -> bool {
     reads(&explain(session, sql).await, &location)
 }
 
+/// Asserts that `query` is answered from `mv` alone, with the original's rows, and that the
+/// executors read its current generation.
+async fn assert_answered_from(session: &MvSession, plain: &SessionContext, mv: &str, query: &str) {
+    assert_eq!(
+        common::assert_same_in(session, plain, query).await,
+        [mv],
+        "{query}"
+    );
+    assert!(executors_read(session, mv, query).await, "{query}");
+}
+
+/// Asserts that `query` is answered from no MV, with the original's rows, and that the
+/// executors do not read the (stale) generation at `location`. Returns the distributed plan.
+async fn assert_not_read(
+    session: &MvSession,
+    plain: &SessionContext,
+    query: &str,
+    location: &str,
+) -> String {
+    let used = common::assert_same_in(session, plain, query).await;
+    assert!(used.is_empty(), "{query} used {used:?}");
+    let explained = explain(session, query).await;
+    let executed = distributed(&explained).to_string();
+    assert!(
+        !executed.contains(as_printed(location)),
+        "{query} read the stale MV:\n{explained}"
+    );
+    executed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn carbondata_scenario_on_the_cluster() {
     let dir = common::fresh_dir("ballista", "carbondata");
@@ -145,12 +175,7 @@ async fn carbondata_scenario_on_the_cluster() {
         "SELECT city, count(*) FROM sales GROUP BY city HAVING sum(quantity) > 100 ORDER BY city",
     ];
     for query in queries {
-        assert_eq!(
-            common::assert_same_in(&session, &plain, query).await,
-            ["by_city"],
-            "{query}"
-        );
-        assert!(executors_read(&session, "by_city", query).await, "{query}");
+        assert_answered_from(&session, &plain, "by_city", query).await;
     }
 
     // Another writer adds a file to a partition: the MV is stale on the client and on the
@@ -160,17 +185,10 @@ async fn carbondata_scenario_on_the_cluster() {
     write(&dir.join("sales/country=fr/more.parquet"), more, None).await;
     let stale = session.mv_location("by_city").unwrap().unwrap();
     for query in queries {
+        let executed = assert_not_read(&session, &plain, query, &stale).await;
         assert!(
-            common::assert_same_in(&session, &plain, query)
-                .await
-                .is_empty(),
-            "{query}"
-        );
-        let explained = explain(&session, query).await;
-        let executed = distributed(&explained);
-        assert!(
-            !executed.contains(as_printed(&stale)) && executed.contains("country=fr/more.parquet"),
-            "{query} read the stale MV or not the new file:\n{explained}"
+            executed.contains("country=fr/more.parquet"),
+            "{query} did not read the new file:\n{executed}"
         );
     }
 
@@ -185,12 +203,7 @@ async fn carbondata_scenario_on_the_cluster() {
     let text = pretty_format_batches(&refreshed).unwrap().to_string();
     assert!(text.contains("incremental"), "{text}");
     for query in queries {
-        assert_eq!(
-            common::assert_same_in(&session, &plain, query).await,
-            ["by_city"],
-            "{query}"
-        );
-        assert!(executors_read(&session, "by_city", query).await, "{query}");
+        assert_answered_from(&session, &plain, "by_city", query).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -229,12 +242,7 @@ async fn moose_scenario_on_the_cluster() {
          GROUP BY 1",
     ];
     for query in queries {
-        assert_eq!(
-            common::assert_same_in(&session, &plain, query).await,
-            ["hourly"],
-            "{query}"
-        );
-        assert!(executors_read(&session, "hourly", query).await, "{query}");
+        assert_answered_from(&session, &plain, "hourly", query).await;
     }
     write(
         &dir.join("events/kind=k9/late.parquet"),
@@ -245,17 +253,7 @@ async fn moose_scenario_on_the_cluster() {
     // A new partition: the MV is stale, the executors read the table's files.
     let stale = session.mv_location("hourly").unwrap().unwrap();
     for query in queries {
-        assert!(
-            common::assert_same_in(&session, &plain, query)
-                .await
-                .is_empty(),
-            "{query}"
-        );
-        let explained = explain(&session, query).await;
-        assert!(
-            !distributed(&explained).contains(as_printed(&stale)),
-            "{query} read the stale MV:\n{explained}"
-        );
+        assert_not_read(&session, &plain, query, &stale).await;
     }
     session
         .sql("REFRESH MATERIALIZED VIEW hourly")
@@ -265,11 +263,7 @@ async fn moose_scenario_on_the_cluster() {
         .await
         .unwrap();
     for query in queries {
-        assert_eq!(
-            common::assert_same_in(&session, &plain, query).await,
-            ["hourly"],
-            "{query}"
-        );
+        assert_answered_from(&session, &plain, "hourly", query).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -346,17 +340,7 @@ async fn an_incremental_refresh_on_the_cluster_equals_a_full_one() {
     write(&events.join("d.parquet"), &rows(6501, 7000), None).await;
     for (mv, query) in queries {
         let location = session.mv_location(mv).unwrap().unwrap();
-        assert!(
-            common::assert_same_in(&session, &plain, query)
-                .await
-                .is_empty(),
-            "{query}"
-        );
-        let explained = explain(&session, query).await;
-        assert!(
-            !distributed(&explained).contains(as_printed(&location)),
-            "{query} read the stale {mv}:\n{explained}"
-        );
+        assert_not_read(&session, &plain, query, &location).await;
     }
     for (mv, definition) in [("by_hour", by_hour), ("tens", big)] {
         let refreshed = session.refresh_materialized_view(mv).await.unwrap();

@@ -17,6 +17,7 @@ use datafusion::optimizer::OptimizerRule;
 use datafusion::prelude::SessionContext;
 
 use super::MvSession;
+use crate::catalog::definition::NormalizedPlans;
 use crate::error::Result;
 use crate::frontend::rule_options::MvRewriteOptions;
 
@@ -58,6 +59,8 @@ impl MvSession {
         self.write_catalog()?.answer_without_unions();
         self.local = Some(configured(self.ctx.state()));
         self.plain = configured(self.plain.clone());
+        // Normalized under the configuration before: planned again under the cluster's.
+        self.normalized = NormalizedPlans::default();
         self.ctx = SessionContext::new_with_state(upgraded);
         Ok(self)
     }
