@@ -291,7 +291,7 @@ impl Report {
 }
 
 impl Report {
-    /// The report as the stable JSON documented in the README: `candidates` (one per MV that
+    /// The report as the stable JSON documented in docs/cli.md: `candidates` (one per MV that
     /// reads the query's tables, with `status` `used`, `more_expensive`, `rejected`, `stale`
     /// or `ineligible`, and for the last three `reason_code` and `reason`) and `egraph`
     /// (summed over the query's regions).

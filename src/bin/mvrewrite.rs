@@ -42,7 +42,7 @@ enum Command {
         /// clickhouse, spark.
         #[arg(long, default_value = "generic")]
         dialect: String,
-        /// text (SQL, then the report as comments) or json (one object; schema in the README).
+        /// text (SQL, then the report as comments) or json (one object; schema in docs/cli.md).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
